@@ -1,0 +1,105 @@
+#ifndef LOTTERYFL_CONFIG_RUN_CONFIG_H_
+#define LOTTERYFL_CONFIG_RUN_CONFIG_H_
+
+// The run configuration shared by lotteryfl-server, lotteryfl-client and lotteryfl-sim.
+//
+// One table of fields (RunConfigFields) drives everything: the CLI11 flags
+// (`--local-epochs 5`), the TOML config file (`local-epochs = 5`, read by
+// CLI11's config parser with `--config FILE`), and the TOML text the server
+// sends to clients when they join, so the three can never drift apart.
+// Torch-free.
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace CLI {
+class App;
+}
+
+namespace lfl {
+
+struct RunConfig {
+  // --- data -------------------------------------------------------------
+  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | emnist-<split> | cifar10
+  std::string data_dir;                   // empty: the dataset's default directory
+  std::string model;                      // empty: the dataset's default model
+  std::string partition = "shards";       // iid | shards | dirichlet | quantity | noise
+  int64_t classes_per_client = 2;         // shards: labels per client (LotteryFL)
+  int64_t samples_per_class = 20;         // shards: training images per label
+  double beta = 0.5;                      // dirichlet / quantity concentration
+  int64_t min_samples = 10;               // dirichlet / quantity: minimum images per client
+  double noise_sigma = 0.1;               // noise: client i gets sigma*i/(N-1)
+  int64_t test_per_client = 200;          // each client's local test split
+  double validation_fraction = 0.2;       // validation slice for the pruning gate
+
+  // --- federation -------------------------------------------------------
+  int64_t clients = 10;         // K
+  double fraction = 0.5;        // sampled per round: max(1, floor(fraction*K))
+  int64_t min_clients = 1;      // quorum: fewer completed updates → the round is retried
+  int64_t rounds = 10;
+  double round_timeout = 120;   // seconds before stragglers are dropped
+  double join_timeout = 60;     // seconds the server waits for all K clients before round 1
+  int64_t eval_every = 1;       // evaluate every N rounds (always the last)
+  uint64_t seed = 1;
+
+  // --- local training (LotteryFL reference defaults) --------------------
+  int64_t local_epochs = 5;
+  int64_t batch_size = 32;
+  double lr = 0.01;
+  double momentum = 0.5;
+
+  // --- algorithm and transport -----------------------------------------
+  std::string algorithm = "fedavg";   // fedavg | lotteryfl
+  std::string quant = "none";         // none | uniform8 | uniform4 | uniform2 | bsq
+  bool weighted = true;               // weight the mean by client sample counts
+
+  // --- LotteryFL ---------------------------------------------------------
+  double prune_rate = 0.2;            // fraction of surviving weights pruned per step
+  double target_density = -1;         // <0: 0.5 for cifar10, 0.1 otherwise
+  double accuracy_threshold = 0.5;    // prune only when θg⊙m reaches this validation accuracy
+
+  // --- BSQ -----------------------------------------------------------------
+  double bsq_alpha = -1;              // <0: the library default (quant/bsq)
+  int64_t bsq_interval = -1;          // <0: the library default
+  int64_t downlink_bits = 8;          // bits of the quantized downlink with --quant bsq
+
+  // --- output --------------------------------------------------------------
+  std::string out = "runs/latest";
+
+  double EffectiveTargetDensity() const;
+};
+
+// One configurable field: its flag name (without dashes), help text and the member it binds.
+struct RunConfigField {
+  const char* name;
+  const char* help;
+  std::variant<std::string RunConfig::*, int64_t RunConfig::*, uint64_t RunConfig::*, double RunConfig::*,
+               bool RunConfig::*>
+      member;
+};
+const std::vector<RunConfigField>& RunConfigFields();
+
+// Registers every field as `--name` on `app`, bound to `config`, plus `--config FILE` (TOML).
+void AddRunConfigFlags(CLI::App& app, RunConfig& config);
+
+// Checks ranges and names; InvalidArgument says which flag is wrong and why.
+absl::Status ValidateRunConfig(const RunConfig& config);
+
+// TOML text with every field (`name = value` lines); FromToml reads it back (unknown keys are errors).
+std::string RunConfigToToml(const RunConfig& config);
+absl::StatusOr<RunConfig> RunConfigFromToml(const std::string& toml);
+
+// JSON object with every field (for summary.json).
+std::string RunConfigToJson(const RunConfig& config);
+
+// Parses "0-49", "3", "0-4,10-14" into a sorted id list.
+absl::StatusOr<std::vector<int64_t>> ParseIdRanges(const std::string& text);
+
+}  // namespace lfl
+
+#endif  // LOTTERYFL_CONFIG_RUN_CONFIG_H_

@@ -1,0 +1,61 @@
+#include "config/run_config.h"
+
+#include <CLI/CLI.hpp>
+#include <gtest/gtest.h>
+
+namespace lfl {
+namespace {
+
+TEST(RunConfigTest, TomlRoundTripKeepsEveryField) {
+  RunConfig c;
+  c.dataset = "cifar10";
+  c.local_epochs = 60;
+  c.lr = 0.0123456789;
+  c.weighted = false;
+  c.seed = 42;
+  c.out = "runs/with \"quotes\"";
+  absl::StatusOr<RunConfig> back = RunConfigFromToml(RunConfigToToml(c));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(RunConfigToToml(*back), RunConfigToToml(c));
+  EXPECT_EQ(back->lr, c.lr);
+  EXPECT_EQ(back->out, c.out);
+  EXPECT_DOUBLE_EQ(back->EffectiveTargetDensity(), 0.5);
+}
+
+TEST(RunConfigTest, UnknownKeyIsAnError) {
+  EXPECT_FALSE(RunConfigFromToml("no-such-key = 3\n").ok());
+}
+
+TEST(RunConfigTest, FlagsOverrideDefaults) {
+  RunConfig c;
+  CLI::App app;
+  AddRunConfigFlags(app, c);
+  std::vector<std::string> args = {"--rounds", "7", "--algorithm", "lotteryfl"};
+  std::reverse(args.begin(), args.end());
+  app.parse(args);
+  EXPECT_EQ(c.rounds, 7);
+  EXPECT_EQ(c.algorithm, "lotteryfl");
+}
+
+TEST(RunConfigTest, ValidationNamesTheFlag) {
+  RunConfig c;
+  c.fraction = 1.5;
+  absl::Status s = ValidateRunConfig(c);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("--fraction"), std::string::npos);
+  c.fraction = 0.5;
+  c.quant = "int3";
+  EXPECT_NE(ValidateRunConfig(c).message().find("--quant"), std::string::npos);
+}
+
+TEST(RunConfigTest, ParsesIdRanges) {
+  auto ids = ParseIdRanges("0-2,5,4");
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(*ids, (std::vector<int64_t>{0, 1, 2, 4, 5}));
+  EXPECT_FALSE(ParseIdRanges("5-2").ok());
+  EXPECT_FALSE(ParseIdRanges("a-b").ok());
+  EXPECT_FALSE(ParseIdRanges("").ok());
+}
+
+}  // namespace
+}  // namespace lfl
