@@ -1,0 +1,199 @@
+#include "quant/codec/mask_coding.h"
+
+#include <array>
+#include <cstddef>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+namespace lfl::codec::internal {
+namespace {
+
+// A Rice parameter k codes a gap g as (g >> k) zero bits, a one bit, then the low k bits of g.
+constexpr int kMaxRiceParameter = 56;
+
+uint64_t WordCount(uint64_t numel) { return (numel + 63) / 64; }
+
+// Bits of word w that lie below numel.
+uint64_t ValidBits(uint64_t w, uint64_t numel) {
+  const uint64_t rest = numel - w * 64;
+  return rest >= 64 ? ~uint64_t{0} : (uint64_t{1} << rest) - 1;
+}
+
+// Word w of the set whose positions are coded: the mask itself or its complement below numel.
+uint64_t CodedWord(const BitWords& mask, uint64_t w, uint64_t numel, bool code_dropped) {
+  return code_dropped ? ~mask[w] & ValidBits(w, numel) : mask[w];
+}
+
+// Calls fn(gap) for each coded position, gap = distance from the previous position minus one.
+template <typename Fn>
+void ForEachGap(const BitWords& mask, uint64_t numel, bool code_dropped, Fn fn) {
+  uint64_t next = 0;  // previous position + 1
+  for (uint64_t w = 0; w < WordCount(numel); ++w) {
+    for (uint64_t bits = CodedWord(mask, w, numel, code_dropped); bits != 0; bits &= bits - 1) {
+      const uint64_t pos = w * 64 + __builtin_ctzll(bits);
+      fn(pos - next);
+      next = pos + 1;
+    }
+  }
+}
+
+struct GapPlan {
+  uint64_t count = 0;  // coded positions
+  int k = 0;           // Rice parameter
+  uint64_t stream_bytes = 0;
+};
+
+// Chooses the Rice parameter with the exactly smallest stream. The stream costs
+// count * (k + 1) + sum(g >> k) bits, and sum(g >> k) = sum_j c_j * 2^(j - k) over j >= k, where
+// c_j counts the gaps with bit j set — so one pass gives the cost of every k.
+GapPlan PlanGaps(const BitWords& mask, uint64_t numel, bool code_dropped) {
+  std::array<uint64_t, 64> bit_counts{};
+  GapPlan plan;
+  ForEachGap(mask, numel, code_dropped, [&](uint64_t gap) {
+    ++plan.count;
+    for (; gap != 0; gap &= gap - 1) ++bit_counts[__builtin_ctzll(gap)];
+  });
+  uint64_t best_bits = ~uint64_t{0};
+  for (int k = 0; k <= kMaxRiceParameter; ++k) {
+    uint64_t quotient_bits = 0;
+    for (int j = k; j < 64; ++j) quotient_bits += bit_counts[j] << (j - k);
+    const uint64_t bits = plan.count * (k + 1) + quotient_bits;
+    if (bits < best_bits) {
+      best_bits = bits;
+      plan.k = k;
+    }
+  }
+  plan.stream_bytes = (best_bits + 7) / 8;
+  return plan;
+}
+
+uint64_t VarintSize(uint64_t v) {
+  uint64_t n = 1;
+  for (; v >= 0x80; v >>= 7) ++n;
+  return n;
+}
+
+uint64_t GapCodingSize(const GapPlan& plan) {
+  return VarintSize(plan.count) + 1 + VarintSize(plan.stream_bytes) + plan.stream_bytes;
+}
+
+void AppendBitmap(const BitWords& mask, uint64_t numel, ByteWriter* out) {
+  uint8_t* bytes = out->AppendUninitialized(static_cast<size_t>((numel + 7) / 8));
+  const uint64_t full_words = numel / 64;
+  for (uint64_t w = 0; w < full_words; ++w) StoreLittleEndian64(mask[w], bytes + 8 * w);
+  for (uint64_t b = full_words * 8; b < (numel + 7) / 8; ++b) {
+    bytes[b] = static_cast<uint8_t>(mask[b / 8] >> (8 * (b % 8)));
+  }
+}
+
+void AppendGaps(const BitWords& mask, uint64_t numel, bool code_dropped, const GapPlan& plan,
+                ByteWriter* out) {
+  BitWriter bits;
+  ForEachGap(mask, numel, code_dropped, [&](uint64_t gap) {
+    bits.PutUnary(gap >> plan.k);
+    bits.PutBits(gap, plan.k);
+  });
+  const std::string stream = bits.Finish();
+  out->PutVarint(plan.count);
+  out->PutU8(static_cast<uint8_t>(plan.k));
+  out->PutVarint(stream.size());
+  out->PutBytes(stream.data(), stream.size());
+}
+
+absl::Status ReadBitmap(uint64_t numel, ByteReader* in, BitWords* mask) {
+  const uint8_t* bytes;
+  const uint64_t size = (numel + 7) / 8;
+  if (!in->ReadBytes(size, &bytes)) return absl::DataLossError("truncated mask bitmap");
+  if (numel % 8 != 0 && (bytes[size - 1] >> (numel % 8)) != 0) {
+    return absl::InvalidArgumentError("mask bitmap has bits set past numel");
+  }
+  mask->assign(WordCount(numel), 0);
+  const uint64_t full_words = numel / 64;
+  for (uint64_t w = 0; w < full_words; ++w) (*mask)[w] = LoadLittleEndian64(bytes + 8 * w);
+  for (uint64_t b = full_words * 8; b < size; ++b) {
+    (*mask)[b / 8] |= uint64_t{bytes[b]} << (8 * (b % 8));
+  }
+  return absl::OkStatus();
+}
+
+// Decodes `count` gaps, toggling each coded position in `mask`.
+absl::Status ReadGapStream(uint64_t numel, uint64_t count, int k, BitReader* bits,
+                           BitWords* mask) {
+  uint64_t next = 0;  // previous position + 1
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t quotient, remainder;
+    if (!bits->ReadUnary(numel >> k, &quotient) || !bits->ReadBits(k, &remainder)) {
+      return absl::InvalidArgumentError("mask gap stream is malformed or too short");
+    }
+    const uint64_t gap = (quotient << k) | remainder;
+    if (gap >= numel - next) return absl::InvalidArgumentError("mask gap points past numel");
+    const uint64_t pos = next + gap;
+    (*mask)[pos / 64] ^= uint64_t{1} << (pos % 64);
+    next = pos + 1;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadGaps(uint64_t numel, bool code_dropped, ByteReader* in, BitWords* mask) {
+  uint64_t count, stream_bytes;
+  uint8_t k;
+  const uint8_t* stream;
+  if (!in->ReadVarint(&count) || !in->ReadU8(&k) || !in->ReadVarint(&stream_bytes) ||
+      !in->ReadBytes(stream_bytes, &stream)) {
+    return absl::DataLossError("truncated mask gap header or stream");
+  }
+  if (count > numel) {
+    return absl::InvalidArgumentError(absl::StrCat("mask gap count ", count, " exceeds numel"));
+  }
+  if (k > kMaxRiceParameter) {
+    return absl::InvalidArgumentError(absl::StrCat("mask Rice parameter ", k, " exceeds 56"));
+  }
+  mask->assign(WordCount(numel), 0);
+  if (code_dropped) {
+    for (uint64_t w = 0; w < mask->size(); ++w) (*mask)[w] = ValidBits(w, numel);
+  }
+  BitReader bits(stream, static_cast<size_t>(stream_bytes));
+  absl::Status status = ReadGapStream(numel, count, k, &bits, mask);
+  if (!status.ok()) return status;
+  // The stream must end within its last byte, padded with zero bits.
+  const uint64_t padding = stream_bytes * 8 - bits.bits_consumed();
+  uint64_t pad_bits;
+  if (padding >= 8 || !bits.ReadBits(static_cast<int>(padding), &pad_bits) || pad_bits != 0) {
+    return absl::InvalidArgumentError("mask gap stream has trailing data");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+WireMask AppendExplicitMask(const BitWords& mask, uint64_t numel, ByteWriter* out) {
+  uint64_t kept = 0;
+  for (uint64_t word : mask) kept += __builtin_popcountll(word);
+  const bool code_dropped = kept > numel / 2;
+  const GapPlan plan = PlanGaps(mask, numel, code_dropped);
+  if (GapCodingSize(plan) < (numel + 7) / 8) {
+    const WireMask kind = code_dropped ? WireMask::kDroppedGaps : WireMask::kKeptGaps;
+    out->PutU8(static_cast<uint8_t>(kind));
+    AppendGaps(mask, numel, code_dropped, plan, out);
+    return kind;
+  }
+  out->PutU8(static_cast<uint8_t>(WireMask::kBitmap));
+  AppendBitmap(mask, numel, out);
+  return WireMask::kBitmap;
+}
+
+absl::Status ReadExplicitMask(WireMask kind, uint64_t numel, ByteReader* in, BitWords* mask) {
+  switch (kind) {
+    case WireMask::kBitmap:
+      return ReadBitmap(numel, in, mask);
+    case WireMask::kKeptGaps:
+      return ReadGaps(numel, /*code_dropped=*/false, in, mask);
+    case WireMask::kDroppedGaps:
+      return ReadGaps(numel, /*code_dropped=*/true, in, mask);
+    default:
+      return absl::InvalidArgumentError("not an explicit mask kind");
+  }
+}
+
+}  // namespace lfl::codec::internal
