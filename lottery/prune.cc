@@ -34,7 +34,8 @@ absl::Status CheckHasValues(const TensorSet& set, absl::string_view what) {
 
 // How many of a layer's `kept` elements one step drops.
 int64_t DropCount(int64_t kept, int64_t numel, const PruneOptions& o) {
-  auto min_kept = static_cast<int64_t>(std::ceil(o.target_density * numel - 1e-9));
+  auto min_kept =
+      static_cast<int64_t>(std::ceil(o.target_density * static_cast<double>(numel) - 1e-9));
   int64_t drop = std::llround(o.rate * static_cast<double>(kept));
   return std::max<int64_t>(0, std::min(drop, kept - min_kept));
 }
