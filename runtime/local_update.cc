@@ -1,0 +1,149 @@
+#include "runtime/local_update.h"
+
+#include <chrono>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "lottery/prune.h"
+#include "lottery/ticket.h"
+#include "models/trainer.h"
+#include "quant/bsq/bsq.h"
+#include "server/round_coordinator.h"
+
+namespace lfl {
+namespace {
+
+double Since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// Float 0/1 masks per parameter (undefined for never-pruned tensors).
+std::vector<torch::Tensor> TorchMasks(const Mask& mask, const TensorSet& layout) {
+  std::vector<torch::Tensor> out;
+  for (size_t i = 0; i < layout.size(); ++i) {
+    if (!layout.tensors[i].prunable) {
+      out.emplace_back();
+      continue;
+    }
+    std::vector<float> m = mask.AsFloat(i);
+    out.push_back(torch::from_blob(m.data(), layout.tensors[i].shape, torch::kFloat).clone());
+  }
+  return out;
+}
+
+BsqOptions BsqOptionsFor(const RunConfig& config, int64_t total_steps) {
+  BsqOptions o;
+  if (config.bsq_alpha >= 0) o.alpha = config.bsq_alpha;
+  // Local training is short (LotteryFL: ~120 steps a round); keep a few re-quantizations and a
+  // fine-tune in every round unless the user set the interval.
+  o.interval = config.bsq_interval > 0 ? config.bsq_interval : std::max<int64_t>(5, total_steps / 5);
+  o.finetune_steps = std::min<int64_t>(o.finetune_steps, std::max<int64_t>(1, total_steps / 5));
+  return o;
+}
+
+}  // namespace
+
+absl::StatusOr<LocalResult> RunLocalUpdate(const RunData& data, int64_t client_id, uint64_t round, uint32_t attempt,
+                                           const DecodedModel& downlink, uint32_t mask_version) {
+  const RunConfig& cfg = data.config;
+  if (client_id < 0 || client_id >= static_cast<int64_t>(data.partition.clients.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("client ", client_id, " is not in the partition"));
+  }
+  const ClientSplit& split = data.partition.clients[client_id];
+  absl::StatusOr<Net> net_or = NewNet(data);
+  if (!net_or.ok()) return net_or.status();
+  NetImpl& net = **net_or;
+  if (absl::Status s = LoadTensorSet(downlink.values, &net); !s.ok()) return s;
+
+  LocalResult out;
+  out.num_samples = static_cast<int64_t>(split.train.size());
+  const bool lottery = cfg.algorithm == "lotteryfl";
+  out.mask = lottery ? downlink.mask : Mask::Full(downlink.values);
+  const auto t_train = std::chrono::steady_clock::now();
+
+  if (lottery) {
+    const std::vector<int64_t>& gate_set = split.validation.empty() ? split.train : split.validation;
+    absl::StatusOr<double> val = Trainer::Evaluate(net, data.train, gate_set, split.noise_sigma);
+    if (!val.ok()) return val.status();
+    out.validation_accuracy = *val;
+    TicketState ticket;
+    ticket.mask = out.mask;
+    ticket.density = out.mask.Density();
+    ticket.mask_version = mask_version;
+    PruneOptions prune{cfg.prune_rate, cfg.EffectiveTargetDensity()};
+    if (DecidePrune(*val, cfg.accuracy_threshold, ticket, prune).prune) {
+      absl::StatusOr<bool> changed = PruneByMagnitude(downlink.values, prune, &out.mask);
+      if (!changed.ok()) return changed.status();
+      if (*changed) {
+        absl::StatusOr<TensorSet> rewound = Rewind(data.theta0, downlink.values, out.mask);
+        if (!rewound.ok()) return rewound.status();
+        if (absl::Status s = LoadTensorSet(*rewound, &net); !s.ok()) return s;
+        out.mask_changed = true;
+      }
+    }
+  }
+
+  TrainOptions train;
+  train.epochs = cfg.local_epochs;
+  train.batch_size = cfg.batch_size;
+  train.lr = cfg.lr;
+  train.momentum = cfg.momentum;
+  train.seed = MixSeed(cfg.seed, static_cast<uint64_t>(client_id), round, attempt);
+  train.noise_sigma = split.noise_sigma;
+  const TensorSet layout = ToTensorSet(net);
+  std::vector<torch::Tensor> masks = lottery ? TorchMasks(out.mask, layout) : std::vector<torch::Tensor>(layout.size());
+  absl::StatusOr<QuantMode> mode = ParseQuantMode(cfg.quant);
+  if (!mode.ok()) return mode.status();
+
+  std::vector<std::optional<ExactLevels>> exact;
+  if (*mode == QuantMode::kBsq) {
+    const int64_t n = static_cast<int64_t>(split.train.size());
+    const int64_t steps = cfg.local_epochs * ((n + cfg.batch_size - 1) / cfg.batch_size);
+    BsqSource source(net, masks, BsqOptionsFor(cfg, steps));
+    absl::StatusOr<TrainStats> stats = Trainer::Train(net, source, data.train, split.train, train);
+    if (!stats.ok()) return stats.status();
+    exact.resize(layout.size());
+    for (const QuantizedWeight& q : source.Export()) {
+      exact[q.param_index] = ExactLevels{q.bits, q.scale, q.levels};
+    }
+  } else {
+    PlainSource source(net, masks);
+    absl::StatusOr<TrainStats> stats = Trainer::Train(net, source, data.train, split.train, train);
+    if (!stats.ok()) return stats.status();
+  }
+  out.train_seconds = Since(t_train);
+
+  const auto t_encode = std::chrono::steady_clock::now();
+  TensorSet trained = ToTensorSet(net);
+  if (lottery) out.mask.ApplyTo(&trained);
+  EncodeSpec spec;
+  if (*mode != QuantMode::kNone) {
+    spec.weight_bits = *mode == QuantMode::kBsq ? 8 : UniformBits(*mode);
+    spec.other_bits = 8;
+  }
+  if (lottery) {
+    spec.mask = &out.mask;
+    spec.send_mask = out.mask_changed;
+    spec.mask_version = mask_version;
+  }
+  if (!exact.empty()) spec.exact = &exact;
+  spec.round = round;
+  spec.client_id = static_cast<uint32_t>(client_id);
+  absl::StatusOr<std::string> payload = EncodeModel(trained, spec, &out.layer_bits);
+  if (!payload.ok()) return payload.status();
+  out.payload = *std::move(payload);
+  out.encode_seconds = Since(t_encode);
+
+  // The personalized model is exactly what the server decodes.
+  const Mask* held = lottery ? &downlink.mask : nullptr;
+  absl::StatusOr<DecodedModel> sent = DecodeModel(out.payload, layout, held, mask_version);
+  if (!sent.ok()) return absl::InternalError(absl::StrCat("own update does not decode: ", sent.status().message()));
+  if (absl::Status s = LoadTensorSet(sent->values, &net); !s.ok()) return s;
+  absl::StatusOr<double> acc = Trainer::Evaluate(net, data.test, split.test, split.noise_sigma);
+  if (!acc.ok()) return acc.status();
+  out.local_accuracy = *acc;
+  out.test_count = static_cast<int64_t>(split.test.size());
+  return out;
+}
+
+}  // namespace lfl

@@ -1,0 +1,50 @@
+#include "runtime/run_data.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace lfl {
+
+PartitionOptions PartitionOptionsFor(const RunConfig& c) {
+  PartitionOptions p;
+  p.scheme = c.partition;
+  p.clients = c.clients;
+  p.classes_per_client = c.classes_per_client;
+  p.samples_per_class = c.samples_per_class;
+  p.beta = c.beta;
+  p.min_samples = c.min_samples;
+  p.noise_sigma = c.noise_sigma;
+  p.test_per_client = c.test_per_client;
+  p.validation_fraction = c.validation_fraction;
+  p.seed = c.seed;
+  return p;
+}
+
+absl::StatusOr<std::shared_ptr<const RunData>> LoadRunData(const RunConfig& config) {
+  absl::StatusOr<Dataset> dataset = LoadDataset(config.dataset, config.data_dir);
+  if (!dataset.ok()) return dataset.status();
+  auto data = std::make_shared<RunData>();
+  data->config = config;
+  absl::StatusOr<Partition> partition = MakePartition(*dataset, PartitionOptionsFor(config));
+  if (!partition.ok()) return partition.status();
+  data->partition = *std::move(partition);
+  data->shape = {dataset->channels, dataset->height, dataset->width, dataset->num_classes};
+  data->num_classes = dataset->num_classes;
+  if (config.model.empty()) {
+    data->kind = DefaultModelFor(config.dataset);
+  } else {
+    absl::StatusOr<ModelKind> kind = ParseModelKind(config.model);
+    if (!kind.ok()) return absl::InvalidArgumentError(absl::StrCat("--model: ", kind.status().message()));
+    data->kind = *kind;
+  }
+  const Normalization norm = ComputeNormalization(dataset->train, dataset->channels);
+  data->train = ToTensorData(dataset->train, *dataset, norm);
+  data->test = ToTensorData(dataset->test, *dataset, norm);
+  absl::StatusOr<Net> net = MakeNet(data->kind, data->shape, config.seed);
+  if (!net.ok()) return net.status();
+  data->theta0 = ToTensorSet(**net);
+  return std::shared_ptr<const RunData>(std::move(data));
+}
+
+absl::StatusOr<Net> NewNet(const RunData& data) { return MakeNet(data.kind, data.shape, data.config.seed); }
+
+}  // namespace lfl

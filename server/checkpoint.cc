@@ -1,0 +1,132 @@
+#include "server/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "fl/byte_io.h"
+
+namespace lfl {
+namespace {
+
+constexpr uint32_t kMagic = 0x4c464c43;  // "LFLC"
+constexpr uint32_t kVersion = 1;
+
+absl::Status Corrupt(const std::string& what) {
+  return absl::DataLossError(absl::StrCat("corrupt checkpoint: ", what));
+}
+
+bool ReadBlob(ByteReader& in, std::string_view* blob) {
+  uint64_t n = 0;
+  return in.U64(&n) && n <= in.remaining() && in.Bytes(static_cast<size_t>(n), blob);
+}
+
+}  // namespace
+
+std::string SerializeCheckpoint(const Checkpoint& cp) {
+  ByteWriter w;
+  w.U32(kMagic);
+  w.U32(kVersion);
+  w.U64(cp.next_round);
+  w.U64(cp.seed);
+  w.U64(cp.totals_uplink);
+  w.U64(cp.totals_downlink);
+  w.U64(cp.totals_dense);
+  const std::string global = SerializeTensorSet(cp.global);
+  w.U64(global.size());
+  w.Bytes(global);
+  w.U64(cp.clients.size());
+  for (const CheckpointClient& c : cp.clients) {
+    const std::string mask = c.mask.Serialize();
+    w.U64(mask.size());
+    w.Bytes(mask);
+    w.U32(c.mask_version);
+    w.F64(c.personalized_accuracy);
+    w.I64(c.test_count);
+    w.I64(c.num_samples);
+  }
+  return w.Take();
+}
+
+absl::StatusOr<Checkpoint> ParseCheckpoint(std::string_view bytes) {
+  ByteReader in(bytes);
+  uint32_t magic = 0, version = 0;
+  if (!in.U32(&magic) || magic != kMagic) return Corrupt("bad magic (not a lotteryfl checkpoint)");
+  if (!in.U32(&version) || version != kVersion) return Corrupt(absl::StrCat("unsupported version ", version));
+  Checkpoint cp;
+  if (!in.U64(&cp.next_round) || !in.U64(&cp.seed) || !in.U64(&cp.totals_uplink) ||
+      !in.U64(&cp.totals_downlink) || !in.U64(&cp.totals_dense)) {
+    return Corrupt("truncated header");
+  }
+  std::string_view blob;
+  if (!ReadBlob(in, &blob)) return Corrupt("truncated global model");
+  absl::StatusOr<TensorSet> global = DeserializeTensorSet(blob);
+  if (!global.ok()) return Corrupt(std::string(global.status().message()));
+  cp.global = *std::move(global);
+  uint64_t n = 0;
+  if (!in.U64(&n) || n > (1u << 24)) return Corrupt("bad client count");
+  for (uint64_t i = 0; i < n; ++i) {
+    CheckpointClient c;
+    if (!ReadBlob(in, &blob)) return Corrupt(absl::StrCat("truncated mask of client ", i));
+    absl::StatusOr<Mask> mask = Mask::Deserialize(blob);
+    if (!mask.ok()) return Corrupt(std::string(mask.status().message()));
+    c.mask = *std::move(mask);
+    if (!in.U32(&c.mask_version) || !in.F64(&c.personalized_accuracy) || !in.I64(&c.test_count) ||
+        !in.I64(&c.num_samples)) {
+      return Corrupt(absl::StrCat("truncated state of client ", i));
+    }
+    cp.clients.push_back(std::move(c));
+  }
+  if (in.remaining() != 0) return Corrupt("trailing bytes");
+  return cp;
+}
+
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents) {
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat("cannot create ", tmp, ": ", std::strerror(errno)));
+  size_t done = 0;
+  while (done < contents.size()) {
+    ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      return absl::UnavailableError(absl::StrCat("cannot write ", tmp, ": ", std::strerror(err)));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot sync ", tmp, ": ", std::strerror(errno)));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot rename ", tmp, " to ", path, ": ", std::strerror(errno)));
+  }
+  const std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
+  if (int dfd = ::open(dir.empty() ? "/" : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteCheckpointFile(const Checkpoint& cp, const std::string& path) {
+  return WriteFileAtomically(path, SerializeCheckpoint(cp));
+}
+
+absl::StatusOr<Checkpoint> ReadCheckpointFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open checkpoint ", path));
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  absl::StatusOr<Checkpoint> cp = ParseCheckpoint(buf.str());
+  if (!cp.ok()) return absl::DataLossError(absl::StrCat(path, ": ", cp.status().message()));
+  return cp;
+}
+
+}  // namespace lfl

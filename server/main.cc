@@ -1,0 +1,74 @@
+// lotteryfl-server: coordinates a federated run over gRPC.
+//   lotteryfl-server --config configs/lotteryfl-fmnist.toml --listen 0.0.0.0:50051 --out runs/a
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "models/trainer.h"
+#include "runtime/run_data.h"
+#include "runtime/torch_evaluator.h"
+#include "server/federation_server.h"
+
+int main(int argc, char** argv) {
+  lfl::ServerOptions options;
+  CLI::App app{"lotteryfl-server: coordinates LotteryFL / FedAvg rounds over gRPC"};
+  lfl::AddRunConfigFlags(app, options.config);
+  app.add_option("--listen", options.listen, "gRPC address to listen on")->capture_default_str();
+  app.add_option("--metrics-listen", options.metrics_listen,
+                 "host:port for the Prometheus /metrics endpoint (empty: off)");
+  app.add_flag("--resume", options.resume, "continue from <out>/checkpoint.bin");
+  app.add_option("--tls-cert", options.tls_cert, "server certificate (PEM); enables TLS");
+  app.add_option("--tls-key", options.tls_key, "server private key (PEM)");
+  app.add_option("--tls-client-ca", options.tls_client_ca, "CA (PEM) for mutual TLS: clients must present a cert");
+  app.add_option("--tokens", options.tokens_file, "file of '<client-id> <token>' lines; every call is checked");
+  bool insecure = false;
+  app.add_flag("--insecure", insecure, "accept running without TLS (traffic in clear text)");
+  CLI11_PARSE(app, argc, argv);
+
+  if (absl::Status s = lfl::ValidateRunConfig(options.config); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return 2;
+  }
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    spdlog::error("--tls-cert and --tls-key go together");
+    return 2;
+  }
+  if (options.tls_cert.empty()) {
+    spdlog::warn("TLS is OFF: models, updates and tokens travel in CLEAR TEXT on {}{}", options.listen,
+                 insecure ? "" : " (pass --tls-cert/--tls-key, or --insecure to silence this on trusted networks)");
+  }
+  lfl::SetMathThreads(2);
+  auto data = lfl::LoadRunData(options.config);
+  if (!data.ok()) {
+    spdlog::error("{}", data.status().message());
+    return 1;
+  }
+  const int64_t rounds = options.config.rounds;
+  auto server = lfl::FederationServer::Start(
+      options, (*data)->theta0, std::make_unique<lfl::TorchEvaluator>(*data), [rounds](const lfl::RoundEvent& e) {
+        if (e.retried) {
+          spdlog::warn("round {}: only {}/{} updates (quorum not met); retrying", e.metrics.round,
+                       e.metrics.completed, e.metrics.sampled);
+        } else {
+          spdlog::info("{}", lfl::FormatProgress(e.metrics, rounds));
+        }
+      });
+  if (!server.ok()) {
+    spdlog::error("{}", server.status().message());
+    return 1;
+  }
+  spdlog::info("lotteryfl-server: {} clients, {} rounds, algorithm {}, quant {}, listening on port {}{}",
+               options.config.clients, rounds, options.config.algorithm, options.config.quant, (*server)->port(),
+               options.resume ? " (resumed)" : "");
+  absl::Status s = (*server)->Wait();
+  if (s.ok()) {
+    spdlog::info("run finished: {}/summary.json", options.config.out);
+    return 0;
+  }
+  if (absl::IsCancelled(s)) {
+    spdlog::info("stopped; checkpoint in {}/checkpoint.bin (restart with --resume)", options.config.out);
+    return 0;
+  }
+  spdlog::error("{}", s.message());
+  return 1;
+}

@@ -1,0 +1,459 @@
+#include "server/round_coordinator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/checkpoint.h"
+
+namespace lfl {
+
+uint64_t MixSeed(uint64_t a, uint64_t b, uint64_t c, uint64_t d) {
+  uint64_t h = 0x9e3779b97f4a7c15ull;
+  for (uint64_t v : {a, b, c, d}) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    h ^= h >> 31;
+  }
+  return h;
+}
+
+namespace {
+
+// Encoding of the downlink for a run configuration.
+EncodeSpec DownlinkSpec(const RunConfig& config) {
+  EncodeSpec spec;
+  QuantMode mode = ParseQuantMode(config.quant).value_or(QuantMode::kNone);
+  if (mode == QuantMode::kNone) return spec;
+  spec.weight_bits = mode == QuantMode::kBsq ? static_cast<int>(config.downlink_bits) : UniformBits(mode);
+  spec.other_bits = 8;
+  return spec;
+}
+
+double Mean(const std::vector<double>& v) {
+  if (v.empty()) return -1;
+  double s = 0;
+  for (double x : v) s += x;
+  return s / static_cast<double>(v.size());
+}
+
+}  // namespace
+
+RoundCoordinator::RoundCoordinator(CoordinatorOptions options, TensorSet theta0,
+                                   std::unique_ptr<Strategy> strategy, Evaluator* evaluator,
+                                   std::string checkpoint_path, double now)
+    : options_(std::move(options)),
+      strategy_(std::move(strategy)),
+      evaluator_(evaluator),
+      checkpoint_path_(std::move(checkpoint_path)),
+      dense_bytes_per_model_(4 * theta0.TotalElements()) {
+  absl::MutexLock lock(&mu_);
+  clients_.resize(static_cast<size_t>(options_.config.clients));
+  for (ClientState& c : clients_) c.mask = Mask::Full(theta0);
+  global_ = std::move(theta0);
+  waiting_since_ = now;
+}
+
+absl::Status RoundCoordinator::Authenticate(const Credential& c) const {
+  if (c.client_id < 0 || c.client_id >= static_cast<int64_t>(clients_.size())) {
+    return absl::NotFoundError(absl::StrCat("unknown client id ", c.client_id, " (this run has clients 0-",
+                                            clients_.size() - 1, ")"));
+  }
+  if (!options_.tokens.empty()) {
+    auto it = options_.tokens.find(c.client_id);
+    if (it == options_.tokens.end() || it->second != c.token) {
+      return absl::UnauthenticatedError(absl::StrCat("bad or missing token for client ", c.client_id));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void RoundCoordinator::MarkLive(int64_t id, double now) { clients_[id].last_seen = now; }
+
+absl::StatusOr<std::string> RoundCoordinator::Join(const Credential& credential, double now) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = Authenticate(credential); !s.ok()) return s;
+  ClientState& c = clients_[credential.client_id];
+  c.joined = true;
+  c.left = false;
+  MarkLive(credential.client_id, now);
+  ++state_version_;
+  return RunConfigToToml(options_.config);
+}
+
+absl::Status RoundCoordinator::Heartbeat(const std::vector<Credential>& clients, double now) {
+  absl::MutexLock lock(&mu_);
+  for (const Credential& c : clients) {
+    if (absl::Status s = Authenticate(c); !s.ok()) return s;
+    if (!clients_[c.client_id].joined) {
+      return absl::FailedPreconditionError(absl::StrCat("client ", c.client_id, " must join first"));
+    }
+  }
+  for (const Credential& c : clients) MarkLive(c.client_id, now);
+  return absl::OkStatus();
+}
+
+absl::Status RoundCoordinator::Leave(const std::vector<Credential>& clients, double now) {
+  absl::MutexLock lock(&mu_);
+  for (const Credential& c : clients) {
+    if (absl::Status s = Authenticate(c); !s.ok()) return s;
+  }
+  for (const Credential& c : clients) clients_[c.client_id].left = true;
+  ++state_version_;
+  return absl::OkStatus();
+}
+
+bool RoundCoordinator::IsSampled(int64_t id) const {
+  return std::binary_search(sampled_.begin(), sampled_.end(), id);
+}
+
+absl::StatusOr<PollResult> RoundCoordinator::Poll(const std::vector<Credential>& clients, double now) {
+  if (absl::Status s = Heartbeat(clients, now); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  PollResult result;
+  result.round = round_;
+  if (phase_ == Phase::kFinished) {
+    result.state = PollResult::kFinished;
+    return result;
+  }
+  if (phase_ != Phase::kRoundOpen) return result;
+  for (const Credential& c : clients) {
+    if (IsSampled(c.client_id) && accepted_.count(c.client_id) == 0) {
+      result.tasks.push_back({c.client_id, round_, attempt_});
+    }
+  }
+  if (!result.tasks.empty()) result.state = PollResult::kTrain;
+  return result;
+}
+
+absl::StatusOr<std::string> RoundCoordinator::Downlink(const Credential& client, uint64_t round,
+                                                       uint32_t attempt, uint32_t held_mask_version,
+                                                       uint64_t held_mask_hash, double now) {
+  TensorSet model;
+  Mask mask;
+  uint32_t version = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status s = Authenticate(client); !s.ok()) return s;
+    if (phase_ != Phase::kRoundOpen || round != round_ || attempt != attempt_ || !IsSampled(client.client_id)) {
+      return absl::FailedPreconditionError(absl::StrCat("no task for client ", client.client_id, " in round ",
+                                                        round, " attempt ", attempt, " (open: round ", round_,
+                                                        " attempt ", attempt_, ")"));
+    }
+    MarkLive(client.client_id, now);
+    model = global_;
+    mask = clients_[client.client_id].mask;
+    version = clients_[client.client_id].mask_version;
+  }
+  EncodeSpec spec = DownlinkSpec(options_.config);
+  spec.round = round;
+  spec.client_id = static_cast<uint32_t>(client.client_id);
+  if (strategy_->uses_masks()) {
+    mask.ApplyTo(&model);
+    spec.mask = &mask;
+    spec.mask_version = version;
+    spec.send_mask = !(held_mask_version == version && held_mask_hash == MaskHash(mask));
+  }
+  absl::StatusOr<std::string> bytes = EncodeModel(model, spec);
+  if (!bytes.ok()) return bytes.status();
+  absl::MutexLock lock(&mu_);
+  pending_.downlink_bytes += bytes->size();
+  return bytes;
+}
+
+absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::string_view payload,
+                                              double now) {
+  const Credential credential{report.client_id, report.token};
+  TensorSet layout;
+  Mask held;
+  uint32_t held_version = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status s = Authenticate(credential); !s.ok()) return s;
+    if (phase_ != Phase::kRoundOpen || report.round != round_ || report.attempt != attempt_) {
+      return absl::FailedPreconditionError(absl::StrCat("update for round ", report.round, " attempt ",
+                                                        report.attempt, " refused: the open round is ", round_,
+                                                        " attempt ", attempt_));
+    }
+    if (!IsSampled(report.client_id)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("client ", report.client_id, " was not sampled in round ", round_));
+    }
+    if (accepted_.count(report.client_id)) return true;
+    MarkLive(report.client_id, now);
+    layout = global_;
+    held = clients_[report.client_id].mask;
+    held_version = clients_[report.client_id].mask_version;
+  }
+  if (report.num_samples < 1 || report.num_samples > (int64_t{1} << 31)) {
+    return absl::InvalidArgumentError(absl::StrCat("num_samples ", report.num_samples, " out of range"));
+  }
+  absl::StatusOr<DecodedModel> decoded = DecodeModel(payload, layout, &held, held_version);
+  if (!decoded.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("update of client ", report.client_id,
+                                                   " refused: ", decoded.status().message()));
+  }
+  if (!strategy_->uses_masks() && decoded->mask.Density() < 1.0) {
+    return absl::InvalidArgumentError("a sparse update was sent to a dense (fedavg) run");
+  }
+  absl::MutexLock lock(&mu_);
+  if (phase_ != Phase::kRoundOpen || report.round != round_ || report.attempt != attempt_) {
+    return absl::FailedPreconditionError(absl::StrCat("round ", report.round, " closed while the update arrived"));
+  }
+  if (accepted_.count(report.client_id)) return true;
+  const Mask* mask = strategy_->uses_masks() ? &decoded->mask : nullptr;
+  if (absl::Status s = accumulator_->Add(decoded->values, mask, strategy_->UpdateWeight(report.num_samples));
+      !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("update of client ", report.client_id, " refused: ", s.message()));
+  }
+  accepted_[report.client_id] =
+      decoded->mask_sent ? std::optional<Mask>(std::move(decoded->mask)) : std::optional<Mask>();
+  reports_[report.client_id] = report;
+  round_layer_bits_.push_back(decoded->layer_bits);
+  pending_.uplink_bytes += payload.size() + report.header_bytes;
+  ++state_version_;
+  return false;
+}
+
+std::vector<int64_t> RoundCoordinator::Sample(double now) const {
+  std::vector<int64_t> live;
+  for (size_t id = 0; id < clients_.size(); ++id) {
+    const ClientState& c = clients_[id];
+    if (c.joined && !c.left && now - c.last_seen <= options_.liveness_seconds) live.push_back(id);
+  }
+  const RunConfig& cfg = options_.config;
+  const size_t want = static_cast<size_t>(
+      std::max<int64_t>(1, static_cast<int64_t>(std::floor(cfg.fraction * static_cast<double>(cfg.clients)))));
+  if (live.size() > want) {
+    std::mt19937_64 rng(MixSeed(cfg.seed, round_, attempt_));
+    for (size_t i = 0; i < want; ++i) {
+      size_t j = i + static_cast<size_t>(rng() % (live.size() - i));
+      std::swap(live[i], live[j]);
+    }
+    live.resize(want);
+    std::sort(live.begin(), live.end());
+  }
+  return live;
+}
+
+void RoundCoordinator::StartRound(double now) {
+  sampled_ = Sample(now);
+  if (sampled_.empty()) {
+    phase_ = Phase::kWaitingForClients;
+    waiting_since_ = now;
+    return;
+  }
+  accumulator_ = strategy_->NewRound(global_);
+  accepted_.clear();
+  reports_.clear();
+  round_layer_bits_.clear();
+  round_opened_ = now;
+  deadline_ = now + options_.config.round_timeout;
+  phase_ = Phase::kRoundOpen;
+  ++state_version_;
+}
+
+std::vector<RoundEvent> RoundCoordinator::Tick(double now) {
+  absl::MutexLock lock(&mu_);
+  std::vector<RoundEvent> events;
+  if (phase_ == Phase::kWaitingForClients) {
+    int64_t live = 0, expected = 0;
+    for (const ClientState& c : clients_) {
+      if (c.left) continue;
+      ++expected;
+      if (c.joined && now - c.last_seen <= options_.liveness_seconds) ++live;
+    }
+    const bool all_here = live == expected && live > 0;
+    const bool waited = now - waiting_since_ >= options_.config.join_timeout && live >= options_.config.min_clients;
+    if (all_here || waited) StartRound(now);
+  }
+  if (phase_ == Phase::kRoundOpen && (accepted_.size() == sampled_.size() || now >= deadline_)) {
+    events.push_back(CloseRound(now));
+  }
+  return events;
+}
+
+RoundEvent RoundCoordinator::CloseRound(double now) {
+  RoundEvent event;
+  RoundMetrics& m = event.metrics;
+  m.round = round_;
+  m.attempts = attempt_ + 1;
+  m.sampled = static_cast<int64_t>(sampled_.size());
+  m.completed = static_cast<int64_t>(accepted_.size());
+  m.dropped = m.sampled - m.completed;
+  if (m.completed < options_.config.min_clients) {
+    event.retried = true;
+    ++attempt_;
+    StartRound(now);
+    return event;
+  }
+  const double t0 = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
+  absl::StatusOr<TensorSet> next = accumulator_->Finish(global_);
+  if (next.ok()) global_ = *std::move(next);
+  for (auto& [id, mask] : accepted_) {
+    ClientState& c = clients_[id];
+    if (mask) {
+      c.mask = std::move(*mask);
+      ++c.mask_version;
+    }
+    const UpdateReport& r = reports_[id];
+    c.personalized_accuracy = r.local_accuracy;
+    c.test_count = r.test_count;
+    c.num_samples = r.num_samples;
+    m.train_seconds += r.train_seconds / m.completed;
+    m.encode_seconds += r.encode_seconds / m.completed;
+    m.network_seconds += r.network_seconds / m.completed;
+    m.pruned_clients += r.pruned ? 1 : 0;
+  }
+  m.uplink_bytes = pending_.uplink_bytes;
+  m.downlink_bytes = pending_.downlink_bytes;
+  m.dense_fp32_bytes = static_cast<uint64_t>(m.completed) * static_cast<uint64_t>(dense_bytes_per_model_);
+  pending_ = RoundMetrics();
+  std::vector<double> density;
+  std::vector<double> personalized;
+  for (const ClientState& c : clients_) {
+    density.push_back(c.mask.Density());
+    if (c.personalized_accuracy >= 0) personalized.push_back(c.personalized_accuracy);
+  }
+  m.mean_density = Mean(density);
+  if (!round_layer_bits_.empty()) {
+    m.layer_bits.assign(round_layer_bits_.front().size(), 0.0);
+    for (const auto& bits : round_layer_bits_) {
+      for (size_t l = 0; l < bits.size() && l < m.layer_bits.size(); ++l) {
+        m.layer_bits[l] += static_cast<double>(bits[l]) / static_cast<double>(round_layer_bits_.size());
+      }
+    }
+  }
+  const RunConfig& cfg = options_.config;
+  m.evaluated = round_ % static_cast<uint64_t>(cfg.eval_every) == 0 || round_ >= static_cast<uint64_t>(cfg.rounds);
+  if (m.evaluated) {
+    m.personalized_accuracy = Mean(personalized);
+    if (evaluator_) {
+      std::vector<Mask> masks;
+      masks.reserve(clients_.size());
+      for (const ClientState& c : clients_) masks.push_back(c.mask);
+      if (absl::StatusOr<EvalResult> r = evaluator_->Evaluate(global_, masks); r.ok()) {
+        m.global_accuracy = r->global_accuracy;
+        m.global_masked_accuracy = r->global_masked_accuracy;
+      }
+    }
+  }
+  m.aggregate_seconds = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()) - t0;
+  m.wall_seconds = now - round_opened_;
+  totals_.rounds_completed = round_;
+  totals_.uplink_bytes += m.uplink_bytes;
+  totals_.downlink_bytes += m.downlink_bytes;
+  totals_.dense_fp32_bytes += m.dense_fp32_bytes;
+  ++round_;
+  attempt_ = 0;
+  // A failed checkpoint write is reported by the next CheckpointNow; the run goes on.
+  (void)WriteCheckpoint();
+  if (round_ > static_cast<uint64_t>(cfg.rounds)) {
+    phase_ = Phase::kFinished;
+    ++state_version_;
+  } else {
+    StartRound(now);
+  }
+  return event;
+}
+
+absl::Status RoundCoordinator::WriteCheckpoint() const {
+  if (checkpoint_path_.empty()) return absl::OkStatus();
+  Checkpoint cp;
+  cp.next_round = round_;
+  cp.seed = options_.config.seed;
+  cp.global = global_;
+  cp.totals_uplink = totals_.uplink_bytes;
+  cp.totals_downlink = totals_.downlink_bytes;
+  cp.totals_dense = totals_.dense_fp32_bytes;
+  for (const ClientState& c : clients_) {
+    cp.clients.push_back({c.mask, c.mask_version, c.personalized_accuracy, c.test_count, c.num_samples});
+  }
+  return WriteCheckpointFile(cp, checkpoint_path_);
+}
+
+absl::Status RoundCoordinator::CheckpointNow() {
+  absl::MutexLock lock(&mu_);
+  return WriteCheckpoint();
+}
+
+absl::Status RoundCoordinator::Restore(const std::string& checkpoint_path, double now) {
+  absl::StatusOr<Checkpoint> cp = ReadCheckpointFile(checkpoint_path);
+  if (!cp.ok()) return cp.status();
+  absl::MutexLock lock(&mu_);
+  if (cp->seed != options_.config.seed) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint ", checkpoint_path, " was written with seed ", cp->seed, ", this run uses ",
+                     options_.config.seed));
+  }
+  if (absl::Status s = cp->global.CheckLayout(global_); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("checkpoint ", checkpoint_path, " is for another model: ",
+                                                      s.message()));
+  }
+  if (cp->clients.size() != clients_.size()) {
+    return absl::FailedPreconditionError(absl::StrCat("checkpoint ", checkpoint_path, " has ", cp->clients.size(),
+                                                      " clients, this run has ", clients_.size()));
+  }
+  global_ = std::move(cp->global);
+  for (size_t i = 0; i < clients_.size(); ++i) {
+    const CheckpointClient& c = cp->clients[i];
+    if (absl::Status s = c.mask.CheckMatches(global_); !s.ok()) return s;
+    clients_[i].mask = c.mask;
+    clients_[i].mask_version = c.mask_version;
+    clients_[i].personalized_accuracy = c.personalized_accuracy;
+    clients_[i].test_count = c.test_count;
+    clients_[i].num_samples = c.num_samples;
+  }
+  round_ = cp->next_round;
+  attempt_ = 0;
+  totals_.rounds_completed = round_ - 1;
+  totals_.uplink_bytes = cp->totals_uplink;
+  totals_.downlink_bytes = cp->totals_downlink;
+  totals_.dense_fp32_bytes = cp->totals_dense;
+  phase_ = round_ > static_cast<uint64_t>(options_.config.rounds) ? Phase::kFinished : Phase::kWaitingForClients;
+  waiting_since_ = now;
+  ++state_version_;
+  return absl::OkStatus();
+}
+
+bool RoundCoordinator::finished() const {
+  absl::MutexLock lock(&mu_);
+  return phase_ == Phase::kFinished;
+}
+
+uint64_t RoundCoordinator::current_round() const {
+  absl::MutexLock lock(&mu_);
+  return round_;
+}
+
+uint64_t RoundCoordinator::state_version() const {
+  absl::MutexLock lock(&mu_);
+  return state_version_;
+}
+
+TensorSet RoundCoordinator::global_model() const {
+  absl::MutexLock lock(&mu_);
+  return global_;
+}
+
+std::vector<ClientState> RoundCoordinator::clients() const {
+  absl::MutexLock lock(&mu_);
+  return clients_;
+}
+
+RoundCoordinator::Totals RoundCoordinator::totals() const {
+  absl::MutexLock lock(&mu_);
+  return totals_;
+}
+
+double RoundCoordinator::seconds_until_deadline(double now) const {
+  absl::MutexLock lock(&mu_);
+  return phase_ == Phase::kRoundOpen ? deadline_ - now : 1.0;
+}
+
+}  // namespace lfl

@@ -1,0 +1,221 @@
+#ifndef LOTTERYFL_SERVER_ROUND_COORDINATOR_H_
+#define LOTTERYFL_SERVER_ROUND_COORDINATOR_H_
+
+// RoundCoordinator: the federation's network-free state machine.
+//
+//   waiting for clients → round r open (sampled set, deadline) → aggregate →
+//   evaluate → checkpoint → round r+1 … → finished
+//
+// The gRPC service and the in-process simulator drive it alike; tests drive it
+// directly with fake times. All methods are thread-safe. Time is passed in
+// (seconds on any monotonic clock) so nothing here sleeps or reads a clock.
+//
+// Determinism: sampling is seeded by (seed, round, attempt) over the sorted
+// set of live clients, and aggregation is exact and order-independent
+// (fl/accumulator.h), so the same seed and config give the same global model
+// whatever the arrival order. After a start or a --resume the first round waits
+// until all K clients are live (or join_timeout passes), so a resumed run
+// samples exactly as the uninterrupted one would.
+//
+// The server is the source of truth for every client's ticket (mask and
+// version): a client's new mask takes effect when the round it was sent in is
+// aggregated and checkpointed; a retried or resumed round hands out the
+// checkpointed ticket again.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "config/run_config.h"
+#include "fl/accumulator.h"
+#include "fl/mask.h"
+#include "fl/strategy.h"
+#include "fl/tensor_set.h"
+#include "wire/model_payload.h"
+
+namespace lfl {
+
+struct EvalResult {
+  double global_accuracy = -1;         // global model on the dataset's whole test set
+  double global_masked_accuracy = -1;  // θg ⊙ m_k on client k's local test split, mean over clients
+};
+
+// Evaluates the global model (the server binary supplies a LibTorch one).
+class Evaluator {
+ public:
+  virtual ~Evaluator() = default;
+  // masks[k] is client k's ticket (all clients, index = client id).
+  virtual absl::StatusOr<EvalResult> Evaluate(const TensorSet& global, const std::vector<Mask>& masks) = 0;
+};
+
+// What a client reports with its update (proto UpdateHeader, minus transport).
+struct UpdateReport {
+  int64_t client_id = 0;
+  std::string token;
+  uint64_t round = 0;
+  uint32_t attempt = 0;
+  int64_t num_samples = 1;
+  double local_accuracy = -1;
+  int64_t test_count = 0;
+  double validation_accuracy = -1;
+  bool pruned = false;
+  double train_seconds = 0;
+  double encode_seconds = 0;
+  double network_seconds = 0;
+  uint64_t header_bytes = 0;  // serialized size of the header message (counted in uplink bytes)
+};
+
+// One metrics.jsonl row.
+struct RoundMetrics {
+  uint64_t round = 0;
+  uint32_t attempts = 1;
+  int64_t sampled = 0, completed = 0, dropped = 0;
+  bool evaluated = false;
+  double personalized_accuracy = -1, global_masked_accuracy = -1, global_accuracy = -1;
+  double mean_density = 1;
+  std::vector<double> layer_bits;  // mean over this round's updates, per prunable layer
+  uint64_t uplink_bytes = 0, downlink_bytes = 0, dense_fp32_bytes = 0;
+  double train_seconds = 0, encode_seconds = 0, network_seconds = 0, aggregate_seconds = 0;
+  double wall_seconds = 0;  // this round, open to aggregated
+  int64_t pruned_clients = 0;
+};
+
+struct CoordinatorOptions {
+  RunConfig config;
+  std::map<int64_t, std::string> tokens;  // client id → token; empty = tokens not required
+  double liveness_seconds = 15;           // a client unseen this long is not sampled
+};
+
+// Per-client state the server keeps (and checkpoints).
+struct ClientState {
+  bool joined = false;
+  bool left = false;
+  double last_seen = -1e300;
+  Mask mask;
+  uint32_t mask_version = 0;
+  double personalized_accuracy = -1;  // after its last local training
+  int64_t test_count = 0;
+  int64_t num_samples = 0;
+};
+
+struct Task {
+  int64_t client_id = 0;
+  uint64_t round = 0;
+  uint32_t attempt = 0;
+};
+
+struct PollResult {
+  enum State { kWait, kTrain, kFinished } state = kWait;
+  std::vector<Task> tasks;
+  uint64_t round = 0;
+};
+
+struct Credential {
+  int64_t client_id = 0;
+  std::string token;
+};
+
+// Emitted by Tick when a round is aggregated.
+struct RoundEvent {
+  RoundMetrics metrics;
+  bool retried = false;  // quorum not met; the same round runs again with attempt+1
+};
+
+class RoundCoordinator {
+ public:
+  // theta0: the round-0 global weights (derived from the seed by the caller).
+  // evaluator may be null (no accuracies). checkpoint_path empty = no checkpoints.
+  RoundCoordinator(CoordinatorOptions options, TensorSet theta0, std::unique_ptr<Strategy> strategy,
+                   Evaluator* evaluator, std::string checkpoint_path, double now);
+
+  // Continues from a checkpoint written by an earlier run with the same config.
+  absl::Status Restore(const std::string& checkpoint_path, double now);
+
+  // Registers a client; returns the run config as TOML. Unknown id or bad token → error.
+  absl::StatusOr<std::string> Join(const Credential& credential, double now);
+  // Marks clients live and returns their tasks of the open round (if any).
+  absl::StatusOr<PollResult> Poll(const std::vector<Credential>& clients, double now);
+  absl::Status Heartbeat(const std::vector<Credential>& clients, double now);
+  absl::Status Leave(const std::vector<Credential>& clients, double now);
+
+  // The encoded downlink θg ⊙ m_k for a task. held_* describe the mask the client caches.
+  absl::StatusOr<std::string> Downlink(const Credential& client, uint64_t round, uint32_t attempt,
+                                       uint32_t held_mask_version, uint64_t held_mask_hash, double now);
+  // Validates, decodes and folds an update in. Returns true for a duplicate of an accepted
+  // submission (idempotent retry). Late, foreign, malformed or non-finite updates are refused
+  // and touch nothing.
+  absl::StatusOr<bool> Submit(const UpdateReport& report, std::string_view payload, double now);
+
+  // Advances the state machine: starts rounds, closes them at their deadline or when every
+  // sampled client has submitted, aggregates, evaluates, checkpoints. Call it after every
+  // submission and periodically (the service uses a Boost.Asio timer).
+  std::vector<RoundEvent> Tick(double now);
+
+  // Writes a checkpoint of the last completed round now (SIGTERM).
+  absl::Status CheckpointNow();
+
+  bool finished() const;
+  uint64_t current_round() const;
+  // Changes whenever tasks or the finished state change (long-poll wake-ups).
+  uint64_t state_version() const;
+  TensorSet global_model() const;
+  std::vector<ClientState> clients() const;
+  const RunConfig& config() const { return options_.config; }
+  // Totals for summary.json.
+  struct Totals {
+    uint64_t rounds_completed = 0, uplink_bytes = 0, downlink_bytes = 0, dense_fp32_bytes = 0;
+  };
+  Totals totals() const;
+  double seconds_until_deadline(double now) const;
+
+ private:
+  enum class Phase { kWaitingForClients, kRoundOpen, kFinished };
+
+  absl::Status Authenticate(const Credential& c) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void MarkLive(int64_t id, double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartRound(double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<int64_t> Sample(double now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  RoundEvent CloseRound(double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status WriteCheckpoint() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool IsSampled(int64_t id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  const CoordinatorOptions options_;
+  const std::unique_ptr<Strategy> strategy_;
+  Evaluator* const evaluator_;
+  const std::string checkpoint_path_;
+  const int64_t dense_bytes_per_model_;
+
+  mutable absl::Mutex mu_;
+  Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kWaitingForClients;
+  TensorSet global_ ABSL_GUARDED_BY(mu_);
+  std::vector<ClientState> clients_ ABSL_GUARDED_BY(mu_);
+  uint64_t round_ ABSL_GUARDED_BY(mu_) = 1;  // the round being run (1-based)
+  uint32_t attempt_ ABSL_GUARDED_BY(mu_) = 0;
+  double waiting_since_ ABSL_GUARDED_BY(mu_) = 0;
+  double round_opened_ ABSL_GUARDED_BY(mu_) = 0;
+  double deadline_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<int64_t> sampled_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<MaskedMeanAccumulator> accumulator_ ABSL_GUARDED_BY(mu_);
+  // Accepted updates of the open round: client → its new mask (if it sent one).
+  std::map<int64_t, std::optional<Mask>> accepted_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, UpdateReport> reports_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::vector<int>> round_layer_bits_ ABSL_GUARDED_BY(mu_);
+  RoundMetrics pending_ ABSL_GUARDED_BY(mu_);  // bytes of the open round
+  Totals totals_ ABSL_GUARDED_BY(mu_);
+  uint64_t state_version_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Mixes seeds (splitmix64); used for (seed, round, attempt) and (seed, client, round, attempt).
+uint64_t MixSeed(uint64_t a, uint64_t b, uint64_t c = 0, uint64_t d = 0);
+
+}  // namespace lfl
+
+#endif  // LOTTERYFL_SERVER_ROUND_COORDINATOR_H_
