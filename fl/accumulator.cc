@@ -7,7 +7,9 @@
 namespace lfl {
 namespace {
 
-constexpr int kFractionBits = 60;
+// Fixed-point scale 2^60 and its inverse; multiplying by a power of two is exact.
+constexpr double kScale = 0x1p60;
+constexpr double kInverseScale = 0x1p-60;
 
 absl::Status CheckBounds(const TensorSet& values) {
   for (const NamedTensor& t : values.tensors) {
@@ -64,7 +66,7 @@ absl::Status MaskedMeanAccumulator::Add(const TensorSet& values, const Mask* mas
     bool masked = mask != nullptr && mask->prunable(t);
     for (size_t i = 0; i < x.size(); ++i) {
       if (masked && !mask->Get(t, static_cast<int64_t>(i))) continue;
-      Int128 fixed = static_cast<Int128>(std::round(std::ldexp(double{x[i]}, kFractionBits)));
+      Int128 fixed = static_cast<Int128>(std::round(double{x[i]} * kScale));
       sums_[t][i] += fixed * weight;
       weights_[t][i] += weight;
     }
@@ -102,7 +104,7 @@ absl::StatusOr<TensorSet> MaskedMeanAccumulator::Finish(const TensorSet& previou
       Int128 q = sums_[t][i] / w;
       Int128 r = sums_[t][i] % w;
       double mean = static_cast<double>(q) + static_cast<double>(r) / static_cast<double>(w);
-      v[i] = static_cast<float>(std::ldexp(mean, -kFractionBits));
+      v[i] = static_cast<float>(mean * kInverseScale);
     }
   }
   return out;
