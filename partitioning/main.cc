@@ -80,7 +80,8 @@ std::string StatsText(const std::vector<int64_t>& values) {
   const auto [min, max] = std::minmax_element(values.begin(), values.end());
   char buffer[128];
   std::snprintf(buffer, sizeof(buffer), "total %lld  mean %.1f  min %lld  max %lld",
-                static_cast<long long>(total), static_cast<double>(total) / values.size(),
+                static_cast<long long>(total),
+                static_cast<double>(total) / static_cast<double>(values.size()),
                 static_cast<long long>(*min), static_cast<long long>(*max));
   return buffer;
 }

@@ -84,7 +84,7 @@ std::vector<int64_t> CutPoints(const std::vector<double>& p, int64_t n) {
   int64_t previous = 0;
   for (size_t j = 0; j + 1 < p.size(); ++j) {
     cumulative += p[j];
-    previous = std::clamp(static_cast<int64_t>(cumulative * n), previous, n);
+    previous = std::clamp(static_cast<int64_t>(cumulative * static_cast<double>(n)), previous, n);
     cuts.push_back(previous);
   }
   return cuts;
@@ -170,14 +170,14 @@ absl::Status Unreachable(const PartitionOptions& o) {
 // skipping clients already above the mean size.
 IndexLists DirichletDraw(IndexLists by_class, int64_t n, const PartitionOptions& o, Sampler* rng) {
   IndexLists train(o.clients);
-  const double mean_size = static_cast<double>(n) / o.clients;
+  const double mean_size = static_cast<double>(n) / static_cast<double>(o.clients);
   for (auto& pool : by_class) {
     rng->Shuffle(&pool);
     std::vector<double> p = rng->Dirichlet(o.beta, o.clients);
     std::vector<double> open = p;
     double kept = 0.0;
     for (int64_t j = 0; j < o.clients; ++j) {
-      if (train[j].size() >= mean_size) open[j] = 0.0;
+      if (static_cast<double>(train[j].size()) >= mean_size) open[j] = 0.0;
       kept += open[j];
     }
     if (kept > 0.0) {  // else only full clients drew any mass: keep the raw draw
@@ -351,7 +351,8 @@ absl::StatusOr<Partition> MakePartition(const Dataset& data, const PartitionOpti
     client.id = i;
     client.train = std::move((*train)[i]);
     if (options.scheme == "noise" && options.clients > 1) {
-      client.noise_sigma = static_cast<float>(options.noise_sigma * i / (options.clients - 1));
+      client.noise_sigma = static_cast<float>(options.noise_sigma * static_cast<double>(i) /
+                                              static_cast<double>(options.clients - 1));
     }
   }
   if (absl::Status s = DrawTest(data, *test_by_class, options, &rng, &partition); !s.ok()) {

@@ -53,9 +53,9 @@ TEST(PartitionCliTest, WritesTheManifestAndPrintsTheTable) {
   const std::string dir = WriteSmallMnist();
   const std::string out = dir + "/p.json";
   const CliRun run = RunPartition("--dataset mnist --data-dir " + dir +
-                               " --partition shards --clients 5 --classes-per-client 2"
-                               " --samples-per-class 10 --test-per-client 20 --seed 3 --out " +
-                               out);
+                                  " --partition shards --clients 5 --classes-per-client 2"
+                                  " --samples-per-class 10 --test-per-client 20 --seed 3 --out " +
+                                  out);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_THAT(run.output, HasSubstr("classes/client:"));
   absl::StatusOr<Partition> partition = ReadPartition(out);
