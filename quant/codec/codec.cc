@@ -422,18 +422,28 @@ inline int32_t RoundHalfAway(float q) {
   return truncated + (fraction >= 0.5f) - (fraction <= -0.5f);
 }
 
-void QuantizeLevels(const std::vector<float>& kept, int bits, TensorRecord* r) {
-  float scale = 0.f;
-  bool finite = true;
-  for (float v : kept) {
-    finite &= std::isfinite(v);
-    scale = std::max(scale, std::fabs(v));
+// scale = max |v|, found on the IEEE-754 bit patterns (for non-negative floats integer order is
+// float order, and every non-finite pattern is above every finite one), so the loop vectorizes.
+void QuantizeLevels(const float* kept, size_t n, int bits, TensorRecord* r) {
+  constexpr uint32_t kAbsMask = 0x7FFFFFFFu, kInfinityBits = 0x7F800000u;
+  uint32_t max_abs_bits = 0;
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t b;
+    std::memcpy(&b, &kept[i], sizeof b);
+    max_abs_bits = std::max(max_abs_bits, b & kAbsMask);
   }
+  const bool finite = max_abs_bits < kInfinityBits;
+  float scale;
+  std::memcpy(&scale, &max_abs_bits, sizeof scale);
   r->scale = finite ? scale : std::numeric_limits<float>::quiet_NaN();
-  r->levels.assign(kept.size(), 0);
-  if (bits == 0 || scale == 0.f || !finite) return;
+  if (bits == 0 || scale == 0.f || !finite) {
+    r->levels.assign(n, 0);
+    return;
+  }
+  r->levels.resize(n);
+  int32_t* levels = r->levels.data();
   const float max_level = static_cast<float>(MaxLevel(bits));
-  for (size_t i = 0; i < kept.size(); ++i) r->levels[i] = RoundHalfAway(kept[i] / scale * max_level);
+  for (size_t i = 0; i < n; ++i) levels[i] = RoundHalfAway(kept[i] / scale * max_level);
 }
 
 }  // namespace
@@ -446,7 +456,7 @@ int64_t CountKept(const BitWords& mask, int64_t numel) {
     uint64_t bits = mask[w];
     const int64_t rest = numel - static_cast<int64_t>(w) * 64;
     if (rest < 64) bits &= (uint64_t{1} << rest) - 1;
-    kept += __builtin_popcountll(bits);
+    kept += internal::PopCount64(bits);
   }
   return kept;
 }
@@ -530,26 +540,26 @@ TensorRecord QuantizeUniform(uint32_t id, const std::vector<int64_t>& shape, con
   r.shape = shape;
   r.bits = static_cast<uint8_t>(bits);
   const int64_t numel = NumElements(shape).value_or(0);
-  std::vector<float> kept;
+  const bool raw = bits == kRawBits;
+  if (!raw && (bits < 0 || bits > kMaxQuantBits)) return r;  // Encode refuses the record
   if (mask == nullptr) {
-    kept.assign(dense, dense + numel);
-  } else {
-    r.mask_kind = MaskKind::kExplicit;
-    r.mask.assign(WordCount(numel), 0);
-    std::copy_n(mask->begin(), std::min(mask->size(), r.mask.size()), r.mask.begin());
-    if (numel % 64 != 0) r.mask.back() &= (uint64_t{1} << (numel % 64)) - 1;
-    kept.reserve(static_cast<size_t>(CountKept(r.mask, numel)));
-    for (size_t w = 0; w < r.mask.size(); ++w) {
-      for (uint64_t b = r.mask[w]; b != 0; b &= b - 1) {
-        kept.push_back(dense[w * 64 + __builtin_ctzll(b)]);
-      }
+    if (raw) r.values.assign(dense, dense + numel);
+    if (!raw) QuantizeLevels(dense, static_cast<size_t>(numel), bits, &r);
+    return r;
+  }
+  r.mask_kind = MaskKind::kExplicit;
+  r.mask.assign(WordCount(numel), 0);
+  std::copy_n(mask->begin(), std::min(mask->size(), r.mask.size()), r.mask.begin());
+  if (numel % 64 != 0) r.mask.back() &= (uint64_t{1} << (numel % 64)) - 1;
+  std::vector<float> kept;
+  kept.reserve(static_cast<size_t>(CountKept(r.mask, numel)));
+  for (size_t w = 0; w < r.mask.size(); ++w) {
+    for (uint64_t b = r.mask[w]; b != 0; b &= b - 1) {
+      kept.push_back(dense[w * 64 + __builtin_ctzll(b)]);
     }
   }
-  if (bits == kRawBits) {
-    r.values = std::move(kept);
-  } else if (bits >= 0 && bits <= kMaxQuantBits) {
-    QuantizeLevels(kept, bits, &r);
-  }  // any other bits: Encode refuses the record
+  if (raw) r.values = std::move(kept);
+  if (!raw) QuantizeLevels(kept.data(), kept.size(), bits, &r);
   return r;
 }
 

@@ -169,7 +169,7 @@ absl::Status ReadGaps(uint64_t numel, bool code_dropped, ByteReader* in, BitWord
 
 WireMask AppendExplicitMask(const BitWords& mask, uint64_t numel, ByteWriter* out) {
   uint64_t kept = 0;
-  for (uint64_t word : mask) kept += __builtin_popcountll(word);
+  for (uint64_t word : mask) kept += PopCount64(word);
   const bool code_dropped = kept > numel / 2;
   const GapPlan plan = PlanGaps(mask, numel, code_dropped);
   if (GapCodingSize(plan) < (numel + 7) / 8) {

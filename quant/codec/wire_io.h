@@ -25,6 +25,14 @@ inline uint64_t LoadLittleEndian64(const uint8_t* p) {
   return w;
 }
 
+// Set bits of w. Portable SWAR: __builtin_popcountll is a libgcc call on baseline x86-64.
+inline int PopCount64(uint64_t w) {
+  w -= (w >> 1) & 0x5555555555555555ull;
+  w = (w & 0x3333333333333333ull) + ((w >> 2) & 0x3333333333333333ull);
+  w = (w + (w >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+  return static_cast<int>((w * 0x0101010101010101ull) >> 56);
+}
+
 inline void StoreLittleEndian64(uint64_t w, uint8_t* p) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
   w = __builtin_bswap64(w);
@@ -58,8 +66,11 @@ class ByteWriter {
   uint8_t* AppendUninitialized(size_t n) {
     const size_t old = out_->size();
     out_->resize(old + n);
-    return reinterpret_cast<uint8_t*>(out_->data() + old);
+    return At(old);
   }
+  size_t size() const { return out_->size(); }
+  // The byte at `offset` (valid until the next append).
+  uint8_t* At(size_t offset) { return reinterpret_cast<uint8_t*>(out_->data() + offset); }
 
  private:
   void PutLittleEndian(uint64_t v, int bytes) {
