@@ -123,6 +123,7 @@ void Mask::ApplyTo(TensorSet* values) const {
   for (size_t i = 0; i < tensors_.size(); ++i) {
     if (!tensors_[i].prunable) continue;
     std::vector<float>& v = values->tensors[i].values;
+    assert(static_cast<int64_t>(v.size()) == tensors_[i].numel);
     for (int64_t j = 0; j < tensors_[i].numel; ++j) {
       if (!Get(i, j)) v[j] = 0.0f;
     }

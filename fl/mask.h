@@ -52,7 +52,8 @@ class Mask {
   // OK when `set` has this mask's tensor count, prunable flags and element counts (and holds
   // numel values per tensor, if it holds any); otherwise InvalidArgument naming the tensor.
   absl::Status CheckMatches(const TensorSet& set) const;
-  // Zeroes the dropped elements (θ ⊙ m). Requires CheckMatches(*values).ok().
+  // Zeroes the dropped elements (θ ⊙ m). Requires CheckMatches(*values).ok() and values in
+  // every prunable tensor (not a layout-only set).
   void ApplyTo(TensorSet* values) const;
   // 0/1 per element of one tensor.
   std::vector<float> AsFloat(size_t tensor) const;

@@ -66,7 +66,7 @@ absl::StatusOr<NamedTensor> ReadTensor(ByteReader* r) {
   if (!numel.ok()) return numel.status();
   uint64_t count;
   if (!r->U64(&count)) return Corrupt(absl::StrCat(t.name, ": truncated value count"));
-  if (count != static_cast<uint64_t>(*numel)) {
+  if (count != 0 && count != static_cast<uint64_t>(*numel)) {
     return Corrupt(absl::StrCat(t.name, ": ", count, " values for shape ", ShapeString(t.shape)));
   }
   if (count > r->remaining() / sizeof(float)) {

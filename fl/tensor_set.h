@@ -51,8 +51,9 @@ class TensorSet {
 };
 
 // Binary serialization for checkpoints (not the wire codec): a checksummed, versioned envelope
-// (see fl/byte_io.h) around names, shapes, flags and raw fp32 values. Deserialization checks
-// every length against the buffer and refuses corrupt or truncated input with a status.
+// (see fl/byte_io.h) around names, shapes, flags and raw fp32 values (a layout without values
+// round-trips too). Deserialization checks every length against the buffer and refuses corrupt
+// or truncated input with a status.
 std::string SerializeTensorSet(const TensorSet& set);
 absl::StatusOr<TensorSet> DeserializeTensorSet(std::string_view bytes);
 

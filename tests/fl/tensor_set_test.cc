@@ -84,6 +84,15 @@ TEST(TensorSetSerializationTest, RoundTripIsBitExact) {
   EXPECT_TRUE(testing::BitIdentical(*back, set));
 }
 
+TEST(TensorSetSerializationTest, LayoutWithoutValuesRoundTrips) {
+  TensorSet layout = testing::SmallModel(3);
+  for (NamedTensor& t : layout.tensors) t.values.clear();
+  absl::StatusOr<TensorSet> back = DeserializeTensorSet(SerializeTensorSet(layout));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->SameLayout(layout));
+  for (const NamedTensor& t : back->tensors) EXPECT_TRUE(t.values.empty());
+}
+
 TEST(TensorSetSerializationTest, EveryTruncationIsRefused) {
   std::string bytes = SerializeTensorSet(testing::SmallModel(3));
   for (size_t n = 0; n < bytes.size(); ++n) {
@@ -122,6 +131,18 @@ TEST(TensorSetSerializationTest, ImpossibleLengthsBehindAValidChecksumAreRefused
   huge_values.U64(uint64_t{1} << 40);
   absl::Status s = DeserializeTensorSet(seal(std::move(huge_values))).status();
   EXPECT_THAT(s.message(), HasSubstr("truncated values"));
+
+  ByteWriter wrong_count;
+  wrong_count.U64(1);
+  wrong_count.U64(1);
+  wrong_count.Bytes("w");
+  wrong_count.U8(1);
+  wrong_count.U32(1);
+  wrong_count.I64(2);
+  wrong_count.U64(3);
+  for (int i = 0; i < 3; ++i) wrong_count.F32(1.0f);
+  EXPECT_THAT(DeserializeTensorSet(seal(std::move(wrong_count))).status().message(),
+              HasSubstr("3 values for shape [2]"));
 
   ByteWriter negative_dim;
   negative_dim.U64(1);
