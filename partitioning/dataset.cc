@@ -2,12 +2,12 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace lfl {
@@ -26,8 +26,8 @@ enum class Format { kIdx, kCifar10 };
 struct DatasetSpec {
   Format format = Format::kIdx;
   std::string file_prefix;  // prepended to the IDX file names
-  std::string train_stem;   // "train"
-  std::string test_stem;    // "t10k" or "test"
+  std::string train_stem = "train";
+  std::string test_stem = "t10k";  // EMNIST: "test"
   int64_t num_classes = 10;
   bool transposed = false;   // EMNIST stores images column-major
   int64_t label_offset = 0;  // subtracted from every stored label
@@ -35,11 +35,7 @@ struct DatasetSpec {
 
 absl::StatusOr<DatasetSpec> SpecFor(const std::string& name) {
   DatasetSpec spec;
-  if (name == "fashion-mnist" || name == "mnist") {
-    spec.train_stem = "train";
-    spec.test_stem = "t10k";
-    return spec;
-  }
+  if (name == "fashion-mnist" || name == "mnist") return spec;
   if (name == "cifar10") {
     spec.format = Format::kCifar10;
     return spec;
@@ -50,7 +46,6 @@ absl::StatusOr<DatasetSpec> SpecFor(const std::string& name) {
   for (const auto& [split, classes] : kEmnistSplits) {
     if (name == absl::StrCat("emnist-", split)) {
       spec.file_prefix = absl::StrCat(name, "-");
-      spec.train_stem = "train";
       spec.test_stem = "test";
       spec.num_classes = classes;
       spec.transposed = true;
@@ -245,14 +240,17 @@ absl::Status ReadCifar10Batch(const std::string& path, Split* split) {
                                             kCifarRecordBytes, " bytes (truncated?)"));
   }
   const int64_t records = size / kCifarRecordBytes;
+  for (int64_t r = 0; r < records; ++r) {  // validate before touching *split
+    const uint8_t label = (*bytes)[r * kCifarRecordBytes];
+    if (label >= kCifarClasses) {
+      return absl::DataLossError(
+          absl::StrCat(path, ": label ", int{label}, " of record ", r, " is out of range [0, 10)"));
+    }
+  }
   split->images.reserve(split->images.size() + records * kCifarImageBytes);
   split->labels.reserve(split->labels.size() + records);
   for (int64_t r = 0; r < records; ++r) {
     const uint8_t* record = bytes->data() + r * kCifarRecordBytes;
-    if (record[0] >= kCifarClasses) {
-      return absl::DataLossError(absl::StrCat(path, ": label ", int{record[0]}, " of record ", r,
-                                              " is out of range [0, 10)"));
-    }
     split->labels.push_back(record[0]);
     split->images.insert(split->images.end(), record + 1, record + kCifarRecordBytes);
   }

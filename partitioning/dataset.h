@@ -59,18 +59,20 @@ absl::StatusOr<Dataset> LoadDataset(const std::string& name, const std::string& 
 absl::StatusOr<std::vector<uint8_t>> ReadMaybeGzip(const std::string& path);
 
 // Reads an IDX image file (magic 0x00000803: count, rows, cols, then bytes),
-// replacing split->images and setting *height and *width.
+// replacing split->images and setting *height and *width. On error nothing
+// is changed.
 absl::Status ReadIdxImages(const std::string& path, Split* split, int64_t* height, int64_t* width);
 
 // Reads an IDX label file (magic 0x00000801: count, then one byte per label),
-// replacing split->labels. Label ranges are checked by LoadDataset, which
-// knows the number of classes.
+// replacing split->labels (nothing is changed on error). Label ranges are
+// checked by LoadDataset, which knows the number of classes.
 absl::Status ReadIdxLabels(const std::string& path, Split* split);
 
 // Reads a CIFAR-10 binary batch — records of 1 label byte (0..9) and 3072
 // image bytes (R, G, B planes of 32×32) — and APPENDS them to *split, so the
 // five training batches accumulate into one split. The official batches hold
-// 10000 records; any positive whole number of records is accepted.
+// 10000 records; any positive whole number of records is accepted. On error
+// *split is left unchanged.
 absl::Status ReadCifar10Batch(const std::string& path, Split* split);
 
 }  // namespace lfl

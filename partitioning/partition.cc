@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <utility>
 
@@ -25,13 +26,17 @@ absl::Status CheckOptions(const Dataset& data, const PartitionOptions& o) {
                "' (expected iid, shards, dirichlet, quantity or noise)");
   }
   if (o.clients <= 0) return bad("clients must be positive, got ", o.clients);
+  if (o.clients > data.train.size()) {
+    return bad(o.clients, " clients but only ", data.train.size(), " training images");
+  }
   if (data.num_classes <= 0) return bad("dataset has num_classes ", data.num_classes);
   if (s == "shards" && (o.classes_per_client < 1 || o.classes_per_client > data.num_classes)) {
     return bad("classes_per_client must be in [1, ", data.num_classes, "], got ",
                o.classes_per_client);
   }
-  if (s == "shards" && o.samples_per_class < 1) {
-    return bad("samples_per_class must be positive, got ", o.samples_per_class);
+  if (s == "shards" && (o.samples_per_class < 1 || o.samples_per_class > data.train.size())) {
+    return bad("samples_per_class must be in [1, ", data.train.size(), "], got ",
+               o.samples_per_class);
   }
   if ((s == "dirichlet" || s == "quantity") && !(o.beta > 0.0 && std::isfinite(o.beta))) {
     return bad("beta must be positive and finite, got ", o.beta);
@@ -40,8 +45,8 @@ absl::Status CheckOptions(const Dataset& data, const PartitionOptions& o) {
   if (!(o.noise_sigma >= 0.0 && std::isfinite(o.noise_sigma))) {
     return bad("noise_sigma must be non-negative and finite, got ", o.noise_sigma);
   }
-  if (o.test_per_client < 0) {
-    return bad("test_per_client must be non-negative, got ", o.test_per_client);
+  if (o.test_per_client < 0 || o.test_per_client > data.test.size()) {
+    return bad("test_per_client must be in [0, ", data.test.size(), "], got ", o.test_per_client);
   }
   if (!(o.validation_fraction >= 0.0 && o.validation_fraction <= 1.0)) {
     return bad("validation_fraction must be in [0, 1], got ", o.validation_fraction);
@@ -96,11 +101,7 @@ std::vector<int64_t> Iota(int64_t n) {
   return v;
 }
 
-absl::StatusOr<IndexLists> IidTrain(int64_t n, int64_t clients, Sampler* rng) {
-  if (clients > n) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(clients, " clients but only ", n, " training images"));
-  }
+IndexLists IidTrain(int64_t n, int64_t clients, Sampler* rng) {
   std::vector<int64_t> order = Iota(n);
   rng->Shuffle(&order);
   std::vector<int64_t> cuts;
@@ -220,7 +221,7 @@ absl::StatusOr<IndexLists> TrainLists(const IndexLists& by_class, int64_t n,
                                       const PartitionOptions& o, Sampler* rng) {
   if (o.scheme == "shards") return ShardsTrain(by_class, o, rng);
   if (o.scheme == "iid" || o.scheme == "noise") return IidTrain(n, o.clients, rng);
-  if (o.clients * o.min_samples > n) {
+  if (o.min_samples > n / o.clients) {
     return absl::InvalidArgumentError(absl::StrCat(o.clients,
                                                    " clients x min_samples=", o.min_samples,
                                                    " exceeds the ", n, " training images"));

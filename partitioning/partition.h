@@ -71,9 +71,10 @@ struct Partition {
 };
 
 // Partitions `data` per `options`. InvalidArgument for bad options (unknown
-// scheme, clients <= 0, classes_per_client outside [1, num_classes],
-// beta <= 0, ...), for a dataset too small for them (the message says which
-// class or total falls short) and for labels outside [0, num_classes);
+// scheme, clients outside [1, training images], classes_per_client outside
+// [1, num_classes], beta <= 0, test_per_client above the test set, ...), for
+// a dataset too small for them (the message says which class or total falls
+// short) and for labels outside [0, num_classes);
 // ResourceExhausted when dirichlet/quantity cannot reach min_samples within
 // a bounded number of redraws (lower min_samples or raise beta).
 absl::StatusOr<Partition> MakePartition(const Dataset& data, const PartitionOptions& options);

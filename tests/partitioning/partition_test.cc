@@ -269,7 +269,10 @@ TEST(MakePartitionTest, BadOptionsAreInvalidArgument) {
       with([](PartitionOptions& o) { o.scheme = "iid", o.clients = 2000; }),
       with([](PartitionOptions& o) { o.noise_sigma = -0.1; }),
       with([](PartitionOptions& o) { o.test_per_client = -1; }),
-      with([](PartitionOptions& o) { o.test_per_client = 1000; }),  // > test images of a class
+      with([](PartitionOptions& o) { o.test_per_client = 200; }),  // 100 a class, 60 exist
+      with([](PartitionOptions& o) { o.test_per_client = 601; }),  // > the whole test set
+      with([](PartitionOptions& o) { o.samples_per_class = int64_t{1} << 62; }),
+      with([](PartitionOptions& o) { o.scheme = "quantity", o.clients = int64_t{1} << 62; }),
       with([](PartitionOptions& o) { o.validation_fraction = 1.5; }),
   };
   for (const PartitionOptions& options : bad) {
