@@ -39,9 +39,7 @@ void AddFlags(CLI::App& app, Flags& f) {
                  "quantity (size skew, beta) | noise (iid + per-client input noise)")
       ->check(CLI::IsMember({"iid", "shards", "dirichlet", "quantity", "noise"}))
       ->capture_default_str();
-  app.add_option("--clients", o.clients, "number of clients")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  app.add_option("--clients", o.clients, "number of clients")->capture_default_str();
   app.add_option("--classes-per-client", o.classes_per_client, "shards: labels per client (K)")
       ->capture_default_str();
   app.add_option("--samples-per-class", o.samples_per_class,
