@@ -1,0 +1,157 @@
+// BSQ: bit-level sparsity quantization (Yang et al., ICLR 2021,
+// arXiv 2102.10462) as a models/ ParameterSource, plus the uniform k-bit
+// quantization-aware baseline. See DESIGN.md §1 "BSQ".
+//
+// Every prunable weight (conv/linear weight, dim >= 2) of layer l with n_l
+// magnitude bits is held as trainable bit tensors p, q ∈ [0, 2]^{n_l × numel}
+// (positive and negative part; row b is bit b, row 0 the LSB) and a fixed
+// per-layer fp32 scale s_l:
+//     W = s_l · round(Σ_b (p_b − q_b)·2^b) / (2^n_l − 1).
+// The forward pass uses the rounded value, backward the continuous one
+// (straight-through). The loss gets the bit-plane group lasso
+//     α · Σ_l (#kept_l · n_l / #kept_total) · Σ_b ‖[p_b; q_b]‖₂,
+// bits are clipped to [0, 2] after every step and re-quantized every
+// `interval` steps (bit_planes.h: carries, then all-zero MSB/LSB planes
+// dropped, so a layer's precision rises or falls; it may reach 0 bits).
+//
+// Deviations from the paper, on purpose:
+//  - s_l is not trained (DESIGN: s_l = max|W|); it only changes when
+//    re-quantization adds or drops a plane, and then so that values stay.
+//  - #params_l counts the kept weights of the client's ticket, not all.
+//  - during the final `finetune_steps` the rounded value is clamped to the
+//    layer's current range, so the scheme is truly fixed (no carries).
+#ifndef LFL_QUANT_BSQ_BSQ_H_
+#define LFL_QUANT_BSQ_BSQ_H_
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "models/net.h"
+#include "models/trainer.h"
+#include "quant/bsq/bit_planes.h"
+
+namespace lfl {
+
+struct BsqOptions {
+  // Group-lasso strength. The bits move by lr·α per step, so α·lr is what
+  // matters; tuned with lr 0.01, momentum 0.5, batch 32 on MnistCnn /
+  // Fashion-MNIST (bench/bsq) to land near 2.5–3 mean bits.
+  double alpha = 2.0;
+  // Steps between re-quantizations (the paper re-quantizes every few epochs;
+  // a few hundred steps lets dropped planes shrink the penalty sooner).
+  int64_t interval = 500;
+  // Bits every layer starts at (DESIGN: 8).
+  int initial_bits = 8;
+  // Final steps at the fixed scheme: no regularizer, no re-quantization.
+  int64_t finetune_steps = 500;
+  // Carries never push a layer beyond this (at most kMaxBsqBits).
+  int max_bits = kMaxBsqBits;
+};
+
+// The exact integer form of one quantized weight tensor:
+// W[i] = codec::Dequantize(levels[i], bits, scale).
+struct QuantizedWeight {
+  int param_index = 0;          // index into net.parameters()
+  int bits = 0;                 // magnitude bits, 0..kMaxBsqBits (sign excluded)
+  float scale = 0.f;            // value of level 2^bits − 1
+  std::vector<int32_t> levels;  // numel signed levels, 0 where pruned
+};
+
+// BSQ training of `net`'s prunable weights. Biases and other parameters stay
+// the net's own (plain, trainable) tensors.
+//
+// masks[i] (0/1 of any dtype, the shape of parameters()[i], or undefined for
+// "none"; an empty vector means no masks) restricts BSQ to the kept weights of
+// the client's ticket: pruned weights stay exactly zero and do not count in
+// the penalty weights. A mask whose element count does not match makes Begin
+// throw c10::Error (the Trainer returns it as a status).
+//
+// Borrows `net`, which must outlive the source; one source per training run.
+// Not thread-safe (like the net it trains).
+class BsqSource : public ParameterSource {
+ public:
+  BsqSource(NetImpl& net, std::vector<torch::Tensor> masks, BsqOptions options);
+
+  // The final `finetune_steps` of `total_steps` run at a fixed scheme.
+  void Begin(int64_t total_steps) override;
+  // p and q of every layer with bits > 0, then the non-prunable parameters.
+  std::vector<torch::Tensor> Trainable() override;
+  std::vector<torch::Tensor> EffectiveWeights() override;
+  // Undefined (nothing added) when α = 0 or in the fine-tuning phase.
+  torch::Tensor Penalty() override;
+  // Clips bits to [0, 2]; re-quantizes every `interval` steps and once on
+  // entering the fine-tuning phase (returns true then).
+  bool AfterStep(int64_t step) override;
+  // Re-quantizes a final time and writes the exact weights
+  // codec::Dequantize(level, bits, scale) into the net's parameters.
+  void Finish() override;
+
+  // Current bits of each prunable weight, in parameters() order.
+  std::vector<int> Bits() const;
+  // The integer form of each prunable weight; exact after Finish().
+  std::vector<QuantizedWeight> Export() const;
+
+ private:
+  struct Layer {
+    int param_index = 0;
+    torch::Tensor mask;   // float [numel], or undefined (keep all)
+    int64_t kept = 0;     // kept elements
+    BitPlanes planes;     // state at the last re-quantization
+    torch::Tensor pos;    // float [bits, numel] ∈ [0, 2], requires_grad
+    torch::Tensor neg;    // (undefined when bits == 0)
+  };
+
+  int CapBits(const Layer& layer) const;
+  torch::Tensor RoundedLevels(const Layer& layer, bool straight_through) const;
+  void RequantizeLayer(Layer& layer);
+  void RequantizeAll();
+
+  std::vector<torch::Tensor> params_;  // the net's parameters (shared storage)
+  std::vector<Layer> layers_;
+  std::vector<torch::Tensor> plain_;   // non-prunable parameters
+  BsqOptions options_;
+  std::string mask_error_;             // reported by Begin
+  int64_t finetune_start_ = std::numeric_limits<int64_t>::max();
+  bool finetuning_ = false;
+};
+
+// Fixed-precision quantization-aware training, the uniform k-bit baseline:
+// the optimizer trains fp32 latent copies of the prunable weights; the
+// forward pass uses s · round(W / s · (2^k − 1)) / (2^k − 1) with
+// s = max|W| over kept weights, recomputed every step (straight-through).
+// Masks as for BsqSource; `bits` is clamped to 1..kMaxBsqBits. Finish()
+// writes the exact quantized weights into the net.
+class UniformQuantSource : public ParameterSource {
+ public:
+  UniformQuantSource(NetImpl& net, std::vector<torch::Tensor> masks, int bits);
+
+  void Begin(int64_t total_steps) override;
+  std::vector<torch::Tensor> Trainable() override;
+  std::vector<torch::Tensor> EffectiveWeights() override;
+  void Finish() override;
+
+  std::vector<int> Bits() const;
+  // Valid after Finish().
+  std::vector<QuantizedWeight> Export() const;
+
+ private:
+  std::vector<torch::Tensor> params_;
+  std::vector<int> prunable_;          // parameter indices
+  std::vector<torch::Tensor> latent_;  // per prunable weight, requires_grad
+  std::vector<torch::Tensor> masks_;   // per prunable weight, float or undefined
+  std::vector<BitPlanes> final_;       // filled by Finish
+  int bits_;
+  std::string mask_error_;
+};
+
+// Mean bits per weight, weighted by element count (levels.size()).
+// 0 for an empty list.
+double MeanBits(const std::vector<QuantizedWeight>& weights);
+
+}  // namespace lfl
+
+#endif  // LFL_QUANT_BSQ_BSQ_H_
