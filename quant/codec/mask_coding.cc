@@ -1,8 +1,9 @@
 #include "quant/codec/mask_coding.h"
 
-#include <array>
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
-#include <string>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 
@@ -44,21 +45,44 @@ struct GapPlan {
   uint64_t stream_bytes = 0;
 };
 
-// Chooses the Rice parameter with the exactly smallest stream. The stream costs
-// count * (k + 1) + sum(g >> k) bits, and sum(g >> k) = sum_j c_j * 2^(j - k) over j >= k, where
-// c_j counts the gaps with bit j set — so one pass gives the cost of every k.
+// The Rice parameter that minimizes the expected code length when gaps are geometric with
+// mean `mean`: k + 1 + E[g >> k], where E[g >> k] = r / (1 - r) with r = P(g >= 2^k).
+int ModelRiceParameter(double mean) {
+  const double p = mean / (mean + 1);  // P(g >= 1)
+  int best_k = 0;
+  double best = std::numeric_limits<double>::infinity();
+  for (int k = 0; k <= kMaxRiceParameter; ++k) {
+    const double r = std::pow(p, std::ldexp(1.0, k));
+    const double expected = k + 1 + (r < 1 ? r / (1 - r) : best);
+    if (expected < best) {
+      best = expected;
+      best_k = k;
+    }
+  }
+  return best_k;
+}
+
+// Chooses the Rice parameter with the smallest exact stream among the geometric model's choice
+// and its two neighbours (a mask from magnitude pruning need not be geometric). A stream costs
+// count * (k + 1) + sum(g >> k) bits; one branch-free pass sums g >> k for the three.
 GapPlan PlanGaps(const BitWords& mask, uint64_t numel, bool code_dropped) {
-  std::array<uint64_t, 64> bit_counts{};
   GapPlan plan;
+  uint64_t gap_sum = 0;
   ForEachGap(mask, numel, code_dropped, [&](uint64_t gap) {
     ++plan.count;
-    for (; gap != 0; gap &= gap - 1) ++bit_counts[__builtin_ctzll(gap)];
+    gap_sum += gap;
+  });
+  if (plan.count == 0) return plan;
+  const int model_k = ModelRiceParameter(static_cast<double>(gap_sum) / plan.count);
+  const int first_k = std::max(0, model_k - 1);
+  const int last_k = std::min(kMaxRiceParameter, model_k + 1);
+  uint64_t quotient_sums[3] = {};
+  ForEachGap(mask, numel, code_dropped, [&](uint64_t gap) {
+    for (int i = 0; i < 3; ++i) quotient_sums[i] += gap >> std::min(first_k + i, last_k);
   });
   uint64_t best_bits = ~uint64_t{0};
-  for (int k = 0; k <= kMaxRiceParameter; ++k) {
-    uint64_t quotient_bits = 0;
-    for (int j = k; j < 64; ++j) quotient_bits += bit_counts[j] << (j - k);
-    const uint64_t bits = plan.count * (k + 1) + quotient_bits;
+  for (int k = first_k; k <= last_k; ++k) {
+    const uint64_t bits = plan.count * (k + 1) + quotient_sums[k - first_k];
     if (bits < best_bits) {
       best_bits = bits;
       plan.k = k;
@@ -89,12 +113,9 @@ void AppendBitmap(const BitWords& mask, uint64_t numel, ByteWriter* out) {
 
 void AppendGaps(const BitWords& mask, uint64_t numel, bool code_dropped, const GapPlan& plan,
                 ByteWriter* out) {
-  BitWriter bits;
-  ForEachGap(mask, numel, code_dropped, [&](uint64_t gap) {
-    bits.PutUnary(gap >> plan.k);
-    bits.PutBits(gap, plan.k);
-  });
-  const std::string stream = bits.Finish();
+  BitWriter bits(plan.stream_bytes * 8);
+  ForEachGap(mask, numel, code_dropped, [&](uint64_t gap) { bits.PutRice(gap, plan.k); });
+  const std::string_view stream = bits.bytes();
   out->PutVarint(plan.count);
   out->PutU8(static_cast<uint8_t>(plan.k));
   out->PutVarint(stream.size());
@@ -122,11 +143,10 @@ absl::Status ReadGapStream(uint64_t numel, uint64_t count, int k, BitReader* bit
                            BitWords* mask) {
   uint64_t next = 0;  // previous position + 1
   for (uint64_t i = 0; i < count; ++i) {
-    uint64_t quotient, remainder;
-    if (!bits->ReadUnary(numel >> k, &quotient) || !bits->ReadBits(k, &remainder)) {
+    uint64_t gap;
+    if (!bits->ReadRice(k, numel >> k, &gap)) {
       return absl::InvalidArgumentError("mask gap stream is malformed or too short");
     }
-    const uint64_t gap = (quotient << k) | remainder;
     if (gap >= numel - next) return absl::InvalidArgumentError("mask gap points past numel");
     const uint64_t pos = next + gap;
     (*mask)[pos / 64] ^= uint64_t{1} << (pos % 64);

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace lfl::codec::internal {
 
@@ -145,41 +146,45 @@ class ByteReader {
 };
 
 // Bit stream, least significant bit of each byte first (bit i of the stream is bit i % 8 of
-// byte i / 8). Used for Golomb-Rice coded gaps.
+// byte i / 8). Used for Golomb-Rice coded gaps. Writes whole words into a buffer sized up
+// front, so the caller must know the stream's length in bits (or an upper bound).
 class BitWriter {
  public:
+  explicit BitWriter(uint64_t max_bits) : buffer_((max_bits + 7) / 8 + 8, 0) {}
+
   // Appends the low `n` bits of v, n <= 56.
   void PutBits(uint64_t v, int n) {
     if (n == 0) return;
     acc_ |= (v & ((uint64_t{1} << n) - 1)) << fill_;
     fill_ += n;
-    Drain();
+    // Store the whole word; keep only the bits of the partial byte (fill_ stays <= 7).
+    StoreLittleEndian64(acc_, &buffer_[byte_]);
+    const int whole_bytes = fill_ / 8;
+    byte_ += whole_bytes;
+    acc_ = whole_bytes == 8 ? 0 : acc_ >> (8 * whole_bytes);
+    fill_ %= 8;
   }
-  // q zero bits, then a one bit.
-  void PutUnary(uint64_t q) {
-    while (q >= 56) {
-      PutBits(0, 56);
-      q -= 56;
+  // A Golomb-Rice code: (v >> k) zero bits, a one bit, then the low k bits of v; k <= 56.
+  void PutRice(uint64_t v, int k) {
+    uint64_t q = v >> k;
+    const uint64_t remainder = v & ((uint64_t{1} << k) - 1);
+    if (q + 1 + k <= 56) {
+      PutBits((uint64_t{1} << q) | (remainder << (q + 1)), static_cast<int>(q) + 1 + k);
+      return;
     }
+    for (; q >= 56; q -= 56) PutBits(0, 56);
     PutBits(uint64_t{1} << q, static_cast<int>(q) + 1);
+    PutBits(remainder, k);
   }
-  // Flushes the partial byte (zero padded) and returns the bytes.
-  std::string Finish() {
-    if (fill_ > 0) bytes_.push_back(static_cast<char>(acc_));
-    acc_ = 0;
-    fill_ = 0;
-    return std::move(bytes_);
+  // The stream written so far, padded with zero bits to a whole byte.
+  std::string_view bytes() const {
+    return std::string_view(reinterpret_cast<const char*>(buffer_.data()),
+                            byte_ + (fill_ > 0 ? 1 : 0));
   }
 
  private:
-  void Drain() {
-    while (fill_ >= 8) {
-      bytes_.push_back(static_cast<char>(acc_));
-      acc_ >>= 8;
-      fill_ -= 8;
-    }
-  }
-  std::string bytes_;
+  std::vector<uint8_t> buffer_;  // 8 spare bytes: PutBits always stores a whole word
+  size_t byte_ = 0;
   uint64_t acc_ = 0;
   int fill_ = 0;
 };
@@ -195,6 +200,27 @@ class BitReader {
     if (size_bits_ - pos_ < static_cast<uint64_t>(n)) return false;
     *v = n == 0 ? 0 : Window() & ((uint64_t{1} << n) - 1);
     pos_ += n;
+    return true;
+  }
+  // Reads a Golomb-Rice code (see BitWriter::PutRice), k <= 56; false when the stream ends
+  // first or the quotient would exceed `max_quotient`.
+  bool ReadRice(int k, uint64_t max_quotient, uint64_t* v) {
+    const size_t byte = static_cast<size_t>(pos_ >> 3);
+    if (byte + 8 <= static_cast<size_t>(size_bits_ >> 3)) {
+      // Fast path: 57+ valid bits in one load hold the whole code.
+      const uint64_t window = LoadLittleEndian64(data_ + byte) >> (pos_ & 7);
+      const int zeros = window == 0 ? 64 : __builtin_ctzll(window);
+      if (zeros + 1 + k <= 56) {
+        if (static_cast<uint64_t>(zeros) > max_quotient) return false;
+        *v = (static_cast<uint64_t>(zeros) << k) |
+             ((window >> (zeros + 1)) & ((uint64_t{1} << k) - 1));
+        pos_ += zeros + 1 + k;
+        return true;
+      }
+    }
+    uint64_t quotient, remainder;
+    if (!ReadUnary(max_quotient, &quotient) || !ReadBits(k, &remainder)) return false;
+    *v = (quotient << k) | remainder;
     return true;
   }
   // Counts zero bits up to the next one bit (consumed too); false when the stream ends first or
