@@ -1,0 +1,239 @@
+#include "models/net.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace lfl {
+namespace {
+
+// PyTorch's nn.Dropout with the mask drawn from `generator`.
+torch::Tensor Dropout(const torch::Tensor& x, double p, torch::Generator* generator) {
+  TORCH_CHECK(generator != nullptr, "training forward pass needs a generator");
+  torch::Tensor keep = torch::empty_like(x).bernoulli_(1.0 - p, *generator);
+  return x * keep.div_(1.0 - p);
+}
+
+// PyTorch's nn.Dropout2d: drops whole channels of an [N, C, H, W] input.
+torch::Tensor Dropout2d(const torch::Tensor& x, double p, torch::Generator* generator) {
+  TORCH_CHECK(generator != nullptr, "training forward pass needs a generator");
+  torch::Tensor keep =
+      torch::empty({x.size(0), x.size(1), 1, 1}, x.options()).bernoulli_(1.0 - p, *generator);
+  return x * keep.div_(1.0 - p);
+}
+
+// One conv or linear layer: its weight shape; the bias has weight_shape[0]
+// elements.
+struct LayerSpec {
+  std::string name;
+  std::vector<int64_t> weight_shape;
+};
+
+// A net whose parameters are the weight and bias of each layer in order,
+// registered as "<layer>.weight", "<layer>.bias" so that named_parameters()
+// reads like the equivalent torch::nn model. Parameters are created without
+// touching torch's global generator.
+class LayeredNet : public NetImpl {
+ protected:
+  void AddLayers(const std::vector<LayerSpec>& layers) {
+    for (const LayerSpec& layer : layers) {
+      auto holder = register_module(layer.name, std::make_shared<torch::nn::Module>());
+      holder->register_parameter("weight", torch::empty(layer.weight_shape));
+      holder->register_parameter("bias", torch::empty({layer.weight_shape[0]}));
+    }
+  }
+};
+
+// LotteryFL's CNNMnist shape: conv k5, pool, relu; conv k5, dropout2d, pool,
+// relu; fc, relu, dropout; fc. Also the (wider) FEMNIST CNN.
+class TwoConvCnn : public LayeredNet {
+ public:
+  struct Widths {
+    int64_t conv1, conv2, hidden;
+  };
+  TwoConvCnn(const NetShape& shape, const Widths& widths) {
+    const int64_t h = ((shape.height - 4) / 2 - 4) / 2;
+    const int64_t w = ((shape.width - 4) / 2 - 4) / 2;
+    AddLayers({{"conv1", {widths.conv1, shape.channels, 5, 5}},
+               {"conv2", {widths.conv2, widths.conv1, 5, 5}},
+               {"fc1", {widths.hidden, widths.conv2 * h * w}},
+               {"fc2", {shape.num_classes, widths.hidden}}});
+  }
+
+  torch::Tensor forward_with(const torch::Tensor& x, const std::vector<torch::Tensor>& weights,
+                             bool train, torch::Generator* generator) override {
+    torch::Tensor y = torch::conv2d(x, weights[0], weights[1]);
+    y = torch::relu(torch::max_pool2d(y, 2));
+    y = torch::conv2d(y, weights[2], weights[3]);
+    if (train) y = Dropout2d(y, 0.5, generator);
+    y = torch::relu(torch::max_pool2d(y, 2)).flatten(1);
+    y = torch::relu(torch::linear(y, weights[4], weights[5]));
+    if (train) y = Dropout(y, 0.5, generator);
+    return torch::linear(y, weights[6], weights[7]);
+  }
+};
+
+// LeNet-5 as in the PyTorch CIFAR-10 tutorial (no dropout).
+class CifarCnn : public LayeredNet {
+ public:
+  explicit CifarCnn(const NetShape& shape) {
+    const int64_t h = ((shape.height - 4) / 2 - 4) / 2;
+    const int64_t w = ((shape.width - 4) / 2 - 4) / 2;
+    AddLayers({{"conv1", {6, shape.channels, 5, 5}},
+               {"conv2", {16, 6, 5, 5}},
+               {"fc1", {120, 16 * h * w}},
+               {"fc2", {84, 120}},
+               {"fc3", {shape.num_classes, 84}}});
+  }
+
+  torch::Tensor forward_with(const torch::Tensor& x, const std::vector<torch::Tensor>& weights,
+                             bool /*train*/, torch::Generator* /*generator*/) override {
+    torch::Tensor y = torch::max_pool2d(torch::relu(torch::conv2d(x, weights[0], weights[1])), 2);
+    y = torch::max_pool2d(torch::relu(torch::conv2d(y, weights[2], weights[3])), 2).flatten(1);
+    y = torch::relu(torch::linear(y, weights[4], weights[5]));
+    y = torch::relu(torch::linear(y, weights[6], weights[7]));
+    return torch::linear(y, weights[8], weights[9]);
+  }
+};
+
+// Two hidden layers of 200 units (the FedAvg paper's "2NN"), no dropout.
+class Mlp : public LayeredNet {
+ public:
+  explicit Mlp(const NetShape& shape) {
+    AddLayers({{"fc1", {200, shape.channels * shape.height * shape.width}},
+               {"fc2", {200, 200}},
+               {"fc3", {shape.num_classes, 200}}});
+  }
+
+  torch::Tensor forward_with(const torch::Tensor& x, const std::vector<torch::Tensor>& weights,
+                             bool /*train*/, torch::Generator* /*generator*/) override {
+    torch::Tensor y = torch::relu(torch::linear(x.flatten(1), weights[0], weights[1]));
+    y = torch::relu(torch::linear(y, weights[2], weights[3]));
+    return torch::linear(y, weights[4], weights[5]);
+  }
+};
+
+// PyTorch's default init for conv/linear layers: kaiming_uniform_(a = sqrt(5))
+// for the weight and uniform(±1/sqrt(fan_in)) for the bias. Both bounds come
+// out as 1/sqrt(fan_in). Parameters come in (weight, bias) pairs.
+void InitializeParameters(NetImpl& net, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  torch::Generator generator = at::detail::createCPUGenerator(seed);
+  std::vector<torch::Tensor> params = net.parameters();
+  for (size_t i = 0; i + 1 < params.size(); i += 2) {
+    const double fan_in = static_cast<double>(params[i].numel() / params[i].size(0));
+    const double gain = std::sqrt(2.0 / (1.0 + 5.0));
+    const double weight_bound = std::sqrt(3.0) * gain / std::sqrt(fan_in);
+    const double bias_bound = 1.0 / std::sqrt(fan_in);
+    params[i].uniform_(-weight_bound, weight_bound, generator);
+    params[i + 1].uniform_(-bias_bound, bias_bound, generator);
+  }
+}
+
+// Smallest input side the two k5-conv + pool2 stages accept.
+constexpr int64_t kMinConvSide = 16;
+
+absl::Status ValidateShape(ModelKind kind, const NetShape& shape) {
+  if (shape.channels <= 0 || shape.height <= 0 || shape.width <= 0 || shape.num_classes <= 0) {
+    return absl::InvalidArgumentError("net shape must be positive");
+  }
+  if (kind != ModelKind::kMlp && (shape.height < kMinConvSide || shape.width < kMinConvSide)) {
+    return absl::InvalidArgumentError(absl::StrCat(std::string(ModelKindName(kind)),
+                                                   " needs inputs of at least ", kMinConvSide, "x",
+                                                   kMinConvSide));
+  }
+  return absl::OkStatus();
+}
+
+Net Construct(ModelKind kind, const NetShape& shape) {
+  switch (kind) {
+    case ModelKind::kMnistCnn:
+      return std::make_shared<TwoConvCnn>(shape, TwoConvCnn::Widths{10, 20, 50});
+    case ModelKind::kFemnistCnn:
+      return std::make_shared<TwoConvCnn>(shape, TwoConvCnn::Widths{32, 64, 512});
+    case ModelKind::kCifarCnn:
+      return std::make_shared<CifarCnn>(shape);
+    case ModelKind::kMlp:
+      return std::make_shared<Mlp>(shape);
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+torch::Tensor NetImpl::forward(const torch::Tensor& x) {
+  return forward_with(x, parameters(), /*train=*/false, /*generator=*/nullptr);
+}
+
+absl::StatusOr<ModelKind> ParseModelKind(std::string_view name) {
+  for (ModelKind kind :
+       {ModelKind::kMnistCnn, ModelKind::kCifarCnn, ModelKind::kFemnistCnn, ModelKind::kMlp}) {
+    if (name == ModelKindName(kind)) return kind;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown model '", std::string(name),
+                   "' (expected mnist-cnn, cifar-cnn, femnist-cnn or mlp)"));
+}
+
+std::string_view ModelKindName(ModelKind kind) {
+  switch (kind) {
+    case ModelKind::kMnistCnn:
+      return "mnist-cnn";
+    case ModelKind::kCifarCnn:
+      return "cifar-cnn";
+    case ModelKind::kFemnistCnn:
+      return "femnist-cnn";
+    case ModelKind::kMlp:
+      return "mlp";
+  }
+  return "unknown";
+}
+
+ModelKind DefaultModelFor(std::string_view dataset) {
+  if (dataset == "cifar10") return ModelKind::kCifarCnn;
+  if (dataset.substr(0, 6) == "emnist") return ModelKind::kFemnistCnn;
+  return ModelKind::kMnistCnn;
+}
+
+absl::StatusOr<Net> MakeNet(ModelKind kind, const NetShape& shape, uint64_t seed) {
+  if (absl::Status status = ValidateShape(kind, shape); !status.ok()) return status;
+  try {
+    Net net = Construct(kind, shape);
+    InitializeParameters(*net, seed);
+    return net;
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("MakeNet: ", e.what_without_backtrace()));
+  }
+}
+
+TensorSet ToTensorSet(NetImpl& net) {
+  TensorSet set;
+  for (const auto& item : net.named_parameters()) {
+    const torch::Tensor values = item.value().detach().contiguous();
+    NamedTensor tensor;
+    tensor.name = item.key();
+    tensor.shape = values.sizes().vec();
+    tensor.values.assign(values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
+    tensor.prunable = values.dim() >= 2;
+    set.tensors.push_back(std::move(tensor));
+  }
+  return set;
+}
+
+absl::Status LoadTensorSet(const TensorSet& values, NetImpl* net) {
+  if (absl::Status status = values.CheckLayout(ToTensorSet(*net)); !status.ok()) return status;
+  if (absl::Status status = values.CheckFinite(); !status.ok()) return status;
+  torch::NoGradGuard no_grad;
+  const std::vector<torch::Tensor> params = net->parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    const std::vector<float>& source = values.tensors[i].values;
+    std::copy(source.begin(), source.end(), params[i].data_ptr<float>());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace lfl
