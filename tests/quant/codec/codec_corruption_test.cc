@@ -71,14 +71,14 @@ void ExpectValidIfAccepted(const absl::StatusOr<Payload>& decoded) {
   testing::ExpectSamePayload(*twice, *decoded);
 }
 
-TEST(CorruptionTest, SmallPayloadRoundTrips) {
+TEST(CodecCorruptionTest, SmallPayloadRoundTrips) {
   const Payload p = SmallPayload();
   absl::StatusOr<Payload> decoded = Decode(EncodeOrDie(p));
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   testing::ExpectSamePayload(*decoded, p);
 }
 
-TEST(CorruptionTest, EveryTruncationIsRefused) {
+TEST(CodecCorruptionTest, EveryTruncationIsRefused) {
   const std::string bytes = EncodeOrDie(SmallPayload());
   for (size_t n = 0; n < bytes.size(); ++n) {
     EXPECT_FALSE(Decode(std::string_view(bytes.data(), n)).ok()) << "prefix " << n;
@@ -87,7 +87,7 @@ TEST(CorruptionTest, EveryTruncationIsRefused) {
   }
 }
 
-TEST(CorruptionTest, EveryFlippedByteIsRefused) {
+TEST(CodecCorruptionTest, EveryFlippedByteIsRefused) {
   const std::string bytes = EncodeOrDie(SmallPayload());
   for (size_t i = 0; i < bytes.size(); ++i) {
     for (uint8_t flip : {0x01, 0x80, 0xFF}) {
@@ -100,7 +100,7 @@ TEST(CorruptionTest, EveryFlippedByteIsRefused) {
 
 // With the CRC recomputed, corrupt bodies exercise the parser's own checks: each is refused or
 // decodes to a valid payload.
-TEST(CorruptionTest, ResealedCorruptBodiesAreRefusedOrValid) {
+TEST(CodecCorruptionTest, ResealedCorruptBodiesAreRefusedOrValid) {
   const std::string bytes = EncodeOrDie(SmallPayload());
   int refused = 0, total = 0;
   for (size_t i = kHeaderSize; i < bytes.size(); ++i) {
@@ -117,7 +117,7 @@ TEST(CorruptionTest, ResealedCorruptBodiesAreRefusedOrValid) {
   EXPECT_GT(refused, total / 4);
 }
 
-TEST(CorruptionTest, RandomGarbageIsRefused) {
+TEST(CodecCorruptionTest, RandomGarbageIsRefused) {
   std::mt19937_64 rng(1);
   for (int trial = 0; trial < 2000; ++trial) {
     std::string body(rng() % 64, '\0');
@@ -129,7 +129,7 @@ TEST(CorruptionTest, RandomGarbageIsRefused) {
 // ---------------------------------------------------------------------------------------------
 // Header
 
-TEST(HeaderTest, WrongMagicIsNamed) {
+TEST(CodecHeaderTest, WrongMagicIsNamed) {
   std::string bytes = EncodeOrDie(SmallPayload());
   bytes[0] = 'X';
   const absl::Status status = Decode(bytes).status();
@@ -139,18 +139,18 @@ TEST(HeaderTest, WrongMagicIsNamed) {
   EXPECT_THAT(Decode("LFL").status().message(), HasSubstr("magic"));
 }
 
-TEST(HeaderTest, WrongVersionIsNamed) {
+TEST(CodecHeaderTest, WrongVersionIsNamed) {
   const absl::Status status = Decode(WithHeader(std::string(3, '\0'), 2)).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), HasSubstr("version 2"));
 }
 
-TEST(HeaderTest, UnknownFlagsAreRefused) {
+TEST(CodecHeaderTest, UnknownFlagsAreRefused) {
   EXPECT_THAT(Decode(WithHeader(std::string(3, '\0'), 1, 4)).status().message(),
               HasSubstr("flags"));
 }
 
-TEST(HeaderTest, LengthAndChecksumMismatchesAreDataLoss) {
+TEST(CodecHeaderTest, LengthAndChecksumMismatchesAreDataLoss) {
   const std::string bytes = EncodeOrDie(SmallPayload());
   EXPECT_EQ(Decode(bytes + "x").status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(Decode(bytes.substr(0, kHeaderSize)).status().code(), absl::StatusCode::kDataLoss);
@@ -160,7 +160,7 @@ TEST(HeaderTest, LengthAndChecksumMismatchesAreDataLoss) {
   EXPECT_THAT(Decode(bad_crc).status().message(), HasSubstr("CRC-32C"));
 }
 
-TEST(HeaderTest, EmptyPayloadIsTheSmallestValidOne) {
+TEST(CodecHeaderTest, EmptyPayloadIsTheSmallestValidOne) {
   const std::string body("\0\0\0", 3);  // round 0, client 0, no tensors
   ASSERT_TRUE(Decode(WithHeader(body)).ok());
   EXPECT_EQ(EncodeOrDie(Payload{}), WithHeader(body));
@@ -169,9 +169,9 @@ TEST(HeaderTest, EmptyPayloadIsTheSmallestValidOne) {
 // ---------------------------------------------------------------------------------------------
 // Hand-made bodies: absurd lengths and malformed records
 
-class BodyTest : public ::testing::Test {
+class CodecBodyTest : public ::testing::Test {
  protected:
-  BodyTest() : out_(&body_) {
+  CodecBodyTest() : out_(&body_) {
     out_.PutVarint(1);  // round
     out_.PutVarint(2);  // client id
   }
@@ -190,7 +190,7 @@ class BodyTest : public ::testing::Test {
   internal::ByteWriter out_;
 };
 
-TEST_F(BodyTest, WellFormedHandMadeRecordDecodes) {
+TEST_F(CodecBodyTest, WellFormedHandMadeRecordDecodes) {
   Record({10}, 2);
   out_.PutF32(1.f);
   out_.PutVarint(0);  // mask version
@@ -205,27 +205,27 @@ TEST_F(BodyTest, WellFormedHandMadeRecordDecodes) {
   EXPECT_EQ(p->tensors[0].levels, (std::vector<int32_t>{2, 0, 0, 0, 0, 0, 0, 0, 0, -2}));
 }
 
-TEST_F(BodyTest, TensorCountBeyondLimit) {
+TEST_F(CodecBodyTest, TensorCountBeyondLimit) {
   out_.PutVarint(uint64_t{1} << 40);
   EXPECT_EQ(Decoded().code(), absl::StatusCode::kResourceExhausted);
 }
 
-TEST_F(BodyTest, RankBeyondLimit) {
+TEST_F(CodecBodyTest, RankBeyondLimit) {
   Record(std::vector<uint64_t>(9, 1), 32);
   EXPECT_EQ(Decoded().code(), absl::StatusCode::kResourceExhausted);
 }
 
-TEST_F(BodyTest, AbsurdDim) {
+TEST_F(CodecBodyTest, AbsurdDim) {
   Record({uint64_t{1} << 40}, 32);
   EXPECT_EQ(Decoded().code(), absl::StatusCode::kResourceExhausted);
 }
 
-TEST_F(BodyTest, DimsWhoseProductOverflows) {
+TEST_F(CodecBodyTest, DimsWhoseProductOverflows) {
   Record({uint64_t{1} << 20, uint64_t{1} << 20, uint64_t{1} << 20, uint64_t{1} << 20}, 32);
   EXPECT_EQ(Decoded().code(), absl::StatusCode::kResourceExhausted);
 }
 
-TEST_F(BodyTest, TotalElementsBeyondLimitWithZeroBitRecords) {
+TEST_F(CodecBodyTest, TotalElementsBeyondLimitWithZeroBitRecords) {
   // Zero-bit records cost no data bytes per element, so only the limit stops the allocation.
   out_.PutVarint(2);
   for (int i = 0; i < 2; ++i) {
@@ -243,7 +243,7 @@ TEST_F(BodyTest, TotalElementsBeyondLimitWithZeroBitRecords) {
   EXPECT_EQ(Decoded(limits).code(), absl::StatusCode::kResourceExhausted);
 }
 
-TEST_F(BodyTest, OverlongVarint) {
+TEST_F(CodecBodyTest, OverlongVarint) {
   body_.clear();
   body_.append(11, '\xff');
   EXPECT_FALSE(Decoded().ok());
@@ -251,7 +251,7 @@ TEST_F(BodyTest, OverlongVarint) {
   EXPECT_FALSE(Decoded().ok());
 }
 
-TEST_F(BodyTest, BadBits) {
+TEST_F(CodecBodyTest, BadBits) {
   for (uint8_t bits : {9, 16, 31, 33, 255}) {
     body_.resize(2);
     Record({4}, bits);
@@ -260,7 +260,7 @@ TEST_F(BodyTest, BadBits) {
   }
 }
 
-TEST_F(BodyTest, BadScale) {
+TEST_F(CodecBodyTest, BadScale) {
   for (float scale : {-1.f, std::numeric_limits<float>::infinity(),
                       std::numeric_limits<float>::quiet_NaN()}) {
     body_.resize(2);
@@ -270,14 +270,14 @@ TEST_F(BodyTest, BadScale) {
   }
 }
 
-TEST_F(BodyTest, UnknownMaskKind) {
+TEST_F(CodecBodyTest, UnknownMaskKind) {
   Record({4}, 32);
   out_.PutVarint(0);
   out_.PutU8(9);
   EXPECT_THAT(Decoded().message(), HasSubstr("mask kind"));
 }
 
-TEST_F(BodyTest, ReferenceKeptCountBeyondNumel) {
+TEST_F(CodecBodyTest, ReferenceKeptCountBeyondNumel) {
   Record({4}, 32);
   out_.PutVarint(0);
   out_.PutU8(1);
@@ -285,7 +285,7 @@ TEST_F(BodyTest, ReferenceKeptCountBeyondNumel) {
   EXPECT_EQ(Decoded().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(BodyTest, HugeClaimedRawRecordIsRefusedBeforeAllocating) {
+TEST_F(CodecBodyTest, HugeClaimedRawRecordIsRefusedBeforeAllocating) {
   Record({uint64_t{1} << 27}, 32);
   out_.PutVarint(0);
   out_.PutU8(1);
@@ -293,7 +293,7 @@ TEST_F(BodyTest, HugeClaimedRawRecordIsRefusedBeforeAllocating) {
   EXPECT_EQ(Decoded().code(), absl::StatusCode::kDataLoss);
 }
 
-TEST_F(BodyTest, BitmapWithBitsPastNumel) {
+TEST_F(CodecBodyTest, BitmapWithBitsPastNumel) {
   Record({4}, 32);
   out_.PutVarint(0);
   out_.PutU8(2);
@@ -302,7 +302,7 @@ TEST_F(BodyTest, BitmapWithBitsPastNumel) {
   EXPECT_THAT(Decoded().message(), HasSubstr("past numel"));
 }
 
-TEST_F(BodyTest, GapStreams) {
+TEST_F(CodecBodyTest, GapStreams) {
   struct Case {
     uint64_t count;
     uint8_t k;
@@ -331,7 +331,7 @@ TEST_F(BodyTest, GapStreams) {
   }
 }
 
-TEST_F(BodyTest, BadPlaneMarkerAndPadding) {
+TEST_F(CodecBodyTest, BadPlaneMarkerAndPadding) {
   Record({4}, 1);
   out_.PutF32(1.f);
   out_.PutVarint(0);
@@ -350,7 +350,7 @@ TEST_F(BodyTest, BadPlaneMarkerAndPadding) {
   EXPECT_THAT(Decoded().message(), HasSubstr("padding"));
 }
 
-TEST_F(BodyTest, NonFiniteRawValue) {
+TEST_F(CodecBodyTest, NonFiniteRawValue) {
   Record({1}, 32);
   out_.PutVarint(0);
   out_.PutU8(0);
@@ -358,7 +358,7 @@ TEST_F(BodyTest, NonFiniteRawValue) {
   EXPECT_THAT(Decoded().message(), HasSubstr("not finite"));
 }
 
-TEST_F(BodyTest, TrailingBytesInBody) {
+TEST_F(CodecBodyTest, TrailingBytesInBody) {
   out_.PutVarint(0);
   out_.PutU8(0);
   EXPECT_THAT(Decoded().message(), HasSubstr("trailing"));
@@ -384,7 +384,7 @@ TensorRecord Quantized(int bits, std::vector<int32_t> levels) {
   return r;
 }
 
-TEST(EncodeTest, LevelOutOfRange) {
+TEST(CodecEncodeTest, LevelOutOfRange) {
   EXPECT_TRUE(EncodeOne(Quantized(4, {15, -15, 0})).ok());
   for (int32_t level : {16, -16, 1 << 30, std::numeric_limits<int32_t>::min()}) {
     const absl::Status status = EncodeOne(Quantized(4, {0, level}));
@@ -395,7 +395,7 @@ TEST(EncodeTest, LevelOutOfRange) {
   EXPECT_FALSE(EncodeOne(Quantized(0, {1})).ok());
 }
 
-TEST(EncodeTest, InvalidRecords) {
+TEST(CodecEncodeTest, InvalidRecords) {
   TensorRecord r = Quantized(9, {1});
   EXPECT_THAT(EncodeOne(r).message(), HasSubstr("bits"));
   r = Quantized(4, {1});
@@ -421,7 +421,7 @@ TEST(EncodeTest, InvalidRecords) {
   EXPECT_FALSE(EncodeOne(raw).ok());
 }
 
-TEST(EncodeTest, InconsistentMasks) {
+TEST(CodecEncodeTest, InconsistentMasks) {
   TensorRecord r = Quantized(4, {1, 2});
   r.shape = {70};
   r.mask_kind = MaskKind::kExplicit;

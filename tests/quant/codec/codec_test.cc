@@ -37,9 +37,9 @@ const std::vector<std::vector<int64_t>>& TestShapes() {
   return shapes;
 }
 
-class RoundTripTest : public ::testing::TestWithParam<std::tuple<double, int>> {};
+class CodecRoundTripTest : public ::testing::TestWithParam<std::tuple<double, int>> {};
 
-TEST_P(RoundTripTest, EveryMaskKindAndShapeComesBackExactly) {
+TEST_P(CodecRoundTripTest, EveryMaskKindAndShapeComesBackExactly) {
   const auto [density, bits] = GetParam();
   std::mt19937_64 rng(static_cast<uint64_t>(density * 1000) * 100 + bits);
   Payload payload;
@@ -54,11 +54,11 @@ TEST_P(RoundTripTest, EveryMaskKindAndShapeComesBackExactly) {
   ExpectSamePayload(RoundTrip(payload), payload);
 }
 
-INSTANTIATE_TEST_SUITE_P(DensitiesAndBits, RoundTripTest,
+INSTANTIATE_TEST_SUITE_P(CodecDensitiesAndBits, CodecRoundTripTest,
                          ::testing::Combine(::testing::Values(0.0, 0.01, 0.1, 0.5, 1.0),
                                             ::testing::Values(0, 1, 2, 3, 4, 5, 6, 7, 8, 32)));
 
-TEST(RoundTripTest, EmptyPayloadAndExtremeLevels) {
+TEST(CodecRoundTripEdgeTest, EmptyPayloadAndExtremeLevels) {
   ExpectSamePayload(RoundTrip(Payload{}), Payload{});
   TensorRecord r;
   r.shape = {6};
@@ -80,7 +80,7 @@ size_t CodedMaskBytes(const BitWords& mask, int64_t numel, internal::WireMask* k
   return out.size() - 1;  // without the kind byte
 }
 
-TEST(MaskCodingTest, SparseMaskUsesKeptGapsDenseOneDroppedGapsHalfFullOneTheBitmap) {
+TEST(CodecMaskCodingTest, SparseMaskUsesKeptGapsDenseOneDroppedGapsHalfFullOneTheBitmap) {
   std::mt19937_64 rng(11);
   const int64_t numel = 100000;
   internal::WireMask kind;
@@ -106,7 +106,7 @@ double BinaryEntropy(double p) {
 
 // The chosen coding is never bigger than the bitmap and stays within 10% of the mask's
 // empirical entropy whenever gaps win (Golomb-Rice is near-optimal for geometric gaps).
-TEST(MaskCodingTest, ChosenCodingIsNoBiggerThanTheBitmapAndNearTheEntropy) {
+TEST(CodecMaskCodingTest, ChosenCodingIsNoBiggerThanTheBitmapAndNearTheEntropy) {
   std::mt19937_64 rng(12);
   const int64_t numel = 200000;
   const size_t bitmap_bytes = (numel + 7) / 8;
@@ -128,7 +128,7 @@ TEST(MaskCodingTest, ChosenCodingIsNoBiggerThanTheBitmapAndNearTheEntropy) {
   }
 }
 
-TEST(MaskCodingTest, EmptyFullAndTinyMasksRoundTrip) {
+TEST(CodecMaskCodingTest, EmptyFullAndTinyMasksRoundTrip) {
   std::mt19937_64 rng(13);
   for (int64_t numel : {0, 1, 63, 64, 65, 1000}) {
     for (double density : {0.0, 0.003, 0.5, 0.997, 1.0}) {
@@ -152,9 +152,9 @@ double EncodedBits(const TensorRecord& r) {
   return bytes.ok() ? 8.0 * bytes->size() : 0;
 }
 
-class SizeTest : public ::testing::TestWithParam<std::tuple<double, int>> {};
+class CodecSizeTest : public ::testing::TestWithParam<std::tuple<double, int>> {};
 
-TEST_P(SizeTest, PayloadSizeFollowsTheCostFormula) {
+TEST_P(CodecSizeTest, PayloadSizeFollowsTheCostFormula) {
   const auto [density, bits] = GetParam();
   std::mt19937_64 rng(99);
   const int64_t numel = 1 << 18;
@@ -170,11 +170,11 @@ TEST_P(SizeTest, PayloadSizeFollowsTheCostFormula) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(DensitiesAndBits, SizeTest,
+INSTANTIATE_TEST_SUITE_P(CodecDensitiesAndBits, CodecSizeTest,
                          ::testing::Combine(::testing::Values(0.01, 0.1, 0.5, 0.9),
                                             ::testing::Values(1, 2, 4, 8)));
 
-TEST(SizeTest, AllZeroPlanesCostOneByteEach) {
+TEST(CodecPlaneCostTest, AllZeroPlanesCostOneByteEach) {
   TensorRecord r;
   r.shape = {4096};
   r.bits = 8;
@@ -194,7 +194,7 @@ TEST(SizeTest, AllZeroPlanesCostOneByteEach) {
 // ---------------------------------------------------------------------------------------------
 // Dense helpers
 
-TEST(QuantizeUniformTest, DequantizedValuesAreWithinHalfAStepOfTheInput) {
+TEST(CodecQuantizeUniformTest, DequantizedValuesAreWithinHalfAStepOfTheInput) {
   std::mt19937_64 rng(5);
   std::normal_distribution<float> value(0.f, 0.05f);
   const std::vector<int64_t> shape = {20, 51};
@@ -229,7 +229,7 @@ TEST(QuantizeUniformTest, DequantizedValuesAreWithinHalfAStepOfTheInput) {
   }
 }
 
-TEST(QuantizeUniformTest, ServerExpandsBitForBitWhatTheClientDequantizes) {
+TEST(CodecQuantizeUniformTest, ServerExpandsBitForBitWhatTheClientDequantizes) {
   std::mt19937_64 rng(6);
   for (int bits = 1; bits <= 8; ++bits) {
     const TensorRecord r = RandomRecord(0, {{999}, 0.4, bits, MaskKind::kExplicit}, rng);
@@ -247,7 +247,7 @@ TEST(QuantizeUniformTest, ServerExpandsBitForBitWhatTheClientDequantizes) {
   }
 }
 
-TEST(QuantizeUniformTest, RawAndZeroBitRecords) {
+TEST(CodecQuantizeUniformTest, RawAndZeroBitRecords) {
   const std::vector<float> dense = {1.5f, -2.f, 0.25f, 3.f};
   std::vector<float> out;
   TensorRecord raw = QuantizeUniform(0, {4}, dense.data(), nullptr, 32);
@@ -259,7 +259,7 @@ TEST(QuantizeUniformTest, RawAndZeroBitRecords) {
   EXPECT_EQ(out, std::vector<float>(4, 0.f));
 }
 
-TEST(QuantizeUniformTest, RoundsHalfAwayFromZeroAndHandlesAllZeroInput) {
+TEST(CodecQuantizeUniformTest, RoundsHalfAwayFromZeroAndHandlesAllZeroInput) {
   const std::vector<float> dense = {-4.f, -0.5f, 0.5f, 1.5f, 4.f};  // 4 bits: step 4/15
   const TensorRecord r = QuantizeUniform(0, {5}, dense.data(), nullptr, 4);
   EXPECT_EQ(r.levels, (std::vector<int32_t>{-15, -2, 2, 6, 15}));
@@ -269,7 +269,7 @@ TEST(QuantizeUniformTest, RoundsHalfAwayFromZeroAndHandlesAllZeroInput) {
   EXPECT_EQ(z.levels, std::vector<int32_t>(5, 0));
 }
 
-TEST(QuantizeUniformTest, NonFiniteInputMakesARecordThatEncodeRefuses) {
+TEST(CodecQuantizeUniformTest, NonFiniteInputMakesARecordThatEncodeRefuses) {
   const std::vector<float> dense = {1.f, NAN, 2.f};
   Payload payload;
   payload.tensors = {QuantizeUniform(0, {3}, dense.data(), nullptr, 4)};
@@ -278,7 +278,7 @@ TEST(QuantizeUniformTest, NonFiniteInputMakesARecordThatEncodeRefuses) {
   EXPECT_EQ(Encode(payload).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST(ExpandToDenseTest, ReferenceRecordsUseTheReceiversMask) {
+TEST(CodecExpandToDenseTest, ReferenceRecordsUseTheReceiversMask) {
   std::mt19937_64 rng(8);
   const TensorRecord explicit_record =
       RandomRecord(0, {{300}, 0.2, 5, MaskKind::kExplicit}, rng);
@@ -299,7 +299,7 @@ TEST(ExpandToDenseTest, ReferenceRecordsUseTheReceiversMask) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(ExpandToDenseTest, RefusesCountsThatDoNotMatchTheMask) {
+TEST(CodecExpandToDenseTest, RefusesCountsThatDoNotMatchTheMask) {
   TensorRecord r;
   r.shape = {10};
   r.bits = 4;
@@ -311,7 +311,7 @@ TEST(ExpandToDenseTest, RefusesCountsThatDoNotMatchTheMask) {
   EXPECT_EQ(ExpandToDense(r, nullptr, &out).code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST(CountKeptTest, CountsOnlyBitsBelowNumel) {
+TEST(CodecCountKeptTest, CountsOnlyBitsBelowNumel) {
   const BitWords mask = {~uint64_t{0}, 0xFF};
   EXPECT_EQ(CountKept(mask, 128), 72);
   EXPECT_EQ(CountKept(mask, 68), 68);

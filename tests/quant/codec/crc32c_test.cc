@@ -8,19 +8,19 @@
 namespace lfl::codec {
 namespace {
 
-TEST(Crc32cTest, MatchesTheStandardCheckValue) {
+TEST(CodecCrc32cTest, MatchesTheStandardCheckValue) {
   EXPECT_EQ(Crc32c("123456789"), 0xE3069283u);
   EXPECT_EQ(Crc32cPortable("123456789"), 0xE3069283u);
 }
 
-TEST(Crc32cTest, KnownVectorsFromRfc3720) {
+TEST(CodecCrc32cTest, KnownVectorsFromRfc3720) {
   // iSCSI (RFC 3720, B.4): 32 bytes of zeros and 32 bytes of 0xFF.
   EXPECT_EQ(Crc32c(std::string(32, '\0')), 0x8A9136AAu);
   EXPECT_EQ(Crc32c(std::string(32, '\xff')), 0x62A8AB43u);
   EXPECT_EQ(Crc32c(""), 0u);
 }
 
-TEST(Crc32cTest, HardwareAndPortablePathsAgreeOnEveryLengthAndAlignment) {
+TEST(CodecCrc32cTest, HardwareAndPortablePathsAgreeOnEveryLengthAndAlignment) {
   std::mt19937 rng(7);
   std::string data(300, '\0');
   for (char& c : data) c = static_cast<char>(rng());
@@ -32,7 +32,7 @@ TEST(Crc32cTest, HardwareAndPortablePathsAgreeOnEveryLengthAndAlignment) {
   }
 }
 
-TEST(Crc32cTest, DetectsEverySingleBitFlip) {
+TEST(CodecCrc32cTest, DetectsEverySingleBitFlip) {
   std::string data = "lottery tickets travel as bit planes";
   const uint32_t crc = Crc32c(data);
   for (size_t i = 0; i < data.size() * 8; ++i) {
