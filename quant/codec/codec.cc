@@ -45,7 +45,8 @@ absl::StatusOr<int64_t> KeptCountForEncode(const TensorRecord& r, int64_t numel)
       if (!r.mask.empty()) return absl::InvalidArgumentError("kAll record carries mask words");
       return numel;
     case MaskKind::kReference: {
-      if (!r.mask.empty()) return absl::InvalidArgumentError("kReference record carries mask words");
+      if (!r.mask.empty())
+        return absl::InvalidArgumentError("kReference record carries mask words");
       const size_t kept = r.bits == kRawBits ? r.values.size() : r.levels.size();
       if (kept > static_cast<uint64_t>(numel)) {
         return absl::InvalidArgumentError("kReference record holds more entries than numel");
@@ -54,8 +55,8 @@ absl::StatusOr<int64_t> KeptCountForEncode(const TensorRecord& r, int64_t numel)
     }
     case MaskKind::kExplicit:
       if (r.mask.size() != WordCount(numel)) {
-        return absl::InvalidArgumentError(absl::StrCat("mask has ", r.mask.size(),
-                                                       " words, expected ", WordCount(numel)));
+        return absl::InvalidArgumentError(
+            absl::StrCat("mask has ", r.mask.size(), " words, expected ", WordCount(numel)));
       }
       if (numel % 64 != 0 && (r.mask.back() >> (numel % 64)) != 0) {
         return absl::InvalidArgumentError("mask has bits set past numel");
@@ -77,8 +78,8 @@ absl::Status ValidateQuantized(const TensorRecord& r, int64_t kept) {
   const int32_t max_level = MaxLevel(r.bits);
   for (size_t i = 0; i < r.levels.size(); ++i) {
     if (r.levels[i] > max_level || r.levels[i] < -max_level) {
-      return absl::InvalidArgumentError(absl::StrCat("level ", r.levels[i], " at entry ", i,
-                                                     " is outside +-", max_level));
+      return absl::InvalidArgumentError(
+          absl::StrCat("level ", r.levels[i], " at entry ", i, " is outside +-", max_level));
     }
   }
   return absl::OkStatus();
@@ -288,7 +289,7 @@ absl::Status ReadRecord(ByteReader* in, DecodeBudget* budget, TensorRecord* r) {
   absl::Status status = ReadBoundedVarint(in, std::numeric_limits<uint32_t>::max(), "id", &id);
   if (!status.ok()) return status;
   r->id = static_cast<uint32_t>(id);
-  int64_t numel;
+  int64_t numel = 0;
   status = ReadShape(in, budget, r, &numel);
   if (status.ok()) status = ReadScale(in, r);
   if (!status.ok()) return status;
@@ -317,16 +318,16 @@ absl::StatusOr<std::string_view> ReadHeader(std::string_view bytes) {
   in.ReadU32(&crc);
   if (version != kFormatVersion) {
     return absl::InvalidArgumentError(absl::StrCat("unsupported LFLQ format version ", version,
-                                                   " (this decoder reads version ",
-                                                   kFormatVersion, ")"));
+                                                   " (this decoder reads version ", kFormatVersion,
+                                                   ")"));
   }
   if (flags != 0) {
     return absl::InvalidArgumentError(absl::StrCat("unsupported LFLQ flags ", flags));
   }
   const std::string_view body = bytes.substr(kHeaderSize);
   if (body_size != body.size()) {
-    return absl::DataLossError(absl::StrCat("body length ", body.size(), " but header says ",
-                                            body_size));
+    return absl::DataLossError(
+        absl::StrCat("body length ", body.size(), " but header says ", body_size));
   }
   if (Crc32c(body) != crc) return absl::DataLossError("body CRC-32C mismatch");
   return body;
@@ -382,8 +383,8 @@ void ExpandMasked(const TensorRecord& r, const BitWords& mask, int64_t numel, fl
 
 absl::Status CheckMaskWords(const BitWords& mask, int64_t numel, const char* what) {
   if (mask.size() != WordCount(numel)) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " has ", mask.size(),
-                                                   " words, expected ", WordCount(numel)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " has ", mask.size(), " words, expected ", WordCount(numel)));
   }
   if (numel % 64 != 0 && (mask.back() >> (numel % 64)) != 0) {
     return absl::InvalidArgumentError(absl::StrCat(what, " has bits set past numel"));

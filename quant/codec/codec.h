@@ -50,7 +50,7 @@ struct TensorRecord {
   uint8_t bits = kRawBits;     // 0..8: quantized magnitude bits (sign separate); 32: raw float32
   float scale = 0.f;           // >= 0 and finite when bits <= 8; not sent (decodes as 0) for 32
   MaskKind mask_kind = MaskKind::kAll;
-  uint32_t mask_version = 0;   // kReference only: the mask version the receiver holds
+  uint32_t mask_version = 0;  // kReference only: the mask version the receiver holds
   // kExplicit only: exactly ceil(numel / 64) words. The encoder sends it as a bitmap or as
   // Golomb-Rice coded gaps between kept (or between dropped) elements, whichever is smallest.
   BitWords mask;

@@ -73,7 +73,8 @@ GapPlan PlanGaps(const BitWords& mask, uint64_t numel, bool code_dropped) {
     gap_sum += gap;
   });
   if (plan.count == 0) return plan;
-  const int model_k = ModelRiceParameter(static_cast<double>(gap_sum) / plan.count);
+  const int model_k =
+      ModelRiceParameter(static_cast<double>(gap_sum) / static_cast<double>(plan.count));
   const int first_k = std::max(0, model_k - 1);
   const int last_k = std::min(kMaxRiceParameter, model_k + 1);
   uint64_t quotient_sums[3] = {};
@@ -139,8 +140,7 @@ absl::Status ReadBitmap(uint64_t numel, ByteReader* in, BitWords* mask) {
 }
 
 // Decodes `count` gaps, toggling each coded position in `mask`.
-absl::Status ReadGapStream(uint64_t numel, uint64_t count, int k, BitReader* bits,
-                           BitWords* mask) {
+absl::Status ReadGapStream(uint64_t numel, uint64_t count, int k, BitReader* bits, BitWords* mask) {
   uint64_t next = 0;  // previous position + 1
   for (uint64_t i = 0; i < count; ++i) {
     uint64_t gap;

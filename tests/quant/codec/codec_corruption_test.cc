@@ -57,9 +57,7 @@ std::string WithHeader(const std::string& body, uint16_t version = 1, uint16_t f
 constexpr size_t kHeaderSize = 20;
 
 // Re-seals a corrupted payload so that its (possibly bogus) body reaches the parser.
-std::string Reseal(const std::string& bytes) {
-  return WithHeader(bytes.substr(kHeaderSize));
-}
+std::string Reseal(const std::string& bytes) { return WithHeader(bytes.substr(kHeaderSize)); }
 
 // Decoded payloads must be valid: re-encoding succeeds and gives back the same payload.
 void ExpectValidIfAccepted(const absl::StatusOr<Payload>& decoded) {
@@ -193,13 +191,13 @@ class CodecBodyTest : public ::testing::Test {
 TEST_F(CodecBodyTest, WellFormedHandMadeRecordDecodes) {
   Record({10}, 2);
   out_.PutF32(1.f);
-  out_.PutVarint(0);  // mask version
-  out_.PutU8(0);      // kAll
-  out_.PutU8(1);      // plane bit 1: raw
+  out_.PutVarint(0);    // mask version
+  out_.PutU8(0);        // kAll
+  out_.PutU8(1);        // plane bit 1: raw
   out_.PutU16(0x0201);  // entries 0 and 9 have bit 1
-  out_.PutU8(0);      // plane bit 0: zero
-  out_.PutU8(1);      // sign plane over 2 nonzero entries: raw
-  out_.PutU8(0x02);   // the second (entry 9) is negative
+  out_.PutU8(0);        // plane bit 0: zero
+  out_.PutU8(1);        // sign plane over 2 nonzero entries: raw
+  out_.PutU8(0x02);     // the second (entry 9) is negative
   absl::StatusOr<Payload> p = Decode(WithHeader(body_));
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->tensors[0].levels, (std::vector<int32_t>{2, 0, 0, 0, 0, 0, 0, 0, 0, -2}));
@@ -232,10 +230,10 @@ TEST_F(CodecBodyTest, TotalElementsBeyondLimitWithZeroBitRecords) {
     out_.PutVarint(i);
     out_.PutU8(1);
     out_.PutVarint(600);
-    out_.PutU8(0);       // bits
+    out_.PutU8(0);  // bits
     out_.PutF32(1.f);
     out_.PutVarint(0);
-    out_.PutU8(0);       // kAll
+    out_.PutU8(0);  // kAll
   }
   EXPECT_TRUE(Decoded().ok());
   DecodeLimits limits;
@@ -261,8 +259,8 @@ TEST_F(CodecBodyTest, BadBits) {
 }
 
 TEST_F(CodecBodyTest, BadScale) {
-  for (float scale : {-1.f, std::numeric_limits<float>::infinity(),
-                      std::numeric_limits<float>::quiet_NaN()}) {
+  for (float scale :
+       {-1.f, std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
     body_.resize(2);
     Record({4}, 3);
     out_.PutF32(scale);

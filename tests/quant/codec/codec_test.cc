@@ -280,8 +280,7 @@ TEST(CodecQuantizeUniformTest, NonFiniteInputMakesARecordThatEncodeRefuses) {
 
 TEST(CodecExpandToDenseTest, ReferenceRecordsUseTheReceiversMask) {
   std::mt19937_64 rng(8);
-  const TensorRecord explicit_record =
-      RandomRecord(0, {{300}, 0.2, 5, MaskKind::kExplicit}, rng);
+  const TensorRecord explicit_record = RandomRecord(0, {{300}, 0.2, 5, MaskKind::kExplicit}, rng);
   TensorRecord reference = explicit_record;
   reference.mask_kind = MaskKind::kReference;
   reference.mask.clear();
@@ -295,8 +294,7 @@ TEST(CodecExpandToDenseTest, ReferenceRecordsUseTheReceiversMask) {
   other[0] ^= 1;  // one more or one fewer kept element
   EXPECT_EQ(ExpandToDense(reference, &other, &got).code(), absl::StatusCode::kInvalidArgument);
   BitWords short_mask(2, ~uint64_t{0});
-  EXPECT_EQ(ExpandToDense(reference, &short_mask, &got).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ExpandToDense(reference, &short_mask, &got).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(CodecExpandToDenseTest, RefusesCountsThatDoNotMatchTheMask) {

@@ -56,8 +56,7 @@ void CheckContract(const absl::StatusOr<Payload>& decoded, const DecodeLimits& l
   const absl::StatusOr<std::string> again = Encode(*decoded);
   Require(again.ok());
   const absl::StatusOr<Payload> twice = Decode(*again, limits);
-  Require(twice.ok() && twice->round == decoded->round &&
-          twice->client_id == decoded->client_id &&
+  Require(twice.ok() && twice->round == decoded->round && twice->client_id == decoded->client_id &&
           twice->tensors.size() == decoded->tensors.size());
   std::vector<float> dense;
   for (size_t i = 0; i < decoded->tensors.size(); ++i) {
