@@ -99,14 +99,14 @@ void BM_Decode(benchmark::State& state, Case c) {
   Report(state, f);
 }
 
-BENCHMARK_CAPTURE(BM_Encode, sparse_d0 .1_4bit, kSparse4)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Encode, sparse_d0 .1_4bit_refmask, kSparse4Referenced)
+BENCHMARK_CAPTURE(BM_Encode, sparse10pct_4bit, kSparse4)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Encode, sparse10pct_4bit_refmask, kSparse4Referenced)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Encode, dense_8bit, kDense8)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_EncodeRecord, sparse_d0 .1_4bit, kSparse4)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_EncodeRecord, sparse10pct_4bit, kSparse4)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_EncodeRecord, dense_8bit, kDense8)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Decode, sparse_d0 .1_4bit, kSparse4)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Decode, sparse_d0 .1_4bit_refmask, kSparse4Referenced)
+BENCHMARK_CAPTURE(BM_Decode, sparse10pct_4bit, kSparse4)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Decode, sparse10pct_4bit_refmask, kSparse4Referenced)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_Decode, dense_8bit, kDense8)->Unit(benchmark::kMillisecond);
 

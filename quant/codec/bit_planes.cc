@@ -180,8 +180,14 @@ void AppendLevelPlanes(const int32_t* levels, size_t count, int bits, ByteWriter
   out->PutU8(summary.any_negative ? kPlaneRaw : kPlaneZero);
   const size_t sign_offset = out->size();
   out->AppendUninitialized(sign_size);
-  uint8_t* planes[8] = {};
-  for (int p = 0; p < bits; ++p) planes[p] = offsets[p] != 0 ? out->At(offsets[p]) : nullptr;
+  uint8_t* planes[8];
+  int plane_bits[8];
+  int raw_planes = 0;
+  for (int p = 0; p < bits; ++p) {
+    if (offsets[p] == 0) continue;
+    planes[raw_planes] = out->At(offsets[p]);
+    plane_bits[raw_planes++] = p;
+  }
   SignWriter sign_writer(out->At(sign_offset));
   alignas(8) uint8_t mag[kBlock], neg[kBlock];
   for (size_t begin = 0; begin < count; begin += kBlock) {
@@ -196,9 +202,7 @@ void AppendLevelPlanes(const int32_t* levels, size_t count, int bits, ByteWriter
     for (size_t j = 0; j < n; j += 8) {
       const size_t g = (begin + j) / 8;
       const uint64_t m = LoadLittleEndian64(mag + j);
-      for (int p = 0; p < bits; ++p) {
-        if (planes[p] != nullptr) planes[p][g] = GatherBit(m, p);
-      }
+      for (int r = 0; r < raw_planes; ++r) planes[r][g] = GatherBit(m, plane_bits[r]);
       if (summary.any_negative) {
         const uint8_t nonzero = NonzeroBytes(m);
         const uint8_t negative = GatherBit(LoadLittleEndian64(neg + j), 0);

@@ -35,6 +35,30 @@ absl::Status WithTensorContext(const absl::Status& status, size_t index) {
   return absl::Status(status.code(), absl::StrCat("tensor ", index, ": ", status.message()));
 }
 
+constexpr uint32_t kInfinityBits = 0x7F800000u;
+
+// max |v| as an IEEE-754 bit pattern, branch-free so that the loop vectorizes. For non-negative
+// floats integer order is float order, and every non-finite pattern is >= kInfinityBits.
+uint32_t MaxAbsBits(const float* values, size_t n) {
+  uint32_t max_abs_bits = 0;
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t b;
+    std::memcpy(&b, &values[i], sizeof b);
+    max_abs_bits = std::max(max_abs_bits, b & 0x7FFFFFFFu);
+  }
+  return max_abs_bits;
+}
+
+// Index of the first non-finite value, or n.
+size_t FirstNonFinite(const float* values, size_t n) {
+  if (MaxAbsBits(values, n) < kInfinityBits) return n;
+  size_t i = 0;
+  while (std::isfinite(values[i])) ++i;
+  return i;
+}
+
+constexpr bool kLittleEndianHost = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
+
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
@@ -75,14 +99,20 @@ absl::Status ValidateQuantized(const TensorRecord& r, int64_t kept) {
     return absl::InvalidArgumentError(
         absl::StrCat(r.levels.size(), " levels for ", kept, " kept elements"));
   }
+  // Branch-free min/max first (vectorizes); find the culprit only on failure.
   const int32_t max_level = MaxLevel(r.bits);
-  for (size_t i = 0; i < r.levels.size(); ++i) {
+  int32_t lowest = 0, highest = 0;
+  for (int32_t level : r.levels) {
+    lowest = std::min(lowest, level);
+    highest = std::max(highest, level);
+  }
+  if (lowest >= -max_level && highest <= max_level) return absl::OkStatus();
+  for (size_t i = 0;; ++i) {
     if (r.levels[i] > max_level || r.levels[i] < -max_level) {
       return absl::InvalidArgumentError(
           absl::StrCat("level ", r.levels[i], " at entry ", i, " is outside +-", max_level));
     }
   }
-  return absl::OkStatus();
 }
 
 absl::Status ValidateRaw(const TensorRecord& r, int64_t kept) {
@@ -91,10 +121,9 @@ absl::Status ValidateRaw(const TensorRecord& r, int64_t kept) {
     return absl::InvalidArgumentError(
         absl::StrCat(r.values.size(), " values for ", kept, " kept elements"));
   }
-  for (size_t i = 0; i < r.values.size(); ++i) {
-    if (!std::isfinite(r.values[i])) {
-      return absl::InvalidArgumentError(absl::StrCat("value at entry ", i, " is not finite"));
-    }
+  const size_t bad = FirstNonFinite(r.values.data(), r.values.size());
+  if (bad != r.values.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("value at entry ", bad, " is not finite"));
   }
   return absl::OkStatus();
 }
@@ -132,6 +161,10 @@ void AppendMask(const TensorRecord& r, int64_t numel, int64_t kept, ByteWriter* 
 
 void AppendRawValues(const std::vector<float>& values, ByteWriter* out) {
   uint8_t* bytes = out->AppendUninitialized(values.size() * 4);
+  if (kLittleEndianHost) {
+    if (!values.empty()) std::memcpy(bytes, values.data(), values.size() * 4);
+    return;
+  }
   for (float v : values) {
     uint32_t bits;
     std::memcpy(&bits, &v, 4);
@@ -273,13 +306,18 @@ absl::Status ReadRawValues(ByteReader* in, int64_t kept, std::vector<float>* val
     return Truncated("raw values");
   }
   values->resize(static_cast<size_t>(kept));
-  for (int64_t i = 0; i < kept; ++i) {
-    uint32_t bits = 0;
-    for (int b = 0; b < 4; ++b) bits |= uint32_t{bytes[4 * i + b]} << (8 * b);
-    std::memcpy(&(*values)[i], &bits, 4);
-    if (!std::isfinite((*values)[i])) {
-      return absl::InvalidArgumentError(absl::StrCat("value at entry ", i, " is not finite"));
+  if (kLittleEndianHost) {
+    if (kept > 0) std::memcpy(values->data(), bytes, static_cast<size_t>(kept) * 4);
+  } else {
+    for (int64_t i = 0; i < kept; ++i) {
+      uint32_t bits = 0;
+      for (int b = 0; b < 4; ++b) bits |= uint32_t{bytes[4 * i + b]} << (8 * b);
+      std::memcpy(&(*values)[i], &bits, 4);
     }
+  }
+  const size_t bad = FirstNonFinite(values->data(), values->size());
+  if (bad != values->size()) {
+    return absl::InvalidArgumentError(absl::StrCat("value at entry ", bad, " is not finite"));
   }
   return absl::OkStatus();
 }
@@ -423,16 +461,8 @@ inline int32_t RoundHalfAway(float q) {
   return truncated + (fraction >= 0.5f) - (fraction <= -0.5f);
 }
 
-// scale = max |v|, found on the IEEE-754 bit patterns (for non-negative floats integer order is
-// float order, and every non-finite pattern is above every finite one), so the loop vectorizes.
 void QuantizeLevels(const float* kept, size_t n, int bits, TensorRecord* r) {
-  constexpr uint32_t kAbsMask = 0x7FFFFFFFu, kInfinityBits = 0x7F800000u;
-  uint32_t max_abs_bits = 0;
-  for (size_t i = 0; i < n; ++i) {
-    uint32_t b;
-    std::memcpy(&b, &kept[i], sizeof b);
-    max_abs_bits = std::max(max_abs_bits, b & kAbsMask);
-  }
+  const uint32_t max_abs_bits = MaxAbsBits(kept, n);
   const bool finite = max_abs_bits < kInfinityBits;
   float scale;
   std::memcpy(&scale, &max_abs_bits, sizeof scale);
