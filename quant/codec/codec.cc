@@ -190,7 +190,9 @@ absl::Status AppendRecord(const TensorRecord& r, ByteWriter* out) {
   return absl::OkStatus();
 }
 
-std::string MakeHeader(std::string_view body) {
+// Fills the kHeaderSize bytes reserved at the front of `bytes` for the body that follows.
+void WriteHeader(std::string* bytes) {
+  const std::string_view body = std::string_view(*bytes).substr(kHeaderSize);
   std::string header;
   ByteWriter out(&header);
   out.PutBytes(kMagic, sizeof kMagic);
@@ -198,7 +200,7 @@ std::string MakeHeader(std::string_view body) {
   out.PutU16(0);  // flags: none defined in version 1
   out.PutU64(body.size());
   out.PutU32(Crc32c(body));
-  return header;
+  bytes->replace(0, kHeaderSize, header);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -505,8 +507,8 @@ absl::StatusOr<int64_t> NumElements(const std::vector<int64_t>& shape) {
 }
 
 absl::StatusOr<std::string> Encode(const Payload& payload) {
-  std::string body;
-  ByteWriter out(&body);
+  std::string bytes(kHeaderSize, '\0');  // the header is filled in once the body is known
+  ByteWriter out(&bytes);
   out.PutVarint(payload.round);
   out.PutVarint(payload.client_id);
   out.PutVarint(payload.tensors.size());
@@ -514,8 +516,7 @@ absl::StatusOr<std::string> Encode(const Payload& payload) {
     absl::Status status = AppendRecord(payload.tensors[i], &out);
     if (!status.ok()) return WithTensorContext(status, i);
   }
-  std::string bytes = MakeHeader(body);
-  bytes += body;
+  WriteHeader(&bytes);
   return bytes;
 }
 
