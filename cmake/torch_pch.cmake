@@ -6,6 +6,9 @@ add_library(lfl_torch_pch STATIC ${CMAKE_CURRENT_LIST_DIR}/torch_pch.cc)
 target_link_libraries(lfl_torch_pch PUBLIC ${TORCH_LIBRARIES})
 target_include_directories(lfl_torch_pch PUBLIC ${TORCH_INCLUDE_DIRS})
 target_precompile_headers(lfl_torch_pch PRIVATE <torch/torch.h>)
+# Every user compiles with -pthread; the PCH must see the same _REENTRANT.
+target_compile_options(lfl_torch_pch PUBLIC -pthread)
+target_link_libraries(lfl_torch_pch PUBLIC Threads::Threads)
 
 # lfl_use_torch(target): link LibTorch and reuse the shared precompiled header.
 function(lfl_use_torch target)

@@ -213,7 +213,7 @@ absl::Status FederationServer::Wait() {
 
 FederationServer::~FederationServer() {
   if (!impl_) return;
-  impl_->done.Notify();
+  if (!impl_->done.HasBeenNotified()) impl_->done.Notify();
   impl_->service->ReleaseAll();
   if (impl_->server) impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   impl_->service->ReleaseAll();

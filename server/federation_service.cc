@@ -67,13 +67,21 @@ bool FederationService::AnswerPoll(const v1::PollRequest& request, v1::PollReply
       reply->set_state(v1::PollReply::FINISHED);
       return true;
     case PollResult::kTrain:
-      reply->set_state(v1::PollReply::TRAIN);
       for (const Task& t : result->tasks) {
+        if (std::find(request.busy_client_ids().begin(), request.busy_client_ids().end(), t.client_id) !=
+            request.busy_client_ids().end()) {
+          continue;
+        }
         v1::Task* task = reply->add_tasks();
         task->set_client_id(t.client_id);
         task->set_round(t.round);
         task->set_attempt(t.attempt);
       }
+      if (reply->tasks_size() == 0) {
+        reply->set_state(v1::PollReply::WAIT);
+        return expired;
+      }
+      reply->set_state(v1::PollReply::TRAIN);
       return true;
     case PollResult::kWait:
       reply->set_state(v1::PollReply::WAIT);
@@ -126,14 +134,15 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::Chunk> {
  public:
   FetchReactor(FederationService* service, const v1::FetchRequest& request) {
     const double start = service->now();
-    absl::StatusOr<std::string> payload = service->coordinator()->Downlink(
+    absl::StatusOr<RoundCoordinator::DownlinkPayload> payload = service->coordinator()->Downlink(
         {request.client().client_id(), request.client().token()}, request.round(), request.attempt(),
         request.held_mask_version(), request.held_mask_hash(), start);
     if (!payload.ok()) {
       Finish(ToGrpcStatus(payload.status()));
       return;
     }
-    payload_ = *std::move(payload);
+    payload_ = std::move(payload->bytes);
+    mask_version_ = payload->mask_version;
     chunk_ = service->limits().max_chunk_bytes;
     WriteNext();
   }
@@ -154,7 +163,10 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::Chunk> {
     }
     const size_t n = std::min<size_t>(chunk_, payload_.size() - offset_);
     message_.Clear();
-    if (!sent_any_) message_.set_total_bytes(payload_.size());
+    if (!sent_any_) {
+      message_.set_total_bytes(payload_.size());
+      message_.set_mask_version(mask_version_);
+    }
     message_.set_data(payload_.data() + offset_, n);
     offset_ += n;
     sent_any_ = true;
@@ -163,6 +175,7 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::Chunk> {
   std::string payload_;
   size_t offset_ = 0;
   bool sent_any_ = false;
+  uint32_t mask_version_ = 0;
   size_t chunk_ = 1 << 20;
   v1::Chunk message_;
 };

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (absl::Status s = lfl::ValidateRunConfig(options.config); !s.ok()) {
-    spdlog::error("{}", s.message());
+    spdlog::error("{}", std::string(s.message()));
     return 2;
   }
   if (options.tls_cert.empty() != options.tls_key.empty()) {
@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   lfl::SetMathThreads(2);
   auto data = lfl::LoadRunData(options.config);
   if (!data.ok()) {
-    spdlog::error("{}", data.status().message());
+    spdlog::error("{}", std::string(data.status().message()));
     return 1;
   }
   const int64_t rounds = options.config.rounds;
@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
         }
       });
   if (!server.ok()) {
-    spdlog::error("{}", server.status().message());
+    spdlog::error("{}", std::string(server.status().message()));
     return 1;
   }
   spdlog::info("lotteryfl-server: {} clients, {} rounds, algorithm {}, quant {}, listening on port {}{}",
@@ -69,6 +69,6 @@ int main(int argc, char** argv) {
     spdlog::info("stopped; checkpoint in {}/checkpoint.bin (restart with --resume)", options.config.out);
     return 0;
   }
-  spdlog::error("{}", s.message());
+  spdlog::error("{}", std::string(s.message()));
   return 1;
 }

@@ -131,9 +131,10 @@ absl::StatusOr<PollResult> RoundCoordinator::Poll(const std::vector<Credential>&
   return result;
 }
 
-absl::StatusOr<std::string> RoundCoordinator::Downlink(const Credential& client, uint64_t round,
-                                                       uint32_t attempt, uint32_t held_mask_version,
-                                                       uint64_t held_mask_hash, double now) {
+absl::StatusOr<RoundCoordinator::DownlinkPayload> RoundCoordinator::Downlink(const Credential& client,
+                                                                             uint64_t round, uint32_t attempt,
+                                                                             uint32_t held_mask_version,
+                                                                             uint64_t held_mask_hash, double now) {
   TensorSet model;
   Mask mask;
   uint32_t version = 0;
@@ -163,7 +164,7 @@ absl::StatusOr<std::string> RoundCoordinator::Downlink(const Credential& client,
   if (!bytes.ok()) return bytes.status();
   absl::MutexLock lock(&mu_);
   pending_.downlink_bytes += bytes->size();
-  return bytes;
+  return DownlinkPayload{*std::move(bytes), version};
 }
 
 absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::string_view payload,

@@ -147,8 +147,12 @@ class RoundCoordinator {
   absl::Status Leave(const std::vector<Credential>& clients, double now);
 
   // The encoded downlink θg ⊙ m_k for a task. held_* describe the mask the client caches.
-  absl::StatusOr<std::string> Downlink(const Credential& client, uint64_t round, uint32_t attempt,
-                                       uint32_t held_mask_version, uint64_t held_mask_hash, double now);
+  struct DownlinkPayload {
+    std::string bytes;
+    uint32_t mask_version = 0;  // the server's version of the client's ticket
+  };
+  absl::StatusOr<DownlinkPayload> Downlink(const Credential& client, uint64_t round, uint32_t attempt,
+                                           uint32_t held_mask_version, uint64_t held_mask_hash, double now);
   // Validates, decodes and folds an update in. Returns true for a duplicate of an accepted
   // submission (idempotent retry). Late, foreign, malformed or non-finite updates are refused
   // and touch nothing.

@@ -1,0 +1,323 @@
+#include "client/client_host.h"
+
+#include <chrono>
+#include <future>
+#include <random>
+#include <thread>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <grpcpp/generic/generic_stub.h>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/local_update.h"
+#include "server/federation_server.h"  // ReadTextFile
+#include "wire/model_payload.h"
+
+namespace lfl {
+
+namespace v1 = lotteryfl::v1;
+
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+bool Transient(const absl::Status& s) {
+  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsAborted(s) || absl::IsCancelled(s) ||
+         absl::IsInternal(s) || absl::IsUnknown(s) || absl::IsResourceExhausted(s);
+}
+
+std::chrono::system_clock::time_point After(double seconds) {
+  return std::chrono::system_clock::now() +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+constexpr size_t kChunkBytes = 1 << 20;
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(const ClientOptions& o) {
+  if (o.tls_ca.empty()) {
+    if (!o.tls_cert.empty() || !o.tls_key.empty()) {
+      return absl::InvalidArgumentError("--tls-cert/--tls-key need --tls-ca");
+    }
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions ssl;
+  absl::StatusOr<std::string> ca = ReadTextFile(o.tls_ca);
+  if (!ca.ok()) return ca.status();
+  ssl.pem_root_certs = *ca;
+  if (!o.tls_cert.empty() || !o.tls_key.empty()) {
+    absl::StatusOr<std::string> cert = ReadTextFile(o.tls_cert);
+    absl::StatusOr<std::string> key = ReadTextFile(o.tls_key);
+    if (!cert.ok()) return cert.status();
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *cert;
+    ssl.pem_private_key = *key;
+  }
+  return grpc::SslCredentials(ssl);
+}
+
+namespace {
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> Dial(const ClientOptions& o) {
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = MakeChannelCredentials(o);
+  if (!creds.ok()) return creds.status();
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(o.max_backoff_seconds * 1000));
+  return grpc::CreateCustomChannel(o.server, *creds, args);
+}
+
+}  // namespace
+
+absl::Status ProbeServer(const ClientOptions& options, double timeout_seconds) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = Dial(options);
+  if (!channel.ok()) return channel.status();
+  grpc::GenericStub stub(*channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(After(timeout_seconds));
+  grpc::ByteBuffer request, response;  // an empty HealthCheckRequest asks about the whole server
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&done](grpc::Status s) { done.set_value(std::move(s)); });
+  grpc::Status s = done.get_future().get();
+  if (!s.ok()) return FromGrpc(s);
+  std::vector<grpc::Slice> slices;
+  if (!response.Dump(&slices).ok()) return absl::InternalError("unreadable health response");
+  std::string bytes;
+  for (const grpc::Slice& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  // HealthCheckResponse{status = SERVING (1)} is the two bytes 08 01.
+  if (bytes == std::string("\x08\x01", 2)) return absl::OkStatus();
+  return absl::UnavailableError("server is not SERVING");
+}
+
+ClientHost::ClientHost(ClientOptions options, std::shared_ptr<grpc::Channel> channel,
+                       std::shared_ptr<const RunData> data)
+    : options_(std::move(options)), channel_(std::move(channel)), data_(std::move(data)) {}
+
+ClientHost::~ClientHost() { Stop(); }
+
+void ClientHost::Stop() { stop_ = true; }
+
+v1::Credential ClientHost::CredentialFor(int64_t id) const {
+  v1::Credential c;
+  c.set_client_id(id);
+  if (auto it = options_.tokens.find(id); it != options_.tokens.end()) c.set_token(it->second);
+  return c;
+}
+
+bool ClientHost::Backoff(int* failures) {
+  ++*failures;
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  const double base = std::min(options_.max_backoff_seconds, 0.1 * std::pow(2.0, std::min(*failures, 16)));
+  const double jitter = std::uniform_real_distribution<double>(0.5, 1.5)(rng);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(base * jitter);
+  while (!stop_ && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return !stop_;
+}
+
+absl::Status ClientHost::Connect() {
+  if (!channel_) {
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = Dial(options_);
+    if (!channel.ok()) return channel.status();
+    channel_ = *channel;
+  }
+  stub_ = v1::Federation::NewStub(channel_);
+  return absl::OkStatus();
+}
+
+absl::Status ClientHost::JoinAll() {
+  v1::JoinRequest request;
+  request.set_protocol_version(1);
+  request.set_host(options_.host_name);
+  for (int64_t id : options_.client_ids) *request.add_clients() = CredentialFor(id);
+  v1::JoinReply reply;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(After(30));
+  if (absl::Status s = FromGrpc(stub_->Join(&ctx, request, &reply)); !s.ok()) return s;
+  if (data_) return absl::OkStatus();
+  absl::StatusOr<RunConfig> config = RunConfigFromToml(reply.config_toml());
+  if (!config.ok()) return config.status();
+  spdlog::info("{}: joined {} clients; loading {} ({} partition)", options_.host_name, options_.client_ids.size(),
+               config->dataset, config->partition);
+  absl::StatusOr<std::shared_ptr<const RunData>> data = LoadRunData(*config);
+  if (!data.ok()) return data.status();
+  data_ = *data;
+  return absl::OkStatus();
+}
+
+absl::Status ClientHost::Run() {
+  if (absl::Status s = Connect(); !s.ok()) return s;
+  const auto started = std::chrono::steady_clock::now();
+  int failures = 0;
+  auto retry_or_fail = [&](const absl::Status& s) -> bool {
+    const double away = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (!Transient(s) || (failures > 0 && away > options_.give_up_seconds)) return false;
+    if (failures == 0) spdlog::warn("{}: server unreachable ({}); retrying with backoff", options_.host_name, std::string(s.message()));
+    return Backoff(&failures);
+  };
+  for (;;) {
+    if (stop_) return absl::OkStatus();
+    absl::Status s = JoinAll();
+    if (s.ok()) break;
+    if (!retry_or_fail(s)) return s;
+  }
+  failures = 0;
+  boost::asio::thread_pool pool(static_cast<size_t>(std::max(1, options_.parallel)));
+  absl::Status result;
+  while (!stop_) {
+    v1::PollRequest request;
+    request.set_host(options_.host_name);
+    request.set_wait_ms(options_.poll_wait_ms);
+    for (int64_t id : options_.client_ids) *request.add_clients() = CredentialFor(id);
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& [id, round, attempt] : in_flight_) request.add_busy_client_ids(id);
+      if (!fatal_.ok()) {
+        result = fatal_;
+        break;
+      }
+    }
+    v1::PollReply reply;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(After(options_.poll_wait_ms / 1000.0 + 10));
+    absl::Status s = FromGrpc(stub_->Poll(&ctx, request, &reply));
+    if (absl::IsFailedPrecondition(s)) {  // the server restarted and forgot us: join again
+      s = JoinAll();
+      if (s.ok()) continue;
+    }
+    if (!s.ok()) {
+      if (retry_or_fail(s)) continue;
+      result = s;
+      break;
+    }
+    if (failures > 0) spdlog::info("{}: reconnected", options_.host_name);
+    failures = 0;
+    if (reply.state() == v1::PollReply::FINISHED) break;
+    for (const v1::Task& task : reply.tasks()) {
+      auto key = std::make_tuple(task.client_id(), task.round(), task.attempt());
+      absl::MutexLock lock(&mu_);
+      if (!in_flight_.insert(key).second) continue;
+      boost::asio::post(pool, [this, task] { RunTask(task.client_id(), task.round(), task.attempt()); });
+    }
+  }
+  pool.join();
+  if (stop_) {
+    v1::LeaveRequest leave;
+    for (int64_t id : options_.client_ids) *leave.add_clients() = CredentialFor(id);
+    v1::LeaveReply reply;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(After(2));
+    stub_->Leave(&ctx, leave, &reply);  // best effort: the server also drops silent clients
+  }
+  return result;
+}
+
+void ClientHost::RunTask(int64_t client_id, uint64_t round, uint32_t attempt) {
+  int failures = 0;
+  absl::Status s;
+  while (!stop_) {
+    s = DoTask(client_id, round, attempt);
+    if (s.ok() || !Transient(s) || failures >= 8 || !Backoff(&failures)) break;
+  }
+  if (!s.ok()) {
+    if (absl::IsInvalidArgument(s) || absl::IsUnauthenticated(s) || absl::IsPermissionDenied(s) ||
+        absl::IsNotFound(s)) {
+      spdlog::error("client {} round {}: {}", client_id, round, std::string(s.message()));
+      if (!absl::IsInvalidArgument(s)) {
+        absl::MutexLock lock(&mu_);
+        fatal_ = s;
+      }
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  in_flight_.erase(std::make_tuple(client_id, round, attempt));
+}
+
+absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t attempt) {
+  const auto t_fetch = std::chrono::steady_clock::now();
+  CachedMask held;
+  bool have_held = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = masks_.find(client_id); it != masks_.end()) {
+      held = it->second;
+      have_held = true;
+    }
+  }
+  v1::FetchRequest fetch;
+  *fetch.mutable_client() = CredentialFor(client_id);
+  fetch.set_round(round);
+  fetch.set_attempt(attempt);
+  if (have_held) {
+    fetch.set_held_mask_version(held.version);
+    fetch.set_held_mask_hash(MaskHash(held.mask));
+  }
+  std::string payload;
+  uint32_t version = 0;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(After(120));
+    std::unique_ptr<grpc::ClientReader<v1::Chunk>> reader = stub_->FetchModel(&ctx, fetch);
+    v1::Chunk chunk;
+    bool first = true;
+    while (reader->Read(&chunk)) {
+      if (first) {
+        version = chunk.mask_version();
+        if (chunk.total_bytes() > (1ull << 30)) return absl::InvalidArgumentError("model larger than 1 GiB");
+        payload.reserve(chunk.total_bytes());
+        first = false;
+      }
+      payload.append(chunk.data());
+    }
+    if (absl::Status s = FromGrpc(reader->Finish()); !s.ok()) return s;
+  }
+  const double network_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_fetch).count();
+  absl::StatusOr<DecodedModel> down =
+      DecodeModel(payload, data_->theta0, have_held ? &held.mask : nullptr, held.version);
+  if (!down.ok()) return absl::InternalError(absl::StrCat("bad model from server: ", down.status().message()));
+  absl::StatusOr<LocalResult> result = RunLocalUpdate(*data_, client_id, round, attempt, *down, version);
+  if (!result.ok()) return result.status();
+
+  v1::SubmitReply reply;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(After(120));
+  std::unique_ptr<grpc::ClientWriter<v1::UpdateChunk>> writer = stub_->SubmitUpdate(&ctx, &reply);
+  v1::UpdateChunk chunk;
+  v1::UpdateHeader* h = chunk.mutable_header();
+  *h->mutable_client() = CredentialFor(client_id);
+  h->set_round(round);
+  h->set_attempt(attempt);
+  h->set_payload_bytes(result->payload.size());
+  h->set_num_samples(result->num_samples);
+  h->set_local_accuracy(result->local_accuracy);
+  h->set_test_count(result->test_count);
+  h->set_validation_accuracy(result->validation_accuracy);
+  h->set_pruned(result->mask_changed);
+  h->set_train_seconds(result->train_seconds);
+  h->set_encode_seconds(result->encode_seconds);
+  h->set_network_seconds(network_seconds);
+  for (int b : result->layer_bits) h->add_layer_bits(b);
+  bool ok = writer->Write(chunk);
+  for (size_t off = 0; ok && off < result->payload.size(); off += kChunkBytes) {
+    v1::UpdateChunk data;
+    data.set_data(result->payload.substr(off, kChunkBytes));
+    ok = writer->Write(data);
+  }
+  writer->WritesDone();
+  if (absl::Status s = FromGrpc(writer->Finish()); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  masks_[client_id] = result->mask_changed ? CachedMask{result->mask, version + 1} : CachedMask{down->mask, version};
+  tasks_completed_++;
+  return absl::OkStatus();
+}
+
+}  // namespace lfl

@@ -1,0 +1,82 @@
+// lotteryfl-client: hosts a range of virtual clients and trains their tickets.
+//   lotteryfl-client --server 10.0.0.1:50051 --client-ids 0-49 --parallel 2
+
+#include <csignal>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "client/client_host.h"
+#include "config/run_config.h"
+#include "models/trainer.h"
+#include "server/federation_server.h"
+
+namespace {
+std::atomic<lfl::ClientHost*> g_host{nullptr};
+void OnSignal(int) {
+  if (lfl::ClientHost* h = g_host.load()) h->Stop();
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  lfl::ClientOptions options;
+  std::string ids = "0";
+  std::string tokens_file, probe;
+  lfl::RunConfig ignored;  // the run configuration comes from the server when the clients join
+  CLI::App app{"lotteryfl-client: hosts virtual clients that train LotteryFL tickets for a lotteryfl-server"};
+  lfl::AddRunConfigFlags(app, ignored);
+  app.add_option("--server", options.server, "server address host:port")->capture_default_str();
+  app.add_option("--client-ids", ids, "client ids this process hosts, e.g. 0-49 or 0-4,10-14")->capture_default_str();
+  app.add_option("--parallel", options.parallel, "clients trained at once (one torch thread each)")
+      ->capture_default_str();
+  app.add_option("--tokens", tokens_file, "file of '<client-id> <token>' lines (this host uses its ids' tokens)");
+  app.add_option("--tls-ca", options.tls_ca, "CA certificate (PEM) that signed the server's; enables TLS");
+  app.add_option("--tls-cert", options.tls_cert, "client certificate (PEM) for mutual TLS");
+  app.add_option("--tls-key", options.tls_key, "client private key (PEM) for mutual TLS");
+  app.add_option("--host-name", options.host_name, "name of this host in the server's logs");
+  app.add_option("--give-up", options.give_up_seconds, "seconds to keep retrying an unreachable server")
+      ->capture_default_str();
+  app.add_option("--probe", probe, "only check the server's gRPC health at this address: exit 0 when SERVING");
+  CLI11_PARSE(app, argc, argv);
+
+  if (!probe.empty()) {
+    options.server = probe;
+    absl::Status s = lfl::ProbeServer(options, 5);
+    if (!s.ok()) spdlog::error("probe {}: {}", probe, std::string(s.message()));
+    return s.ok() ? 0 : 1;
+  }
+  auto parsed = lfl::ParseIdRanges(ids);
+  if (!parsed.ok()) {
+    spdlog::error("--client-ids: {}", std::string(parsed.status().message()));
+    return 2;
+  }
+  options.client_ids = *parsed;
+  if (options.parallel < 1) {
+    spdlog::error("--parallel must be >= 1");
+    return 2;
+  }
+  if (!tokens_file.empty()) {
+    auto tokens = lfl::ReadTokensFile(tokens_file);
+    if (!tokens.ok()) {
+      spdlog::error("{}", std::string(tokens.status().message()));
+      return 2;
+    }
+    options.tokens = *tokens;
+  }
+  lfl::SetMathThreads(1);
+  lfl::ClientHost host(options);
+  g_host = &host;
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+  spdlog::info("lotteryfl-client: {} clients ({}) → {}, {} at a time", options.client_ids.size(), ids,
+               options.server, options.parallel);
+  absl::Status s = host.Run();
+  g_host = nullptr;
+  if (!s.ok()) {
+    spdlog::error("{}", std::string(s.message()));
+    return 1;
+  }
+  spdlog::info("done: {} tasks trained", host.tasks_completed());
+  return 0;
+}
