@@ -19,6 +19,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "fl/strategy.h"
+#include "server/checkpoint.h"
 #include "server/federation_service.h"
 #include "server/http/metrics_http_server.h"
 #include "server/http/prometheus_text.h"
@@ -206,6 +207,10 @@ absl::Status FederationServer::Wait() {
   // Let parked polls learn that the run is over, then shut down.
   impl_->service->Pump();
   absl::Status summary = recorder_->WriteSummary(coordinator_->config(), coordinator_->totals(), impl_->Now());
+  if (summary.ok() && coordinator_->finished()) {
+    summary = WriteFileAtomically(coordinator_->config().out + "/model.bin",
+                                  SerializeTensorSet(coordinator_->global_model()));
+  }
   absl::MutexLock lock(&impl_->mu);
   if (impl_->result.ok() && !summary.ok()) impl_->result = summary;
   return impl_->result;

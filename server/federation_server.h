@@ -45,7 +45,8 @@ class FederationServer {
                                                                  RoundCallback on_round);
   ~FederationServer();
 
-  // Blocks until the run finishes or Stop() / a signal; writes summary.json.
+  // Blocks until the run finishes or Stop() / a signal; writes summary.json and, when the run
+  // finished, model.bin (the final global model, fl/tensor_set.h serialization).
   // Returns the run's status (OK when all rounds completed, Cancelled when stopped early).
   absl::Status Wait();
   // Checkpoints and stops (thread-safe, idempotent).
