@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Compare lotteryfl run directories in a plain-text table.
+
+Usage: scripts/compare.py RUN_DIR... [--last N]
+
+One row per run: name, algorithm, quant, the last evaluated personalized,
+global-masked and global accuracy, uplink and downlink bytes, how many times
+smaller than dense fp32 the traffic was ("12.3x" = dense fp32 bytes / bytes
+sent), and the mean bits per prunable layer in the last round (32 = fp32).
+
+Everything is computed from RUN_DIR/metrics.jsonl (one JSON object per
+aggregated round, so an unfinished run can be compared too); algorithm, quant
+and the wall time come from RUN_DIR/summary.json when the run wrote one.
+--last N sums the bytes over the last N rounds only (steady state, after the
+tickets have been pruned). Needs only the Python standard library; this module
+is also the run loader that scripts/report.py uses.
+
+Exit status: 0, or 2 with a message naming the file (and line) when a run
+directory, its metrics.jsonl or its summary.json is missing or unreadable.
+"""
+import argparse
+import json
+import os
+import sys
+
+# Keys a metrics.jsonl row must carry, and what each must hold.
+REQUIRED_INTEGERS = ("round", "uplink_bytes", "downlink_bytes", "dense_fp32_bytes")
+ACCURACY_KEYS = ("personalized_accuracy", "global_masked_accuracy", "global_accuracy")
+
+
+class RunError(Exception):
+    """A run directory that cannot be read; the message names the file."""
+
+
+class Run:
+    """One run directory: its metrics rows (in file order) and summary.json (or None)."""
+
+    def __init__(self, path, rows, summary):
+        self.path = path
+        self.rows = rows
+        self.summary = summary
+        self.name = os.path.basename(os.path.normpath(path))
+
+    def config(self, key, default="?"):
+        config = (self.summary or {}).get("config") or {}
+        value = config.get(key)
+        return default if value in (None, "") else value
+
+    @property
+    def algorithm(self):
+        return self.config("algorithm")
+
+    @property
+    def quant(self):
+        return self.config("quant")
+
+    @property
+    def label(self):
+        """Legend name: the directory plus what was run."""
+        return "%s (%s, %s)" % (self.name, self.algorithm, self.quant)
+
+    def final_accuracy(self, key):
+        """The accuracy of the last round that evaluated it, or None."""
+        for row in reversed(self.rows):
+            if isinstance(row.get(key), (int, float)):
+                return float(row[key])
+        return None
+
+    def last_rows(self, last=None):
+        return self.rows if not last else self.rows[-last:]
+
+    def total(self, key, last=None):
+        return sum(row[key] for row in self.last_rows(last))
+
+    def compression(self, key, last=None):
+        """dense fp32 bytes / bytes sent over the rows (None when nothing was sent)."""
+        sent = self.total(key, last)
+        return self.total("dense_fp32_bytes", last) / sent if sent else None
+
+    @property
+    def layer_bits(self):
+        return list(self.rows[-1].get("layer_bits") or [])
+
+    @property
+    def mean_bits(self):
+        """Unweighted mean over the prunable layers in the last round; None when not recorded."""
+        bits = self.layer_bits
+        return sum(bits) / len(bits) if bits else None
+
+    @property
+    def wall_seconds(self):
+        if self.summary and isinstance(self.summary.get("wall_seconds"), (int, float)):
+            return float(self.summary["wall_seconds"])
+        return sum(float(row.get("wall_seconds") or 0) for row in self.rows)
+
+
+def _check_row(row, where):
+    if not isinstance(row, dict):
+        raise RunError("%s: expected a JSON object, got %s" % (where, type(row).__name__))
+    for key in REQUIRED_INTEGERS:
+        value = row.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise RunError("%s: '%s' must be a non-negative integer, got %r" % (where, key, value))
+    for key in ACCURACY_KEYS:
+        value = row.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise RunError("%s: '%s' must be a number or null, got %r" % (where, key, value))
+    bits = row.get("layer_bits", [])
+    if not isinstance(bits, list) or not all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) for b in bits):
+        raise RunError("%s: 'layer_bits' must be a list of numbers" % where)
+
+
+def _json_constant(name):
+    raise ValueError("%s is not valid JSON" % name)
+
+
+def read_metrics(path):
+    """The rows of a metrics.jsonl file; blank lines are skipped, anything else must be a row."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise RunError("%s: no such file (not a run directory, or the run has not finished a round)" % path)
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunError("%s: cannot read: %s" % (path, e))
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = "%s:%d" % (path, number)
+        try:
+            row = json.loads(line, parse_constant=_json_constant)
+        except ValueError as e:
+            raise RunError("%s: not valid JSON: %s" % (where, e))
+        _check_row(row, where)
+        rows.append(row)
+    if not rows:
+        raise RunError("%s: empty (no rounds recorded)" % path)
+    return rows
+
+
+def read_summary(path):
+    """summary.json as a dict, or None when the run has not written one yet."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            summary = json.load(f)
+    except (OSError, ValueError) as e:
+        raise RunError("%s: cannot read: %s" % (path, e))
+    if not isinstance(summary, dict):
+        raise RunError("%s: expected a JSON object" % path)
+    return summary
+
+
+def load_run(path):
+    if not os.path.isdir(path):
+        raise RunError("%s: no such directory" % path)
+    rows = read_metrics(os.path.join(path, "metrics.jsonl"))
+    return Run(path, rows, read_summary(os.path.join(path, "summary.json")))
+
+
+def load_runs(paths):
+    """Loads every run; runs whose directories share a base name are named by more of their path."""
+    runs = [load_run(p) for p in paths]
+    names = [r.name for r in runs]
+    for run in runs:
+        if names.count(run.name) > 1:
+            run.name = os.path.normpath(run.path)
+    return runs
+
+
+def format_bytes(n):
+    """Decimal units, as the server's progress line uses: 1 KB = 1000 bytes."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return "%.1f %s" % (n / scale, unit)
+    return "%d B" % n
+
+
+def format_ratio(ratio):
+    return "-" if ratio is None else "%.1fx" % ratio
+
+
+def format_percent(value):
+    return "-" if value is None else "%.1f%%" % (100 * value)
+
+
+def format_bits(bits):
+    return "-" if bits is None else "%.2f" % bits
+
+
+COLUMNS = ("run", "algorithm", "quant", "personalized", "global-masked", "global",
+           "uplink", "downlink", "up vs fp32", "down vs fp32", "mean bits")
+
+
+def table_row(run, last=None):
+    return (run.name, str(run.algorithm), str(run.quant),
+            format_percent(run.final_accuracy("personalized_accuracy")),
+            format_percent(run.final_accuracy("global_masked_accuracy")),
+            format_percent(run.final_accuracy("global_accuracy")),
+            format_bytes(run.total("uplink_bytes", last)),
+            format_bytes(run.total("downlink_bytes", last)),
+            format_ratio(run.compression("uplink_bytes", last)),
+            format_ratio(run.compression("downlink_bytes", last)),
+            format_bits(run.mean_bits))
+
+
+def format_table(runs, last=None):
+    rows = [COLUMNS] + [table_row(r, last) for r in runs]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+
+    def line(cells):
+        # Text columns left-aligned, figures right-aligned.
+        return "  ".join(c.ljust(w) if i < 3 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    out = [line(rows[0]), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in rows[1:]]
+    return "\n".join(out)
+
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Compare lotteryfl run directories (metrics.jsonl + summary.json).")
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    parser.add_argument("--last", type=positive_int, metavar="N",
+                        help="sum bytes over the last N rounds only (default: all rounds)")
+    args = parser.parse_args(argv)
+    try:
+        runs = load_runs(args.runs)
+    except RunError as e:
+        print("compare.py: error: %s" % e, file=sys.stderr)
+        return 2
+    scope = "last %d rounds" % args.last if args.last else "all rounds"
+    print("bytes over %s; 'Nx' = dense fp32 bytes / bytes sent; accuracies from the last "
+          "evaluated round" % scope)
+    print(format_table(runs, args.last))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

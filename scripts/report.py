@@ -1,0 +1,327 @@
+#!/usr/bin/python3
+"""Write a self-contained HTML report of one or more lotteryfl run directories.
+
+Usage: scripts/report.py RUN_DIR... [-o report.html]
+
+Reads RUN_DIR/metrics.jsonl (one JSON object per aggregated round) and, when
+present, RUN_DIR/summary.json (for the run's configuration and wall time), and
+writes one HTML file with the plots embedded as base64 PNGs:
+  - a summary table per run (final accuracies, bytes, ratios to dense fp32,
+    density, bits, wall time) and the settings that differ between runs;
+  - accuracy per round (personalized, global-masked, global; evaluated rounds);
+  - cumulative uplink and downlink bytes, with the dense fp32 bytes for the
+    same participations as the reference;
+  - mean ticket density per round;
+  - a heat map of bits per prunable layer over the rounds, one per run.
+Several runs are overlaid, one colour each, named by their directory (and
+algorithm, quant). Default output: RUN_DIR/report.html for one run,
+./report.html for several.
+
+Needs Debian's python3-matplotlib, hence /usr/bin/python3. Exit status: 0;
+2 when a run directory or its metrics cannot be read (the message names the
+file and line); 1 when matplotlib is missing or the report cannot be written.
+"""
+import argparse
+import base64
+import html
+import io
+import math
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare  # noqa: E402  (the run loader and number formats, shared with compare.py)
+
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+except ImportError:
+    plt = None
+
+ACCURACY_PANELS = (("personalized_accuracy", "personalized (own ticket after local training)"),
+                   ("global_masked_accuracy", "global-masked (global model ⊙ client mask)"),
+                   ("global_accuracy", "global (global model, full)"))
+# Bits above this are fp32 (32); the heat map colours them apart from the 0..8-bit scale.
+MAX_QUANT_BITS = 8
+DPI = 100
+
+
+def run_colors(runs):
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return [cycle[i % len(cycle)] for i in range(len(runs))]
+
+
+def png_data_uri(fig):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def runs_legend(fig, runs, colors, extra=()):
+    handles = [Line2D([], [], color=c, marker="o", label=r.label) for r, c in zip(runs, colors)]
+    handles += list(extra)
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3),
+               bbox_to_anchor=(0.5, -0.02), frameon=False)
+
+
+def integer_rounds(ax):
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("round")
+    ax.grid(True, alpha=0.3)
+
+
+def accuracy_figure(runs, colors):
+    fig, axes = plt.subplots(1, len(ACCURACY_PANELS), figsize=(13, 4.2), sharey=True)
+    for ax, (key, title) in zip(axes, ACCURACY_PANELS):
+        drawn = False
+        for run, color in zip(runs, colors):
+            points = [(r["round"], 100 * r[key]) for r in run.rows
+                      if isinstance(r.get(key), (int, float))]
+            if points:
+                ax.plot(*zip(*points), color=color, marker="o", markersize=3)
+                drawn = True
+        if not drawn:
+            ax.text(0.5, 0.5, "not evaluated", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(0, 100)
+        integer_rounds(ax)
+    axes[0].set_ylabel("accuracy on the clients' test splits (%)")
+    fig.subplots_adjust(bottom=0.25, wspace=0.08)
+    runs_legend(fig, runs, colors)
+    return png_data_uri(fig)
+
+
+def byte_unit(largest):
+    """(name, scale) in decimal units, as the server's progress line: 1 KB = 1000 bytes."""
+    for name, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if largest >= scale:
+            return name, scale
+    return "bytes", 1.0
+
+
+def cumulative(run, key):
+    total, points = 0, []
+    for row in run.rows:
+        total += row[key]
+        points.append((row["round"], total))
+    return points
+
+
+def bytes_figure(runs, colors):
+    largest = max(max(r.total(k) for k in ("uplink_bytes", "downlink_bytes", "dense_fp32_bytes"))
+                  for r in runs)
+    unit, scale = byte_unit(largest)
+    dense_curves = [cumulative(r, "dense_fp32_bytes") for r in runs]
+    shared_dense = all(c == dense_curves[0] for c in dense_curves)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
+    for ax, key, title in zip(axes, ("uplink_bytes", "downlink_bytes"),
+                              ("uplink (clients → server), cumulative",
+                               "downlink (server → clients), cumulative")):
+        for i, (run, color) in enumerate(zip(runs, colors)):
+            rounds, sent = zip(*cumulative(run, key))
+            ax.plot(rounds, [b / scale for b in sent], color=color, marker="o", markersize=3)
+            if not shared_dense or i == 0:
+                rounds, dense = zip(*dense_curves[i])
+                ax.plot(rounds, [b / scale for b in dense], linestyle="--", linewidth=1,
+                        color="black" if shared_dense else color)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(bottom=0)
+        integer_rounds(ax)
+    axes[0].set_ylabel("bytes sent so far (%s)" % unit)
+    dense_label = "dense fp32, same participations" + ("" if shared_dense else " (run's colour)")
+    dense = Line2D([], [], color="black", linestyle="--", linewidth=1, label=dense_label)
+    fig.subplots_adjust(bottom=0.25, wspace=0.08)
+    runs_legend(fig, runs, colors, extra=[dense])
+    return png_data_uri(fig)
+
+
+def density_figure(runs, colors):
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for run, color in zip(runs, colors):
+        points = [(r["round"], r["mean_density"]) for r in run.rows
+                  if isinstance(r.get("mean_density"), (int, float))]
+        if points:
+            ax.plot(*zip(*points), color=color, marker="o", markersize=3, label=run.label)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("mean ticket density (fraction of weights kept)")
+    integer_rounds(ax)
+    ax.legend(loc="lower left", fontsize=9)
+    return png_data_uri(fig)
+
+
+def bits_matrix(run):
+    """layers × rounds, NaN where a round recorded fewer layers."""
+    layers = max(len(r.get("layer_bits") or []) for r in run.rows)
+    return [[(r.get("layer_bits") or [])[l] if l < len(r.get("layer_bits") or []) else math.nan
+             for r in run.rows] for l in range(layers)]
+
+
+def bits_figure(run):
+    """Heat map of one run's bits per layer and round, or None when it recorded none."""
+    matrix = bits_matrix(run)
+    if not matrix:
+        return None
+    rounds = [r["round"] for r in run.rows]
+    fig, ax = plt.subplots(figsize=(min(13, 2.5 + 0.45 * len(rounds)), 1.2 + 0.45 * len(matrix)))
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_over("lightgray")
+    cmap.set_bad("white")
+    image = ax.imshow(matrix, aspect="auto", cmap=cmap, vmin=0, vmax=MAX_QUANT_BITS,
+                      interpolation="nearest")
+    if len(rounds) * len(matrix) <= 300:
+        for l, row in enumerate(matrix):
+            for t, bits in enumerate(row):
+                if not math.isnan(bits):
+                    text = "fp32" if bits > MAX_QUANT_BITS else "%g" % round(bits, 1)
+                    ax.text(t, l, text, ha="center", va="center", fontsize=7,
+                            color="black" if bits > MAX_QUANT_BITS / 2 else "white")
+    step = max(1, len(rounds) // 20)
+    ax.set_xticks(range(0, len(rounds), step))
+    ax.set_xticklabels([rounds[i] for i in range(0, len(rounds), step)])
+    ax.set_yticks(range(len(matrix)))
+    ax.set_yticklabels(["layer %d" % l for l in range(len(matrix))])
+    ax.set_xlabel("round")
+    ax.set_title(run.label, fontsize=10)
+    bar = fig.colorbar(image, ax=ax, extend="max", pad=0.01)
+    bar.set_label("mean bits (grey: fp32)")
+    return png_data_uri(fig)
+
+
+def summary_rows(runs):
+    header = ("run", "algorithm", "quant", "rounds", "personalized", "global-masked", "global",
+              "uplink", "downlink", "up vs fp32", "down vs fp32", "density", "mean bits", "wall time")
+    rows = []
+    for run in runs:
+        density = run.rows[-1].get("mean_density")
+        rows.append((run.name, run.algorithm, run.quant, str(len(run.rows)),
+                     compare.format_percent(run.final_accuracy("personalized_accuracy")),
+                     compare.format_percent(run.final_accuracy("global_masked_accuracy")),
+                     compare.format_percent(run.final_accuracy("global_accuracy")),
+                     compare.format_bytes(run.total("uplink_bytes")),
+                     compare.format_bytes(run.total("downlink_bytes")),
+                     compare.format_ratio(run.compression("uplink_bytes")),
+                     compare.format_ratio(run.compression("downlink_bytes")),
+                     "-" if density is None else "%.3f" % density,
+                     compare.format_bits(run.mean_bits),
+                     "%.1f s" % run.wall_seconds))
+    return header, rows
+
+
+def html_table(header, rows, css_class=""):
+    out = ['<table class="%s">' % css_class, "<tr>"]
+    out += ["<th>%s</th>" % html.escape(str(h)) for h in header]
+    out.append("</tr>")
+    for row in rows:
+        out.append("<tr>" + "".join("<td>%s</td>" % html.escape(str(c)) for c in row) + "</tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def settings_table(runs):
+    """The configuration keys whose values differ between the runs (all keys for one run)."""
+    configs = [(r.summary or {}).get("config") or {} for r in runs]
+    keys = [k for k in dict.fromkeys(k for c in configs for k in c)
+            if len(runs) == 1 or len({repr(c.get(k)) for c in configs}) > 1]
+    if not keys:
+        return "<p>%s</p>" % ("No summary.json (configuration unknown)." if not any(configs)
+                              else "All runs used the same settings.")
+    rows = [[k] + ["-" if c.get(k) is None else c.get(k) for c in configs] for k in keys]
+    return html_table(["setting"] + [r.name for r in runs], rows, "settings")
+
+
+STYLE = """
+body { font-family: sans-serif; margin: 2em; max-width: 1400px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; }
+th { background: #f0f0f0; }
+td { text-align: right; }
+td:first-child, table.settings td { text-align: left; }
+img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
+p.note { color: #555; font-size: 0.9em; }
+"""
+
+
+def section(anchor, title, note, body):
+    return ('<h2 id="%s">%s</h2>\n<p class="note">%s</p>\n%s'
+            % (anchor, html.escape(title), html.escape(note), body))
+
+
+def image(uri, alt):
+    return '<img src="%s" alt="%s">' % (uri, html.escape(alt))
+
+
+def render_html(runs):
+    colors = run_colors(runs)
+    heat_maps = []
+    for run in runs:
+        uri = bits_figure(run)
+        heat_maps.append(image(uri, "bits per layer, " + run.label) if uri else
+                         "<p>%s: no per-layer bits recorded.</p>" % html.escape(run.name))
+    header, rows = summary_rows(runs)
+    sources = "".join("<li><code>%s</code> — %s</li>" % (html.escape(os.path.abspath(r.path)),
+                                                         html.escape(r.label)) for r in runs)
+    parts = [
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">",
+        "<title>lotteryfl report: %s</title>" % html.escape(", ".join(r.name for r in runs)),
+        "<style>%s</style></head><body>" % STYLE,
+        "<h1>lotteryfl report</h1>\n<ul>%s</ul>" % sources,
+        section("summary", "Summary",
+                "Accuracies from each run's last evaluated round; bytes summed over all rounds "
+                "(1 KB = 1000 bytes); 'Nx' = dense fp32 bytes / bytes sent; density and mean bits "
+                "(unweighted over the prunable layers) from the last round.",
+                html_table(header, rows, "summary") + "<h3>Settings</h3>\n" + settings_table(runs)),
+        section("accuracy", "Accuracy per round",
+                "Mean over the clients' own test splits; evaluated rounds only.",
+                image(accuracy_figure(runs, colors), "accuracy per round")),
+        section("bytes", "Bytes on the wire",
+                "Cumulative payload bytes; the dashed line is what the same participations would "
+                "have cost as dense fp32 tensors.",
+                image(bytes_figure(runs, colors), "cumulative bytes")),
+        section("density", "Ticket density",
+                "Mean fraction of prunable weights kept by the clients' masks after each round.",
+                image(density_figure(runs, colors), "mean density per round")),
+        section("bits", "Bits per layer",
+                "Mean bits per prunable layer (model parameter order) over the round's updates; "
+                "32 = fp32.",
+                "\n".join(heat_maps)),
+        "</body></html>\n",
+    ]
+    return "\n".join(parts)
+
+
+def default_output(run_dirs):
+    return os.path.join(run_dirs[0], "report.html") if len(run_dirs) == 1 else "report.html"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Write an HTML report (embedded plots) of lotteryfl run directories.")
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="default: RUN_DIR/report.html for one run, ./report.html for several")
+    args = parser.parse_args(argv)
+    try:
+        runs = compare.load_runs(args.runs)
+    except compare.RunError as e:
+        print("report.py: error: %s" % e, file=sys.stderr)
+        return 2
+    if plt is None:
+        print("report.py: error: matplotlib is missing; install python3-matplotlib and run "
+              "with /usr/bin/python3", file=sys.stderr)
+        return 1
+    output = args.output or default_output(args.runs)
+    try:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(render_html(runs))
+    except OSError as e:
+        print("report.py: error: cannot write %s: %s" % (output, e), file=sys.stderr)
+        return 1
+    print(output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
