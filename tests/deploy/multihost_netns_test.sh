@@ -91,45 +91,47 @@ tls_client=(--tls-ca "$c/ca.crt" --tls-cert "$c/client.crt" --tls-key "$c/client
 # on NS CMD...: run CMD inside namespace NS.
 on() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
-# wait_until SECONDS DESCRIPTION CMD...: poll CMD once a second, fail after SECONDS.
+# wait_until SECONDS DESCRIPTION CMD...: poll CMD about once a second, fail after SECONDS.
 wait_until() {
   local limit=$1 what=$2
+  local deadline=$((SECONDS + limit))
   shift 2
-  for ((i = 0; i < limit; i++)); do
+  while ((SECONDS < deadline)); do
     "$@" >/dev/null 2>&1 && return 0
     sleep 1
   done
-  fail "timed out after ${limit}s waiting for $what"
+  fail "timed out after $limit s waiting for $what"
 }
 
-# wait_exit PID SECONDS: the exit status of a background process, killing it after SECONDS.
+# tcp_open NS HOST PORT: a TCP connection from namespace NS to HOST:PORT succeeds.
+tcp_open() { on "$1" timeout 3 bash -c "exec 3<>/dev/tcp/$2/$3"; }
+
+# wait_exit PID SECONDS: sets $rc to the exit status of background process PID, or to 124
+# after stopping it when it is still running after SECONDS.
 wait_exit() {
-  local pid=$1 limit=$2
-  for ((i = 0; i < limit; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 1
-  done
+  local pid=$1 deadline=$((SECONDS + $2))
+  local killed=0
+  while ((SECONDS < deadline)) && kill -0 "$pid" 2>/dev/null; do sleep 1; done
   if kill -0 "$pid" 2>/dev/null; then
+    killed=1
     kill -TERM "$pid"  # `timeout` passes it on to the binary
     sleep 3
     kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    echo 124
-    return
   fi
-  local rc=0
+  rc=0
   wait "$pid" || rc=$?
-  echo "$rc"
+  if [ $killed = 1 ]; then rc=124; fi
 }
 
 rounds_recorded() {
   [ -f "$work/run/metrics.jsonl" ] || { echo 0; return; }
   grep -c '"round"' "$work/run/metrics.jsonl" || true
 }
+rounds_at_least() { [ "$(rounds_recorded)" -ge "$1" ]; }
 
 # --- server -----------------------------------------------------------------------------
 on "$SRV" timeout 300 "$bin/lotteryfl-server" \
-  --dataset fashion-mnist --clients 4 --fraction 1 --min-clients 2 --rounds 6 \
+  --dataset fashion-mnist --clients 4 --fraction 1 --min-clients 2 --rounds 8 \
   --local-epochs 1 --samples-per-class 10 --test-per-client 20 --round-timeout 6 \
   --join-timeout 120 --algorithm lotteryfl --quant bsq --seed 7 \
   --listen "$SERVER_IP:50051" --metrics-listen "$SERVER_IP:9090" --out "$work/run" \
@@ -137,8 +139,9 @@ on "$SRV" timeout 300 "$bin/lotteryfl-server" \
   --tokens "$work/tokens.txt" >"$work/server.log" 2>&1 &
 server_pid=$!
 pids+=("$server_pid")
-wait_until 90 "the server to report SERVING to a probe from another host" \
-  on "$H1" "$bin/lotteryfl-client" --probe "$SERVER_IP:50051" "${tls_client[@]}"
+wait_until 90 "the server to listen on $SERVER_IP:50051" tcp_open "$H1" "$SERVER_IP" 50051
+on "$H1" timeout 20 "$bin/lotteryfl-client" --probe "$SERVER_IP:50051" "${tls_client[@]}" \
+  >"$work/probe-tls.log" 2>&1 || fail "the gRPC health probe over mutual TLS from host 1 failed"
 log "server is SERVING on $SERVER_IP:50051 (mutual TLS)"
 
 # --- refusals ---------------------------------------------------------------------------
@@ -154,19 +157,20 @@ on "$H2" timeout 60 "$bin/lotteryfl-client" --server "$SERVER_IP:50051" --client
   "${tls_client[@]}" --tokens "$work/wrong-tokens.txt" >"$work/wrong-token.log" 2>&1 &
 wrong_pid=$!
 pids+=("$wrong_pid")
-on "$H2" timeout 15 "$bin/lotteryfl-client" --server "$SERVER_IP:50051" --client-ids 1 \
-  --tokens "$work/tokens.txt" >"$work/plaintext.log" 2>&1 &
+on "$H2" timeout 60 "$bin/lotteryfl-client" --server "$SERVER_IP:50051" --client-ids 1 \
+  --give-up 8 --tokens "$work/tokens.txt" >"$work/plaintext.log" 2>&1 &
 plain_pid=$!
 pids+=("$plain_pid")
 
-rc=$(wait_exit "$wrong_pid" 70)
+wait_exit "$wrong_pid" 70
 [ "$rc" != 0 ] || fail "a client with a wrong token exited 0"
 [ "$rc" != 124 ] || fail "a client with a wrong token was not refused (still running after 60 s)"
 grep -qiE 'token|unauthenticated' "$work/wrong-token.log" ||
   fail "the wrong-token client's log does not say why it was refused"
 log "wrong token refused (exit $rc)"
-rc=$(wait_exit "$plain_pid" 25)
+wait_exit "$plain_pid" 70
 [ "$rc" != 0 ] || fail "a plaintext client exited 0 against a TLS server"
+[ "$rc" != 124 ] || fail "a plaintext client did not give up after --give-up 8"
 log "plaintext client refused (exit $rc)"
 [ "$(rounds_recorded)" = 0 ] || fail "a round ran before the legitimate clients joined"
 
@@ -180,12 +184,14 @@ on "$H2" timeout 300 "$bin/lotteryfl-client" --server "$SERVER_IP:50051" --clien
 h2_pid=$!
 pids+=("$h2_pid")
 
-wait_until 180 "round 1 to be recorded" test "$(rounds_recorded)" -ge 1
+wait_until 180 "round 1 to be recorded" rounds_at_least 1
 log "round 1 done; scraping /metrics from host 1"
-on "$H1" bash -c "exec 3<>/dev/tcp/$SERVER_IP/9090 && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3" \
+scrape_start=$(date +%s%N)
+on "$H1" timeout 20 bash -c "exec 3<>/dev/tcp/$SERVER_IP/9090 && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3" \
   >"$work/metrics.txt" 2>&1 || fail "cannot reach the /metrics endpoint"
 head -n1 "$work/metrics.txt" | grep -q ' 200 ' || fail "/metrics did not answer 200"
-grep -q '^# TYPE ' "$work/metrics.txt" || fail "/metrics body is not Prometheus text"
+grep -q '^lotteryfl_[a-z_]* [0-9]' "$work/metrics.txt" || fail "/metrics has no lotteryfl samples"
+log "/metrics answered in $((($(date +%s%N) - scrape_start) / 1000000)) ms"
 
 outage_from=$(rounds_recorded)
 log "link of host 2 DOWN"
@@ -194,11 +200,11 @@ sleep 10
 ip -n "$BR" link set p-h2 up
 log "link of host 2 UP (rounds recorded before the outage: $outage_from)"
 
-rc=$(wait_exit "$server_pid" 240)
+wait_exit "$server_pid" 240
 [ "$rc" = 0 ] || fail "the server exited $rc"
-rc=$(wait_exit "$h1_pid" 60)
+wait_exit "$h1_pid" 60
 [ "$rc" = 0 ] || fail "client host 1 exited $rc"
-rc=$(wait_exit "$h2_pid" 60)
+wait_exit "$h2_pid" 60
 [ "$rc" = 0 ] || fail "client host 2 exited $rc after its link came back"
 log "server and both client hosts finished"
 
@@ -209,7 +215,7 @@ import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 outage_from = int(sys.argv[2])
 rounds = [r["round"] for r in rows]
-assert rounds[-1] == 6, f"last recorded round {rounds[-1]}, expected 6 ({rounds})"
+assert rounds[-1] == 8, f"last recorded round {rounds[-1]}, expected 8 ({rounds})"
 after = rows[outage_from:]
 hit = [i for i, r in enumerate(after) if r["dropped"] > 0 or r["completed"] < r["sampled"]]
 assert hit, f"no round after the link went down lost host 2's clients: {after}"
