@@ -36,6 +36,7 @@ made=()
 cleanup() {
   local rc=$?
   set +e
+  trap '' PIPE  # a closed stdout must not stop the cleanup
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
   for _ in 1 2 3 4 5; do
     alive=0
