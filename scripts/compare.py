@@ -121,7 +121,7 @@ def read_metrics(path):
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except FileNotFoundError:
-        raise RunError("%s: no such file (not a run directory, or the run has not finished a round)" % path)
+        raise RunError("%s: no such file (not a run directory, or no round finished yet)" % path)
     except (OSError, UnicodeDecodeError) as e:
         raise RunError("%s: cannot read: %s" % (path, e))
     rows = []

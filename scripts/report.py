@@ -48,9 +48,22 @@ MAX_QUANT_BITS = 8
 DPI = 100
 
 
-def run_colors(runs):
-    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    return [cycle[i % len(cycle)] for i in range(len(runs))]
+# Each run gets a colour and a marker, so runs whose curves coincide stay distinguishable.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+
+
+class Style:
+    def __init__(self, index):
+        cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        self.color = cycle[index % len(cycle)]
+        self.marker = MARKERS[index % len(MARKERS)]
+
+    def line(self):
+        return dict(color=self.color, marker=self.marker, markersize=4)
+
+
+def run_styles(runs):
+    return [Style(i) for i in range(len(runs))]
 
 
 def png_data_uri(fig):
@@ -60,8 +73,8 @@ def png_data_uri(fig):
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def runs_legend(fig, runs, colors, extra=()):
-    handles = [Line2D([], [], color=c, marker="o", label=r.label) for r, c in zip(runs, colors)]
+def runs_legend(fig, runs, styles, extra=()):
+    handles = [Line2D([], [], label=r.label, **s.line()) for r, s in zip(runs, styles)]
     handles += list(extra)
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3),
                bbox_to_anchor=(0.5, -0.02), frameon=False)
@@ -73,15 +86,15 @@ def integer_rounds(ax):
     ax.grid(True, alpha=0.3)
 
 
-def accuracy_figure(runs, colors):
+def accuracy_figure(runs, styles):
     fig, axes = plt.subplots(1, len(ACCURACY_PANELS), figsize=(13, 4.2), sharey=True)
     for ax, (key, title) in zip(axes, ACCURACY_PANELS):
         drawn = False
-        for run, color in zip(runs, colors):
+        for run, style in zip(runs, styles):
             points = [(r["round"], 100 * r[key]) for r in run.rows
                       if isinstance(r.get(key), (int, float))]
             if points:
-                ax.plot(*zip(*points), color=color, marker="o", markersize=3)
+                ax.plot(*zip(*points), **style.line())
                 drawn = True
         if not drawn:
             ax.text(0.5, 0.5, "not evaluated", ha="center", va="center", transform=ax.transAxes)
@@ -90,7 +103,7 @@ def accuracy_figure(runs, colors):
         integer_rounds(ax)
     axes[0].set_ylabel("accuracy on the clients' test splits (%)")
     fig.subplots_adjust(bottom=0.25, wspace=0.08)
-    runs_legend(fig, runs, colors)
+    runs_legend(fig, runs, styles)
     return png_data_uri(fig)
 
 
@@ -110,7 +123,7 @@ def cumulative(run, key):
     return points
 
 
-def bytes_figure(runs, colors):
+def bytes_figure(runs, styles):
     largest = max(max(r.total(k) for k in ("uplink_bytes", "downlink_bytes", "dense_fp32_bytes"))
                   for r in runs)
     unit, scale = byte_unit(largest)
@@ -120,13 +133,14 @@ def bytes_figure(runs, colors):
     for ax, key, title in zip(axes, ("uplink_bytes", "downlink_bytes"),
                               ("uplink (clients → server), cumulative",
                                "downlink (server → clients), cumulative")):
-        for i, (run, color) in enumerate(zip(runs, colors)):
+        for i, (run, style) in enumerate(zip(runs, styles)):
             rounds, sent = zip(*cumulative(run, key))
-            ax.plot(rounds, [b / scale for b in sent], color=color, marker="o", markersize=3)
+            ax.plot(rounds, [b / scale for b in sent], **style.line())
             if not shared_dense or i == 0:
+                # Drawn on top: an uncompressed run lies right on it.
                 rounds, dense = zip(*dense_curves[i])
-                ax.plot(rounds, [b / scale for b in dense], linestyle="--", linewidth=1,
-                        color="black" if shared_dense else color)
+                ax.plot(rounds, [b / scale for b in dense], linestyle="--", linewidth=1.2, zorder=5,
+                        color="black" if shared_dense else style.color)
         ax.set_title(title, fontsize=10)
         ax.set_ylim(bottom=0)
         integer_rounds(ax)
@@ -134,17 +148,17 @@ def bytes_figure(runs, colors):
     dense_label = "dense fp32, same participations" + ("" if shared_dense else " (run's colour)")
     dense = Line2D([], [], color="black", linestyle="--", linewidth=1, label=dense_label)
     fig.subplots_adjust(bottom=0.25, wspace=0.08)
-    runs_legend(fig, runs, colors, extra=[dense])
+    runs_legend(fig, runs, styles, extra=[dense])
     return png_data_uri(fig)
 
 
-def density_figure(runs, colors):
+def density_figure(runs, styles):
     fig, ax = plt.subplots(figsize=(8, 4))
-    for run, color in zip(runs, colors):
+    for run, style in zip(runs, styles):
         points = [(r["round"], r["mean_density"]) for r in run.rows
                   if isinstance(r.get("mean_density"), (int, float))]
         if points:
-            ax.plot(*zip(*points), color=color, marker="o", markersize=3, label=run.label)
+            ax.plot(*zip(*points), label=run.label, **style.line())
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("mean ticket density (fraction of weights kept)")
     integer_rounds(ax)
@@ -176,7 +190,7 @@ def bits_figure(run):
             for t, bits in enumerate(row):
                 if not math.isnan(bits):
                     text = "fp32" if bits > MAX_QUANT_BITS else "%g" % round(bits, 1)
-                    ax.text(t, l, text, ha="center", va="center", fontsize=7,
+                    ax.text(t, l, text, ha="center", va="center", fontsize=8,
                             color="black" if bits > MAX_QUANT_BITS / 2 else "white")
     step = max(1, len(rounds) // 20)
     ax.set_xticks(range(0, len(rounds), step))
@@ -192,7 +206,8 @@ def bits_figure(run):
 
 def summary_rows(runs):
     header = ("run", "algorithm", "quant", "rounds", "personalized", "global-masked", "global",
-              "uplink", "downlink", "up vs fp32", "down vs fp32", "density", "mean bits", "wall time")
+              "uplink", "downlink", "up vs fp32", "down vs fp32", "density", "mean bits",
+              "wall time")
     rows = []
     for run in runs:
         density = run.rows[-1].get("mean_density")
@@ -240,6 +255,8 @@ th { background: #f0f0f0; }
 td { text-align: right; }
 td:first-child, table.settings td { text-align: left; }
 img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
+div.maps { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
+div.maps img { margin: 0; }
 p.note { color: #555; font-size: 0.9em; }
 """
 
@@ -254,7 +271,7 @@ def image(uri, alt):
 
 
 def render_html(runs):
-    colors = run_colors(runs)
+    styles = run_styles(runs)
     heat_maps = []
     for run in runs:
         uri = bits_figure(run)
@@ -275,18 +292,18 @@ def render_html(runs):
                 html_table(header, rows, "summary") + "<h3>Settings</h3>\n" + settings_table(runs)),
         section("accuracy", "Accuracy per round",
                 "Mean over the clients' own test splits; evaluated rounds only.",
-                image(accuracy_figure(runs, colors), "accuracy per round")),
+                image(accuracy_figure(runs, styles), "accuracy per round")),
         section("bytes", "Bytes on the wire",
                 "Cumulative payload bytes; the dashed line is what the same participations would "
                 "have cost as dense fp32 tensors.",
-                image(bytes_figure(runs, colors), "cumulative bytes")),
+                image(bytes_figure(runs, styles), "cumulative bytes")),
         section("density", "Ticket density",
                 "Mean fraction of prunable weights kept by the clients' masks after each round.",
-                image(density_figure(runs, colors), "mean density per round")),
+                image(density_figure(runs, styles), "mean density per round")),
         section("bits", "Bits per layer",
                 "Mean bits per prunable layer (model parameter order) over the round's updates; "
                 "32 = fp32.",
-                "\n".join(heat_maps)),
+                '<div class="maps">%s</div>' % "\n".join(heat_maps)),
         "</body></html>\n",
     ]
     return "\n".join(parts)
