@@ -25,6 +25,7 @@ import argparse
 import base64
 import html
 import io
+import json
 import math
 import os
 import sys
@@ -162,7 +163,7 @@ def density_figure(runs, styles):
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("mean ticket density (fraction of weights kept)")
     integer_rounds(ax)
-    ax.legend(loc="lower left", fontsize=9)
+    ax.legend(loc="best", fontsize=9)
     return png_data_uri(fig)
 
 
@@ -235,15 +236,26 @@ def html_table(header, rows, css_class=""):
     return "\n".join(out)
 
 
+def setting_text(config, key):
+    """A config value as the TOML/flags spell it; '-' when the run did not record the key."""
+    if key not in config:
+        return "-"
+    value = config[key]
+    if value == "":
+        return "(default)"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def settings_table(runs):
-    """The configuration keys whose values differ between the runs (all keys for one run)."""
+    """The configuration keys whose values differ between the runs (all keys for one run).
+    The output directory is left out when comparing: it always differs and heads the page."""
     configs = [(r.summary or {}).get("config") or {} for r in runs]
     keys = [k for k in dict.fromkeys(k for c in configs for k in c)
-            if len(runs) == 1 or len({repr(c.get(k)) for c in configs}) > 1]
+            if len(runs) == 1 or (k != "out" and len({setting_text(c, k) for c in configs}) > 1)]
     if not keys:
         return "<p>%s</p>" % ("No summary.json (configuration unknown)." if not any(configs)
                               else "All runs used the same settings.")
-    rows = [[k] + ["-" if c.get(k) is None else c.get(k) for c in configs] for k in keys]
+    rows = [[k] + [setting_text(c, k) for c in configs] for k in keys]
     return html_table(["setting"] + [r.name for r in runs], rows, "settings")
 
 
@@ -253,7 +265,7 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; }
 th { background: #f0f0f0; }
 td { text-align: right; }
-td:first-child, table.settings td { text-align: left; }
+td:first-child, table.settings td, table.summary td:nth-child(-n+3) { text-align: left; }
 img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
 div.maps { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
 div.maps img { margin: 0; }
@@ -289,7 +301,7 @@ def render_html(runs):
                 "Accuracies from each run's last evaluated round; bytes summed over all rounds "
                 "(1 KB = 1000 bytes); 'Nx' = dense fp32 bytes / bytes sent; density and mean bits "
                 "(unweighted over the prunable layers) from the last round.",
-                html_table(header, rows, "summary") + "<h3>Settings</h3>\n" + settings_table(runs)),
+                html_table(header, rows, "summary")),
         section("accuracy", "Accuracy per round",
                 "Mean over the clients' own test splits; evaluated rounds only.",
                 image(accuracy_figure(runs, styles), "accuracy per round")),
@@ -304,6 +316,10 @@ def render_html(runs):
                 "Mean bits per prunable layer (model parameter order) over the round's updates; "
                 "32 = fp32.",
                 '<div class="maps">%s</div>' % "\n".join(heat_maps)),
+        section("settings", "Settings",
+                "From summary.json" + (": only those that differ between the runs."
+                                       if len(runs) > 1 else "."),
+                settings_table(runs)),
         "</body></html>\n",
     ]
     return "\n".join(parts)

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fake_run  # noqa: E402
 from compare_test import last_evaluated, ratio, read_rows  # noqa: E402
 
-SECTIONS = ("summary", "accuracy", "bytes", "density", "bits")
+SECTIONS = ("summary", "accuracy", "bytes", "density", "bits", "settings")
 PLOTS = 3  # accuracy, bytes, density; plus one heat map per run that recorded bits
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
