@@ -51,6 +51,7 @@ DPI = 100
 
 # Each run gets a colour and a marker, so runs whose curves coincide stay distinguishable.
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+MAX_MARKERS = 30
 
 
 class Style:
@@ -59,8 +60,10 @@ class Style:
         self.color = cycle[index % len(cycle)]
         self.marker = MARKERS[index % len(MARKERS)]
 
-    def line(self):
-        return dict(color=self.color, marker=self.marker, markersize=4)
+    def line(self, points=1):
+        """plot() arguments; long runs get at most ~MAX_MARKERS markers so the line stays a line."""
+        return dict(color=self.color, marker=self.marker, markersize=4,
+                    markevery=max(1, points // MAX_MARKERS))
 
 
 def run_styles(runs):
@@ -95,7 +98,7 @@ def accuracy_figure(runs, styles):
             points = [(r["round"], 100 * r[key]) for r in run.rows
                       if isinstance(r.get(key), (int, float))]
             if points:
-                ax.plot(*zip(*points), **style.line())
+                ax.plot(*zip(*points), **style.line(len(points)))
                 drawn = True
         if not drawn:
             ax.text(0.5, 0.5, "not evaluated", ha="center", va="center", transform=ax.transAxes)
@@ -136,7 +139,7 @@ def bytes_figure(runs, styles):
                                "downlink (server → clients), cumulative")):
         for i, (run, style) in enumerate(zip(runs, styles)):
             rounds, sent = zip(*cumulative(run, key))
-            ax.plot(rounds, [b / scale for b in sent], **style.line())
+            ax.plot(rounds, [b / scale for b in sent], **style.line(len(rounds)))
             if not shared_dense or i == 0:
                 # Drawn on top: an uncompressed run lies right on it.
                 rounds, dense = zip(*dense_curves[i])
@@ -159,7 +162,7 @@ def density_figure(runs, styles):
         points = [(r["round"], r["mean_density"]) for r in run.rows
                   if isinstance(r.get("mean_density"), (int, float))]
         if points:
-            ax.plot(*zip(*points), label=run.label, **style.line())
+            ax.plot(*zip(*points), label=run.label, **style.line(len(points)))
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("mean ticket density (fraction of weights kept)")
     integer_rounds(ax)
