@@ -171,12 +171,17 @@ def load_runs(paths):
     return runs
 
 
-def format_bytes(n):
-    """Decimal units, as the server's progress line uses: 1 KB = 1000 bytes."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+def byte_unit(n):
+    """(name, scale) in decimal units, as the server's progress line: 1 KB = 1000 bytes."""
+    for name, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if n >= scale:
-            return "%.1f %s" % (n / scale, unit)
-    return "%d B" % n
+            return name, scale
+    return "B", 1
+
+
+def format_bytes(n):
+    unit, scale = byte_unit(n)
+    return "%d B" % n if scale == 1 else "%.1f %s" % (n / scale, unit)
 
 
 def format_ratio(ratio):

@@ -111,14 +111,6 @@ def accuracy_figure(runs, styles):
     return png_data_uri(fig)
 
 
-def byte_unit(largest):
-    """(name, scale) in decimal units, as the server's progress line: 1 KB = 1000 bytes."""
-    for name, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if largest >= scale:
-            return name, scale
-    return "bytes", 1.0
-
-
 def cumulative(run, key):
     total, points = 0, []
     for row in run.rows:
@@ -130,7 +122,7 @@ def cumulative(run, key):
 def bytes_figure(runs, styles):
     largest = max(max(r.total(k) for k in ("uplink_bytes", "downlink_bytes", "dense_fp32_bytes"))
                   for r in runs)
-    unit, scale = byte_unit(largest)
+    unit, scale = compare.byte_unit(largest)
     dense_curves = [cumulative(r, "dense_fp32_bytes") for r in runs]
     shared_dense = all(c == dense_curves[0] for c in dense_curves)
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
