@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# integration_kill_server_resume: kill -9 the server after round 3 and restart it with
+# --resume on the same address. The client hosts, still running, reconnect and re-join by
+# themselves, the run finishes, and the final model is bit-identical to an uninterrupted
+# run with the same config and seed (the in-process simulator).
+source "$(dirname "$0")/lib.sh" "$@"
+
+port=$(free_port)
+start_server "$work/run" "$port"
+server=$spawned
+start_client client1.log "$port" 0-4
+c1=$spawned
+start_client client2.log "$port" 5-9
+c2=$spawned
+
+wait_until 120 "round 3 to be recorded" at_least_rounds "$work/run" 3
+crash "$server"
+killed_after=$(rounds_recorded "$work/run")
+log "server killed (-9) after $killed_after recorded rounds"
+[ "$killed_after" -lt 6 ] || fail "the run finished before the kill ($killed_after rounds)"
+[ -s "$work/run/checkpoint.bin" ] || fail "no checkpoint.bin after $killed_after rounds"
+[ ! -e "$work/run/model.bin" ] || fail "model.bin exists although the run did not finish"
+kill -0 "$c1" 2>/dev/null && kill -0 "$c2" 2>/dev/null || fail "a client host exited when the server died"
+
+start_server "$work/run" "$port" --resume
+server=$spawned
+log "server restarted with --resume; reference sim meanwhile"
+run_sim "$work/ref"
+
+wait_exit "$server" 150
+[ "$rc" = 0 ] || fail "the resumed server exited $rc"
+wait_exit "$c1" 30
+[ "$rc" = 0 ] || fail "client host 0-4 exited $rc"
+wait_exit "$c2" 30
+[ "$rc" = 0 ] || fail "client host 5-9 exited $rc"
+grep -q 'resumed' "$work"/server-run-*.log || fail "no server log says it resumed"
+
+metrics_check "$work/run" '
+assert [r["round"] for r in rows] == list(range(1, 7)), [r["round"] for r in rows]
+' || fail "metrics.jsonl of the resumed run does not hold rounds 1-6 exactly once"
+same_model "$work/run" "$work/ref"
+echo "PASS: a server killed with -9 resumes from its checkpoint and finishes bit-identically"
