@@ -82,7 +82,9 @@ absl::Status ProbeServer(const ClientOptions& options, double timeout_seconds) {
   grpc::GenericStub stub(*channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(After(timeout_seconds));
-  grpc::ByteBuffer request, response;  // an empty HealthCheckRequest asks about the whole server
+  // An empty HealthCheckRequest (one empty slice: a buffer with no slices is invalid) asks about the server.
+  grpc::Slice empty;
+  grpc::ByteBuffer request(&empty, 1), response;
   std::promise<grpc::Status> done;
   stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
                  [&done](grpc::Status s) { done.set_value(std::move(s)); });

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/checkpoint.h"
+#include "server/run_recorder.h"
 
 namespace lfl {
 
@@ -260,26 +261,39 @@ void RoundCoordinator::StartRound(double now) {
 }
 
 std::vector<RoundEvent> RoundCoordinator::Tick(double now) {
-  absl::MutexLock lock(&mu_);
   std::vector<RoundEvent> events;
-  if (phase_ == Phase::kWaitingForClients) {
-    int64_t live = 0, expected = 0;
-    for (const ClientState& c : clients_) {
-      if (c.left) continue;
-      ++expected;
-      if (c.joined && now - c.last_seen <= options_.liveness_seconds) ++live;
+  EvalJob eval;
+  {
+    absl::MutexLock lock(&mu_);
+    if (phase_ == Phase::kWaitingForClients) {
+      int64_t live = 0, expected = 0;
+      for (const ClientState& c : clients_) {
+        if (c.left) continue;
+        ++expected;
+        if (c.joined && now - c.last_seen <= options_.liveness_seconds) ++live;
+      }
+      const bool all_here = live == expected && live > 0;
+      const bool waited =
+          now - waiting_since_ >= options_.config.join_timeout && live >= options_.config.min_clients;
+      if (all_here || waited) StartRound(now);
     }
-    const bool all_here = live == expected && live > 0;
-    const bool waited = now - waiting_since_ >= options_.config.join_timeout && live >= options_.config.min_clients;
-    if (all_here || waited) StartRound(now);
+    if (phase_ == Phase::kRoundOpen && (accepted_.size() == sampled_.size() || now >= deadline_)) {
+      events.push_back(CloseRound(now, &eval));
+    }
   }
-  if (phase_ == Phase::kRoundOpen && (accepted_.size() == sampled_.size() || now >= deadline_)) {
-    events.push_back(CloseRound(now));
+  // Evaluation runs outside the lock: the next round is already open and polls are answered.
+  if (!eval.masks.empty()) {
+    const auto t0 = absl::Now();
+    if (absl::StatusOr<EvalResult> r = evaluator_->Evaluate(eval.global, eval.masks); r.ok()) {
+      events.back().metrics.global_accuracy = r->global_accuracy;
+      events.back().metrics.global_masked_accuracy = r->global_masked_accuracy;
+    }
+    events.back().metrics.aggregate_seconds += absl::ToDoubleSeconds(absl::Now() - t0);
   }
   return events;
 }
 
-RoundEvent RoundCoordinator::CloseRound(double now) {
+RoundEvent RoundCoordinator::CloseRound(double now, EvalJob* eval) {
   RoundEvent event;
   RoundMetrics& m = event.metrics;
   m.round = round_;
@@ -330,18 +344,19 @@ RoundEvent RoundCoordinator::CloseRound(double now) {
       }
     }
   }
+  std::vector<int64_t> sizes;
+  for (const NamedTensor& t : global_.tensors) {
+    if (t.prunable) sizes.push_back(t.numel());
+  }
+  m.mean_bits = WeightedMeanBits(m.layer_bits, sizes);
   const RunConfig& cfg = options_.config;
   m.evaluated = round_ % static_cast<uint64_t>(cfg.eval_every) == 0 || round_ >= static_cast<uint64_t>(cfg.rounds);
   if (m.evaluated) {
     m.personalized_accuracy = Mean(personalized);
-    if (evaluator_) {
-      std::vector<Mask> masks;
-      masks.reserve(clients_.size());
-      for (const ClientState& c : clients_) masks.push_back(c.mask);
-      if (absl::StatusOr<EvalResult> r = evaluator_->Evaluate(global_, masks); r.ok()) {
-        m.global_accuracy = r->global_accuracy;
-        m.global_masked_accuracy = r->global_masked_accuracy;
-      }
+    if (evaluator_ && eval != nullptr) {
+      eval->global = global_;
+      eval->masks.reserve(clients_.size());
+      for (const ClientState& c : clients_) eval->masks.push_back(c.mask);
     }
   }
   m.aggregate_seconds = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()) - t0;

@@ -82,6 +82,7 @@ struct RoundMetrics {
   double personalized_accuracy = -1, global_masked_accuracy = -1, global_accuracy = -1;
   double mean_density = 1;
   std::vector<double> layer_bits;  // mean over this round's updates, per prunable layer
+  double mean_bits = 32;           // layer_bits weighted by the layers' parameter counts
   uint64_t uplink_bytes = 0, downlink_bytes = 0, dense_fp32_bytes = 0;
   double train_seconds = 0, encode_seconds = 0, network_seconds = 0, aggregate_seconds = 0;
   double wall_seconds = 0;  // this round, open to aggregated
@@ -187,7 +188,12 @@ class RoundCoordinator {
   void MarkLive(int64_t id, double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartRound(double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<int64_t> Sample(double now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  RoundEvent CloseRound(double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A snapshot to evaluate after the lock is released.
+  struct EvalJob {
+    TensorSet global;
+    std::vector<Mask> masks;
+  };
+  RoundEvent CloseRound(double now, EvalJob* eval) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteCheckpoint() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   bool IsSampled(int64_t id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 

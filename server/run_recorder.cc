@@ -27,6 +27,7 @@ std::string RoundMetricsToJson(const RoundMetrics& m) {
   j["mean_density"] = m.mean_density;
   j["pruned_clients"] = m.pruned_clients;
   j["layer_bits"] = m.layer_bits;
+  j["mean_bits"] = m.mean_bits;
   j["uplink_bytes"] = m.uplink_bytes;
   j["downlink_bytes"] = m.downlink_bytes;
   j["dense_fp32_bytes"] = m.dense_fp32_bytes;
@@ -59,6 +60,7 @@ absl::StatusOr<RoundMetrics> RoundMetricsFromJson(const std::string& line) {
   num("mean_density", &m.mean_density);
   num("pruned_clients", &m.pruned_clients);
   if (j.contains("layer_bits") && j["layer_bits"].is_array()) m.layer_bits = j["layer_bits"].get<std::vector<double>>();
+  num("mean_bits", &m.mean_bits);
   num("uplink_bytes", &m.uplink_bytes);
   num("downlink_bytes", &m.downlink_bytes);
   num("dense_fp32_bytes", &m.dense_fp32_bytes);
@@ -140,6 +142,7 @@ absl::Status RunRecorder::WriteSummary(const RunConfig& config, const RoundCoord
   std::vector<double> bits;
   if (!rows_.empty()) bits = rows_.back().layer_bits;
   j["layer_bits"] = bits;
+  j["mean_bits"] = rows_.empty() ? 32.0 : rows_.back().mean_bits;
   j["wall_seconds"] = wall_seconds;
   j["config"] = ordered_json::parse(RunConfigToJson(config));
   return WriteFileAtomically(dir_ + "/summary.json", j.dump(2) + "\n");
