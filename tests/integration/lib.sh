@@ -157,13 +157,23 @@ at_least_rounds() { [ "$(rounds_recorded "$1")" -ge "$2" ]; }
 # tcp_open PORT: something listens on 127.0.0.1:PORT.
 tcp_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
-# run_sim OUT [FLAGS...]: an in-process run of RUN_FLAGS with FLAGS (see with_flags); must exit 0.
-run_sim() {
+# start_sim OUT [FLAGS...]: an in-process run of RUN_FLAGS with FLAGS (see with_flags) in the
+# background; its pid in $spawned. finish_sim PID OUT: it must exit 0.
+start_sim() {
   local out=$1
   shift
   with_flags "$@"
-  timeout -k 5 200 "$bin/lotteryfl-sim" "${FLAGS[@]}" --parallel 2 --out "$out" \
-    >"$work/sim-$(basename "$out").log" 2>&1 || fail "lotteryfl-sim --out $out exited $?"
+  spawn "sim-$(basename "$out").log" "$bin/lotteryfl-sim" "${FLAGS[@]}" --parallel 2 --out "$out"
+}
+finish_sim() {
+  wait_exit "$1" 180
+  [ "$rc" = 0 ] || fail "lotteryfl-sim --out $2 exited $rc"
+}
+
+# run_sim OUT [FLAGS...]: start_sim and finish_sim.
+run_sim() {
+  start_sim "$@"
+  finish_sim "$spawned" "$1"
 }
 
 # start_server OUT PORT [FLAGS...]: lotteryfl-server on 127.0.0.1:PORT with RUN_FLAGS and FLAGS; its pid in $spawned.
