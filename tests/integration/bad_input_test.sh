@@ -48,5 +48,7 @@ wait_exit "$unknown" 40
 expect_refusal unknown-ids.log "$rc" 'unknown client|client id 50' "a client for ids 50-51"
 [ "$(rounds_recorded "$work/run")" = 0 ] || fail "a round ran although no legitimate client joined"
 kill -0 "$server" 2>/dev/null || fail "the server died after refusing bad clients"
+timeout 30 "$bin/lotteryfl-client" --probe "127.0.0.1:$port" >"$work/probe.log" 2>&1 ||
+  fail "the server is not SERVING after refusing bad clients"
 
 echo "PASS: bad flags, wrong or missing tokens and unknown client ids are refused"

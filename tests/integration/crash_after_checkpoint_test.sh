@@ -26,5 +26,6 @@ finish_sim "$ref" "$work/ref"
 metrics_check "$work/run" '
 assert [r["round"] for r in rows] == list(range(1, 7)), [r["round"] for r in rows]
 ' || fail "metrics.jsonl does not hold rounds 1-6 exactly once after a crash right after a checkpoint"
+same_rounds "$work/run" "$work/ref"
 same_model "$work/run" "$work/ref"
 echo "PASS: a crash right after a checkpoint loses no round"

@@ -45,5 +45,6 @@ head -n "$killed_after" "$work/run/metrics.jsonl" | cmp -s - "$work/metrics-at-k
 first=$(grep -oE 'round +[0-9]+/6' "$work/server-run-2.log" | head -n1 | grep -oE '[0-9]+/' | tr -d /)
 [ -n "$first" ] && [ "$first" -gt "$killed_after" ] ||
   fail "the resumed server's first round is '${first}', expected one after round $killed_after"
+same_rounds "$work/run" "$work/ref"
 same_model "$work/run" "$work/ref"
 echo "PASS: a server killed with -9 resumes from its checkpoint and finishes bit-identically"

@@ -202,6 +202,20 @@ same_model() {
     fail "model.bin differs between $1 and $2 (same config and seed): $(cmp "$1/model.bin" "$2/model.bin" 2>&1 | head -n1)"
 }
 
+# same_rounds A B: A/metrics.jsonl and B/metrics.jsonl agree on everything but timings and bytes
+# (participation, accuracies, density, pruning) — the same run, round by round.
+same_rounds() {
+  $PY - "$1/metrics.jsonl" "$2/metrics.jsonl" <<'PY' || fail "the rounds of $1 and $2 differ (same config and seed)"
+import json, sys
+keys = ("round", "sampled", "completed", "dropped", "personalized_accuracy", "global_masked_accuracy",
+        "global_accuracy", "mean_density", "pruned_clients")
+a, b = ([{k: json.loads(line)[k] for k in keys} for line in open(p) if line.strip()] for p in sys.argv[1:3])
+for ra, rb in zip(a, b):
+    assert ra == rb, f"round {ra['round']}:\n  {ra}\n  {rb}"
+assert len(a) == len(b), f"{len(a)} rows against {len(b)}"
+PY
+}
+
 # metrics_check DIR PYTHON: runs PYTHON with `rows` = the parsed DIR/metrics.jsonl; an assert fails the test.
 metrics_check() {
   $PY - "$1/metrics.jsonl" "$2" <<'PY'

@@ -28,5 +28,6 @@ metrics_check "$work/run" '
 assert [r["round"] for r in rows] == list(range(1, 7)), rows
 assert all(r["completed"] == r["sampled"] == 5 and r["dropped"] == 0 for r in rows), rows
 ' || fail "not every round had all 5 sampled clients"
+same_rounds "$work/run" "$work/ref"
 same_model "$work/run" "$work/ref"
 echo "PASS: server + two client processes finish and match the simulator bit for bit"
