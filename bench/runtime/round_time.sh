@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Seconds per federated round, measured on lotteryfl-sim with evaluation only at the end.
+# Side by side in the same run it prints the mean local-training time of one client, so the
+# ratio "round / ideal" (ideal = ceil(sampled / parallel) x client training time) shows the
+# runtime's own overhead independently of how fast the machine is.
+#   bench/runtime/round_time.sh [BIN_DIR] [extra lotteryfl-sim flags...]
+# Default: the LotteryFL acceptance config (10 clients, fraction 0.5, 60 local epochs).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+bin=${1:-$here/build/bin}
+shift || true
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+config=${CONFIG:-$here/configs/lotteryfl-fmnist.toml}
+rounds=${ROUNDS:-10}
+parallel=${PARALLEL:-2}
+"$bin/lotteryfl-sim" --config "$config" --rounds "$rounds" --eval-every 100000 --parallel "$parallel" \
+  --out "$out/run" "$@" > "$out/log" 2>&1 || { cat "$out/log"; exit 1; }
+python3 - "$out/run/metrics.jsonl" "$parallel" <<'PY'
+import json, math, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+parallel = int(sys.argv[2])
+evals = [r for r in rows if r["evaluated"]]
+timed = [r for r in rows if not r["evaluated"]] or rows
+wall = sum(r["wall_seconds"] for r in timed) / len(timed)
+train = sum(r["train_seconds"] for r in timed) / len(timed)
+sampled = sum(r["sampled"] for r in timed) / len(timed)
+ideal = math.ceil(sampled / parallel) * train
+print(f"rounds timed                 {len(timed)} (evaluation only at the last round)")
+print(f"seconds per round            {wall:.3f}")
+print(f"client local training (mean) {train:.3f} s   ({sampled:.0f} clients per round, {parallel} at a time)")
+print(f"ideal round (training only)  {ideal:.3f} s")
+print(f"round / ideal                {wall / ideal:.2f}x")
+if evals:
+    r = evals[-1]
+    print(f"final personalized accuracy  {r['personalized_accuracy']:.4f}  global-masked {r['global_masked_accuracy']:.4f}")
+PY
