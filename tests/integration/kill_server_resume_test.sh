@@ -21,7 +21,7 @@ log "server killed (-9) after $killed_after recorded rounds"
 [ -s "$work/run/checkpoint.bin" ] || fail "no checkpoint.bin after $killed_after rounds"
 cp "$work/run/metrics.jsonl" "$work/metrics-at-kill.jsonl"
 [ ! -e "$work/run/model.bin" ] || fail "model.bin exists although the run did not finish"
-kill -0 "$c1" 2>/dev/null && kill -0 "$c2" 2>/dev/null || fail "a client host exited when the server died"
+for c in "$c1" "$c2"; do kill -0 "$c" 2>/dev/null || fail "a client host exited when the server died"; done
 
 start_server "$work/run" "$port" --resume
 server=$spawned
@@ -43,7 +43,7 @@ assert [r["round"] for r in rows] == list(range(1, 7)), [r["round"] for r in row
 head -n "$killed_after" "$work/run/metrics.jsonl" | cmp -s - "$work/metrics-at-kill.jsonl" ||
   fail "the rows of rounds 1-$killed_after were rewritten after the restart"
 first=$(grep -oE 'round +[0-9]+/6' "$work/server-run-2.log" | head -n1 | grep -oE '[0-9]+/' | tr -d /)
-[ -n "$first" ] && [ "$first" -gt "$killed_after" ] ||
+[ "${first:-0}" -gt "$killed_after" ] ||
   fail "the resumed server's first round is '${first}', expected one after round $killed_after"
 same_rounds "$work/run" "$work/ref"
 same_model "$work/run" "$work/ref"

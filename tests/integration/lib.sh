@@ -103,7 +103,7 @@ spawn() {
 crash() {
   local child
   child=$(pgrep -P "$1") || fail "process $1 has no running binary to kill"
-  kill -KILL $child
+  kill -KILL "$child"
   wait "$1" 2>/dev/null || true
 }
 
