@@ -173,7 +173,7 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Start(Server
 void FederationServer::TickLoop() {
   Impl& im = *impl_;
   if (im.done.HasBeenNotified()) return;
-  for (const RoundEvent& event : coordinator_->Tick(im.Now())) {
+  coordinator_->Tick(im.Now(), [this, &im](const RoundEvent& event) {
     if (!event.retried) {
       if (absl::Status s = recorder_->WriteRound(event.metrics); !s.ok()) {
         absl::MutexLock lock(&im.mu);
@@ -181,7 +181,7 @@ void FederationServer::TickLoop() {
       }
     }
     if (im.on_round) im.on_round(event);
-  }
+  });
   im.service->Pump();
   if (coordinator_->finished()) {
     im.done.Notify();

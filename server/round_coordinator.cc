@@ -260,7 +260,7 @@ void RoundCoordinator::StartRound(double now) {
   ++state_version_;
 }
 
-std::vector<RoundEvent> RoundCoordinator::Tick(double now) {
+std::vector<RoundEvent> RoundCoordinator::Tick(double now, const std::function<void(const RoundEvent&)>& on_round) {
   std::vector<RoundEvent> events;
   EvalJob eval;
   {
@@ -289,6 +289,16 @@ std::vector<RoundEvent> RoundCoordinator::Tick(double now) {
       events.back().metrics.global_masked_accuracy = r->global_masked_accuracy;
     }
     events.back().metrics.aggregate_seconds += absl::ToDoubleSeconds(absl::Now() - t0);
+  }
+  if (on_round) {
+    for (const RoundEvent& e : events) on_round(e);
+  }
+  // The checkpoint follows the recorded row, so a crash in between re-runs the round instead of
+  // losing its row. The state it saves (model, tickets, totals) changes only when a round closes,
+  // and only this thread closes rounds. A failed write is reported by the next CheckpointNow.
+  if (eval.checkpoint_due) {
+    absl::MutexLock lock(&mu_);
+    (void)WriteCheckpoint();
   }
   return events;
 }
@@ -367,8 +377,7 @@ RoundEvent RoundCoordinator::CloseRound(double now, EvalJob* eval) {
   totals_.dense_fp32_bytes += m.dense_fp32_bytes;
   ++round_;
   attempt_ = 0;
-  // A failed checkpoint write is reported by the next CheckpointNow; the run goes on.
-  (void)WriteCheckpoint();
+  if (eval != nullptr) eval->checkpoint_due = true;
   if (round_ > static_cast<uint64_t>(cfg.rounds)) {
     phase_ = Phase::kFinished;
     ++state_version_;

@@ -162,7 +162,9 @@ class RoundCoordinator {
   // Advances the state machine: starts rounds, closes them at their deadline or when every
   // sampled client has submitted, aggregates, evaluates, checkpoints. Call it after every
   // submission and periodically (the service uses a Boost.Asio timer).
-  std::vector<RoundEvent> Tick(double now);
+  // on_round (optional) sees every event before the round's checkpoint is written. Call Tick
+  // from one thread at a time.
+  std::vector<RoundEvent> Tick(double now, const std::function<void(const RoundEvent&)>& on_round = nullptr);
 
   // Writes a checkpoint of the last completed round now (SIGTERM).
   absl::Status CheckpointNow();
@@ -192,6 +194,7 @@ class RoundCoordinator {
   struct EvalJob {
     TensorSet global;
     std::vector<Mask> masks;
+    bool checkpoint_due = false;
   };
   RoundEvent CloseRound(double now, EvalJob* eval) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteCheckpoint() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
