@@ -38,8 +38,13 @@ int main(int argc, char** argv) {
   app.add_option("--give-up", options.give_up_seconds, "seconds to keep retrying an unreachable server")
       ->capture_default_str();
   app.add_option("--probe", probe, "only check the server's gRPC health at this address: exit 0 when SERVING");
-  CLI11_PARSE(app, argc, argv);
+  if (std::optional<int> exit_code = lfl::ParseCommandLine(app, argc, argv)) return *exit_code;
 
+  for (const lfl::RunConfigField& field : lfl::RunConfigFields()) {
+    if (app.get_option(std::string("--") + field.name)->count() > 0) {
+      spdlog::warn("--{} is ignored here: the run configuration comes from the server", field.name);
+    }
+  }
   if (!probe.empty()) {
     options.server = probe;
     absl::Status s = lfl::ProbeServer(options, 5);

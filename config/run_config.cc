@@ -75,6 +75,16 @@ void AddRunConfigFlags(CLI::App& app, RunConfig& config) {
   }
 }
 
+std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 bool OneOf(const std::string& value, std::initializer_list<const char*> options) {

@@ -10,6 +10,7 @@
 // Torch-free.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -86,6 +87,10 @@ const std::vector<RunConfigField>& RunConfigFields();
 
 // Registers every field as `--name` on `app`, bound to `config`, plus `--config FILE` (TOML).
 void AddRunConfigFlags(CLI::App& app, RunConfig& config);
+
+// Parses argv. Returns nullopt to go on, or the process exit code: 0 after --help, 2 for any
+// usage error (CLI11's own codes vary), with CLI11's message printed.
+std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv);
 
 // Checks ranges and names; InvalidArgument says which flag is wrong and why.
 absl::Status ValidateRunConfig(const RunConfig& config);

@@ -219,9 +219,10 @@ absl::Status FederationServer::Wait() {
 FederationServer::~FederationServer() {
   if (!impl_) return;
   if (!impl_->done.HasBeenNotified()) impl_->done.Notify();
-  impl_->service->ReleaseAll();
+  // Start() may have failed before the service or the server existed.
+  if (impl_->service) impl_->service->ReleaseAll();
   if (impl_->server) impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  impl_->service->ReleaseAll();
+  if (impl_->service) impl_->service->ReleaseAll();
   if (impl_->http) impl_->http->Stop();
   impl_->io.stop();
   if (impl_->io_thread.joinable()) impl_->io_thread.join();

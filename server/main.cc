@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
   app.add_option("--tokens", options.tokens_file, "file of '<client-id> <token>' lines; every call is checked");
   bool insecure = false;
   app.add_flag("--insecure", insecure, "accept running without TLS (traffic in clear text)");
-  CLI11_PARSE(app, argc, argv);
+  if (std::optional<int> exit_code = lfl::ParseCommandLine(app, argc, argv)) return *exit_code;
 
   if (absl::Status s = lfl::ValidateRunConfig(options.config); !s.ok()) {
     spdlog::error("{}", std::string(s.message()));

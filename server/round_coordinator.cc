@@ -265,6 +265,7 @@ std::vector<RoundEvent> RoundCoordinator::Tick(double now, const std::function<v
   EvalJob eval;
   {
     absl::MutexLock lock(&mu_);
+    if (phase_ == Phase::kBetweenRounds) StartRound(now);
     if (phase_ == Phase::kWaitingForClients) {
       int64_t live = 0, expected = 0;
       for (const ClientState& c : clients_) {
@@ -314,7 +315,7 @@ RoundEvent RoundCoordinator::CloseRound(double now, EvalJob* eval) {
   if (m.completed < options_.config.min_clients) {
     event.retried = true;
     ++attempt_;
-    StartRound(now);
+    phase_ = Phase::kBetweenRounds;
     return event;
   }
   const double t0 = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
@@ -378,12 +379,8 @@ RoundEvent RoundCoordinator::CloseRound(double now, EvalJob* eval) {
   ++round_;
   attempt_ = 0;
   if (eval != nullptr) eval->checkpoint_due = true;
-  if (round_ > static_cast<uint64_t>(cfg.rounds)) {
-    phase_ = Phase::kFinished;
-    ++state_version_;
-  } else {
-    StartRound(now);
-  }
+  phase_ = round_ > static_cast<uint64_t>(cfg.rounds) ? Phase::kFinished : Phase::kBetweenRounds;
+  ++state_version_;
   return event;
 }
 

@@ -184,7 +184,9 @@ class RoundCoordinator {
   double seconds_until_deadline(double now) const;
 
  private:
-  enum class Phase { kWaitingForClients, kRoundOpen, kFinished };
+  // kBetweenRounds: a round closed; the next Tick opens the next one with a fresh clock, so
+  // evaluation time never eats into the next round's deadline.
+  enum class Phase { kWaitingForClients, kRoundOpen, kBetweenRounds, kFinished };
 
   absl::Status Authenticate(const Credential& c) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void MarkLive(int64_t id, double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

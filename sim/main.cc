@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
   lfl::AddRunConfigFlags(app, config);
   app.add_option("--parallel", parallel, "clients trained at once (one torch thread each)")->capture_default_str();
   app.add_flag("--resume", server_options.resume, "continue from <out>/checkpoint.bin");
-  CLI11_PARSE(app, argc, argv);
+  if (std::optional<int> exit_code = lfl::ParseCommandLine(app, argc, argv)) return *exit_code;
   if (absl::Status s = lfl::ValidateRunConfig(config); !s.ok()) {
     spdlog::error("{}", std::string(s.message()));
     return 2;

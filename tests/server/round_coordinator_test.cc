@@ -162,6 +162,7 @@ TEST_F(CoordinatorTest, QuorumNotMetRetriesTheRound) {
   std::vector<RoundEvent> events = coordinator_->Tick(now_ + 11);  // nobody submitted
   ASSERT_EQ(events.size(), 1u);
   EXPECT_TRUE(events[0].retried);
+  coordinator_->Tick(now_ + 11);
   std::vector<Task> retry = OpenTasks();
   ASSERT_FALSE(retry.empty());
   EXPECT_EQ(retry[0].round, 1u);
