@@ -45,10 +45,10 @@ TEST(FashionMnistTest, MnistCnnLearnsFromTwoThousandImages) {
 
   RecordProperty("accuracy_before", std::to_string(*before));
   RecordProperty("accuracy_after", std::to_string(*after));
+  // Recorded, not asserted: timings belong to bench/ (bench_models_throughput), not to unit tests.
   RecordProperty("train_seconds", std::to_string(seconds));
   EXPECT_LT(*before, 0.3);
   EXPECT_GE(*after, 0.70);
-  EXPECT_LT(seconds, 30.0);
 }
 
 }  // namespace
