@@ -53,8 +53,10 @@ const std::vector<RunConfigField>& RunConfigFields() {
        &R::target_density},
       {"accuracy-threshold", "lotteryfl: prune only when the global ticket reaches this validation accuracy",
        &R::accuracy_threshold},
-      {"bsq-alpha", "bsq: group-lasso strength (<0: library default)", &R::bsq_alpha},
-      {"bsq-interval", "bsq: steps between re-quantizations (<0: library default)", &R::bsq_interval},
+      {"bsq-alpha", "bsq: group-lasso strength of the local BSQ phase", &R::bsq_alpha},
+      {"bsq-interval", "bsq: steps between re-quantizations (<0: a fifth of the BSQ phase)", &R::bsq_interval},
+      {"bsq-fraction", "bsq: share of the local epochs trained as bit planes, after fp32 training of the ticket",
+       &R::bsq_fraction},
       {"downlink-bits", "bsq: bits of the quantized downlink model", &R::downlink_bits},
       {"out", "output directory (metrics.jsonl, summary.json, checkpoint.bin)", &R::out},
   };
@@ -126,6 +128,8 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   if (!(c.accuracy_threshold >= 0 && c.accuracy_threshold <= 1)) {
     return Bad("accuracy-threshold", "must be in [0, 1]");
   }
+  if (!(c.bsq_fraction > 0 && c.bsq_fraction <= 1)) return Bad("bsq-fraction", "must be in (0, 1]");
+  if (!(c.bsq_alpha >= 0 && std::isfinite(c.bsq_alpha))) return Bad("bsq-alpha", "must be >= 0");
   if (c.downlink_bits < 1 || c.downlink_bits > 8) return Bad("downlink-bits", "must be in [1, 8]");
   if (c.classes_per_client < 1) return Bad("classes-per-client", "must be >= 1");
   if (c.samples_per_class < 1) return Bad("samples-per-class", "must be >= 1");

@@ -33,7 +33,7 @@ std::vector<torch::Tensor> TorchMasks(const Mask& mask, const TensorSet& layout)
 
 BsqOptions BsqOptionsFor(const RunConfig& config, int64_t total_steps) {
   BsqOptions o;
-  if (config.bsq_alpha >= 0) o.alpha = config.bsq_alpha;
+  o.alpha = config.bsq_alpha;
   // Local training is short (LotteryFL: ~120 steps a round); keep a few re-quantizations and a
   // fine-tune in every round unless the user set the interval.
   o.interval = config.bsq_interval > 0 ? config.bsq_interval : std::max<int64_t>(5, total_steps / 5);
@@ -96,20 +96,32 @@ absl::StatusOr<LocalResult> RunLocalUpdate(const RunData& data, int64_t client_i
   if (!mode.ok()) return mode.status();
 
   std::vector<std::optional<ExactLevels>> exact;
-  if (*mode == QuantMode::kBsq) {
+  // With BSQ the ticket first trains in fp32, then its kept weights are fine-tuned as bit planes
+  // (the BSQ paper also starts from a trained model: bit-plane SGD moves weights too slowly to
+  // train from a rewound θ0 within one round).
+  const int64_t bsq_epochs =
+      *mode == QuantMode::kBsq
+          ? std::clamp<int64_t>(std::llround(cfg.bsq_fraction * static_cast<double>(cfg.local_epochs)), 1,
+                                cfg.local_epochs)
+          : 0;
+  if (cfg.local_epochs > bsq_epochs) {
+    PlainSource source(net, masks);
+    train.epochs = cfg.local_epochs - bsq_epochs;
+    absl::StatusOr<TrainStats> stats = Trainer::Train(net, source, data.train, split.train, train);
+    if (!stats.ok()) return stats.status();
+  }
+  if (bsq_epochs > 0) {
     const int64_t n = static_cast<int64_t>(split.train.size());
-    const int64_t steps = cfg.local_epochs * ((n + cfg.batch_size - 1) / cfg.batch_size);
+    const int64_t steps = bsq_epochs * ((n + cfg.batch_size - 1) / cfg.batch_size);
     BsqSource source(net, masks, BsqOptionsFor(cfg, steps));
+    train.epochs = bsq_epochs;
+    train.seed = MixSeed(train.seed, 1);
     absl::StatusOr<TrainStats> stats = Trainer::Train(net, source, data.train, split.train, train);
     if (!stats.ok()) return stats.status();
     exact.resize(layout.size());
     for (const QuantizedWeight& q : source.Export()) {
       exact[q.param_index] = ExactLevels{q.bits, q.scale, q.levels};
     }
-  } else {
-    PlainSource source(net, masks);
-    absl::StatusOr<TrainStats> stats = Trainer::Train(net, source, data.train, split.train, train);
-    if (!stats.ok()) return stats.status();
   }
   out.train_seconds = Since(t_train);
 
