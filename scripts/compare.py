@@ -83,7 +83,11 @@ class Run:
 
     @property
     def mean_bits(self):
-        """Unweighted mean over the prunable layers in the last round; None when not recorded."""
+        """Bits per weight in the last round, weighted by layer size as the server records it
+        (`mean_bits`); older runs without it fall back to the unweighted mean over layers."""
+        recorded = self.rows[-1].get("mean_bits")
+        if isinstance(recorded, (int, float)):
+            return float(recorded)
         bits = self.layer_bits
         return sum(bits) / len(bits) if bits else None
 
