@@ -295,6 +295,7 @@ int main(int argc, char** argv) {
   app.add_option("--alpha", options.bsq.alpha, "BSQ group-lasso strength");
   app.add_option("--interval", options.bsq.interval, "BSQ steps between re-quantizations");
   app.add_option("--finetune-steps", options.bsq.finetune_steps, "BSQ final fixed-scheme steps");
+  app.add_flag("!--fixed-scale", options.bsq.train_scale, "keep BSQ scales at max|W|");
   app.add_option("--threads", options.threads, "torch/OpenBLAS threads");
   app.add_option("--seed", options.seed, "model init and shuffling seed");
   app.add_option("--warmup-cache", options.warmup_cache,

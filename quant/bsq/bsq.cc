@@ -97,9 +97,14 @@ BsqSource::BsqSource(NetImpl& net, std::vector<torch::Tensor> masks, BsqOptions 
     layer.kept = layer.mask.defined() ? layer.mask.sum().item<int64_t>() : param.numel();
     layer.planes = QuantizeUniform(ToVector(param), KeepFlags(layer.mask), options_.initial_bits);
     if (layer.planes.scale == 0.f) layer.planes = DropZeroPlanes(std::move(layer.planes));
-    std::tie(layer.pos, layer.neg) = LevelsToBits(layer.planes);
+    SetTrainables(layer);
     layers_.push_back(std::move(layer));
   }
+}
+
+void BsqSource::SetTrainables(Layer& layer) const {
+  std::tie(layer.pos, layer.neg) = LevelsToBits(layer.planes);
+  layer.scale = torch::tensor(layer.planes.scale).requires_grad_(options_.train_scale);
 }
 
 void BsqSource::Begin(int64_t total_steps) {
@@ -114,6 +119,7 @@ std::vector<torch::Tensor> BsqSource::Trainable() {
     if (layer.planes.bits == 0) continue;
     out.push_back(layer.pos);
     out.push_back(layer.neg);
+    if (options_.train_scale) out.push_back(layer.scale);
   }
   out.insert(out.end(), plain_.begin(), plain_.end());
   return out;
@@ -146,7 +152,7 @@ std::vector<torch::Tensor> BsqSource::EffectiveWeights() {
     const torch::Tensor levels = RoundedLevels(layer, /*straight_through=*/true);
     // Same operation order as codec::Dequantize: scale · level / (2^n − 1).
     weights[layer.param_index] =
-        ((levels * layer.planes.scale) / static_cast<double>(MaxLevel(layer.planes.bits)))
+        ((levels * layer.scale) / static_cast<double>(MaxLevel(layer.planes.bits)))
             .view(param.sizes());
   }
   return weights;
@@ -174,8 +180,10 @@ void BsqSource::RequantizeLayer(Layer& layer) {
       RoundedLevels(layer, /*straight_through=*/false).to(torch::kInt32).contiguous();
   layer.planes.levels.assign(levels.data_ptr<int32_t>(),
                              levels.data_ptr<int32_t>() + levels.numel());
+  layer.planes.scale = layer.scale.item<float>();
+  if (layer.planes.scale == 0.f) std::fill(layer.planes.levels.begin(), layer.planes.levels.end(), 0);
   layer.planes = lfl::Requantize(std::move(layer.planes), CapBits(layer));
-  std::tie(layer.pos, layer.neg) = LevelsToBits(layer.planes);
+  SetTrainables(layer);
 }
 
 void BsqSource::RequantizeAll() {
@@ -190,6 +198,7 @@ bool BsqSource::AfterStep(int64_t step) {
       if (layer.planes.bits == 0) continue;
       layer.pos.clamp_(0.0, 2.0);
       layer.neg.clamp_(0.0, 2.0);
+      layer.scale.clamp_min_(0.0);
     }
   }
   if (!finetuning_ && step + 1 >= finetune_start_) {

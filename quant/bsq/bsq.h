@@ -14,9 +14,14 @@
 // `interval` steps (bit_planes.h: carries, then all-zero MSB/LSB planes
 // dropped, so a layer's precision rises or falls; it may reach 0 bits).
 //
+// s_l starts at max|W| over the kept weights (DESIGN). As in the authors'
+// code (github.com/yanghr/BSQ, models/cifar/bit.py) it is trained along with
+// the bits by default (BsqOptions::train_scale): the group lasso shrinks every
+// plane, and a trained scale absorbs that uniform shrinkage instead of the
+// task loss having to fight it plane by plane. Re-quantization rescales it
+// so that values stay when planes are added or dropped.
+//
 // Deviations from the paper, on purpose:
-//  - s_l is not trained (DESIGN: s_l = max|W|); it only changes when
-//    re-quantization adds or drops a plane, and then so that values stay.
 //  - #params_l counts the kept weights of the client's ticket, not all.
 //  - during the final `finetune_steps` the rounded value is clamped to the
 //    layer's current range, so the scheme is truly fixed (no carries).
@@ -50,6 +55,9 @@ struct BsqOptions {
   int64_t finetune_steps = 500;
   // Carries never push a layer beyond this (at most kMaxBsqBits).
   int max_bits = kMaxBsqBits;
+  // Train the per-layer scale s_l with the bits (the authors' code does);
+  // false keeps s_l = max|W| except for re-quantization rescaling.
+  bool train_scale = true;
 };
 
 // The exact integer form of one quantized weight tensor:
@@ -78,12 +86,13 @@ class BsqSource : public ParameterSource {
 
   // The final `finetune_steps` of `total_steps` run at a fixed scheme.
   void Begin(int64_t total_steps) override;
-  // p and q of every layer with bits > 0, then the non-prunable parameters.
+  // p, q (and s when trained) of every layer with bits > 0, then the
+  // non-prunable parameters.
   std::vector<torch::Tensor> Trainable() override;
   std::vector<torch::Tensor> EffectiveWeights() override;
   // Undefined (nothing added) when α = 0 or in the fine-tuning phase.
   torch::Tensor Penalty() override;
-  // Clips bits to [0, 2]; re-quantizes every `interval` steps and once on
+  // Clips bits to [0, 2] and scales to >= 0; re-quantizes every `interval` steps and once on
   // entering the fine-tuning phase (returns true then).
   bool AfterStep(int64_t step) override;
   // Re-quantizes a final time and writes the exact weights
@@ -100,13 +109,16 @@ class BsqSource : public ParameterSource {
     int param_index = 0;
     torch::Tensor mask;   // float [numel], or undefined (keep all)
     int64_t kept = 0;     // kept elements
-    BitPlanes planes;     // state at the last re-quantization
+    BitPlanes planes;     // state at the last re-quantization (scale: see below)
     torch::Tensor pos;    // float [bits, numel] ∈ [0, 2], requires_grad
     torch::Tensor neg;    // (undefined when bits == 0)
+    torch::Tensor scale;  // float 0-dim, the live s_l; planes.scale is synced
+                          // from it at every re-quantization
   };
 
   int CapBits(const Layer& layer) const;
   torch::Tensor RoundedLevels(const Layer& layer, bool straight_through) const;
+  void SetTrainables(Layer& layer) const;
   void RequantizeLayer(Layer& layer);
   void RequantizeAll();
 
