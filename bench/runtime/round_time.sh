@@ -13,7 +13,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 config=${CONFIG:-$here/configs/lotteryfl-fmnist.toml}
 rounds=${ROUNDS:-10}
-parallel=${PARALLEL:-2}
+parallel=${PARALLEL:-$(( $(nproc) + 1 ))}  # the simulator's default
 "$bin/lotteryfl-sim" --config "$config" --rounds "$rounds" --eval-every 100000 --parallel "$parallel" \
   --out "$out/run" "$@" > "$out/log" 2>&1 || { cat "$out/log"; exit 1; }
 python3 - "$out/run/metrics.jsonl" "$parallel" <<'PY'
