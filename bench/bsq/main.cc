@@ -12,7 +12,6 @@
 // layer. With --check the exit status says whether BSQ met the acceptance
 // bar: <= 3 mean bits, within 1.5 points of fp32, above uniform 2-bit.
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -20,8 +19,8 @@
 #include <fstream>
 #include <functional>
 #include <memory>
-#include <sstream>
 #include <numeric>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -36,17 +35,18 @@ namespace lfl {
 namespace {
 
 struct BenchOptions {
-  std::string data_dir;          // empty: /usr/share/datasets/fashion-mnist
-  int64_t pretrain_epochs = 2;   // shared fp32 warm-up
-  double pretrain_lr = 0.05;     // a faster warm-up leaves less for the methods to catch up
-  int64_t epochs = 2;            // per method, from the warm-up checkpoint
-  int64_t train_limit = 0;       // use only the first N training images (0 = all)
-  TrainOptions train;            // lr, momentum, batch for fp32 and uniform
-  double bsq_lr = 0.01;          // SGD lr on the bit planes
+  std::string data_dir;         // empty: /usr/share/datasets/fashion-mnist
+  int64_t pretrain_epochs = 2;  // shared fp32 warm-up
+  double pretrain_lr = 0.05;    // a faster warm-up leaves less for the methods to catch up
+  int64_t epochs = 1;           // per method, from the warm-up checkpoint
+  int64_t train_limit = 0;      // use only the first N training images (0 = all)
+  TrainOptions train;           // lr, momentum, batch for fp32 and uniform
+  double bsq_lr = 0.1;          // SGD lr on the bit planes: a bit moves W by only
+                                // s·2^b/(2^n−1), so BSQ needs a larger lr than fp32
   BsqOptions bsq;
   int threads = 2;
   uint64_t seed = 1;
-  std::string warmup_cache;      // reuse/store the warm-up weights here ("" = no cache)
+  std::string warmup_cache;  // reuse/store the warm-up weights here ("" = no cache)
   std::vector<std::string> methods = {"fp32", "bsq", "uniform-8", "uniform-2"};
   bool check = false;
 };
@@ -79,7 +79,9 @@ absl::StatusOr<Setup> LoadData(const BenchOptions& options) {
   return setup;
 }
 
-NetShape ShapeOf(const Dataset& d) { return NetShape{d.channels, d.height, d.width, d.num_classes}; }
+NetShape ShapeOf(const Dataset& d) {
+  return NetShape{d.channels, d.height, d.width, d.num_classes};
+}
 
 absl::StatusOr<Net> NetFrom(const Setup& setup, const TensorSet& weights, uint64_t seed) {
   absl::StatusOr<Net> net = MakeNet(ModelKind::kMnistCnn, ShapeOf(setup.dataset), seed);
@@ -138,6 +140,7 @@ class TracingBsqSource : public ParameterSource {
     }
     return changed;
   }
+  void AfterBackward() override { inner_.AfterBackward(); }
   void Finish() override { inner_.Finish(); }
   const BsqSource& inner() const { return inner_; }
 
@@ -163,20 +166,21 @@ std::vector<Method> Methods(const BenchOptions& options) {
   };
   return {
       Method{"fp32", options.train.lr,
-             [](NetImpl& net) { return std::make_unique<PlainSource>(net, std::vector<torch::Tensor>{}); },
+             [](NetImpl& net) {
+               return std::make_unique<PlainSource>(net, std::vector<torch::Tensor>{});
+             },
              [](const ParameterSource&, Row& row) {
                row.bits = std::vector<int>(4, 32);
                row.mean_bits = 32;
              }},
-      Method{"bsq", options.bsq_lr,
-             [&options](NetImpl& net) {
-               return std::make_unique<TracingBsqSource>(net, options.bsq);
-             },
-             [&options](const ParameterSource& source, Row& row) {
-               const BsqSource& bsq = static_cast<const TracingBsqSource&>(source).inner();
-               row.bits = bsq.Bits();
-               row.mean_bits = MeanBits(bsq.Export());
-             }},
+      Method{
+          "bsq", options.bsq_lr,
+          [&options](NetImpl& net) { return std::make_unique<TracingBsqSource>(net, options.bsq); },
+          [&options](const ParameterSource& source, Row& row) {
+            const BsqSource& bsq = static_cast<const TracingBsqSource&>(source).inner();
+            row.bits = bsq.Bits();
+            row.mean_bits = MeanBits(bsq.Export());
+          }},
       uniform(8),
       uniform(2),
   };
@@ -232,7 +236,8 @@ absl::StatusOr<TensorSet> WarmUp(const Setup& setup, const BenchOptions& options
       return s.status();
     }
     if (!options.warmup_cache.empty()) {
-      std::ofstream(options.warmup_cache, std::ios::binary) << SerializeTensorSet(ToTensorSet(**net));
+      std::ofstream(options.warmup_cache, std::ios::binary)
+          << SerializeTensorSet(ToTensorSet(**net));
     }
   }
   absl::StatusOr<double> accuracy = Trainer::Evaluate(**net, setup.test, {});
@@ -251,13 +256,14 @@ int RunBench(const BenchOptions& options) {
     return 2;
   }
   absl::StatusOr<TensorSet> start = WarmUp(*setup, options);
-  if (!start.ok()) return std::fprintf(stderr, "warm-up: %s\n", start.status().ToString().c_str()), 2;
+  if (!start.ok())
+    return std::fprintf(stderr, "warm-up: %s\n", start.status().ToString().c_str()), 2;
   std::printf("then %lld epochs each; bsq alpha %g, lr %g, interval %lld, finetune %lld steps\n",
               static_cast<long long>(options.epochs), options.bsq.alpha, options.bsq_lr,
               static_cast<long long>(options.bsq.interval),
               static_cast<long long>(options.bsq.finetune_steps));
-  std::printf("%-10s %9s %10s   %-12s %8s\n", "method", "accuracy", "mean bits",
-              "bits/layer", "time");
+  std::printf("%-10s %9s %10s   %-12s %8s\n", "method", "accuracy", "mean bits", "bits/layer",
+              "time");
   std::fflush(stdout);
   std::vector<Row> rows;
   for (const Method& method : Methods(options)) {
@@ -267,7 +273,8 @@ int RunBench(const BenchOptions& options) {
     }
     absl::StatusOr<Row> row = Run(method, *setup, *start, options);
     if (!row.ok()) {
-      return std::fprintf(stderr, "%s: %s\n", method.name.c_str(), row.status().ToString().c_str()), 2;
+      return std::fprintf(stderr, "%s: %s\n", method.name.c_str(), row.status().ToString().c_str()),
+             2;
     }
     PrintRow(*row);
     rows.push_back(*std::move(row));
@@ -296,6 +303,7 @@ int main(int argc, char** argv) {
   app.add_option("--interval", options.bsq.interval, "BSQ steps between re-quantizations");
   app.add_option("--finetune-steps", options.bsq.finetune_steps, "BSQ final fixed-scheme steps");
   app.add_flag("!--fixed-scale", options.bsq.train_scale, "keep BSQ scales at max|W|");
+  app.add_option("--scale-grad-gain", options.bsq.scale_grad_gain, "BSQ scale gradient gain");
   app.add_option("--threads", options.threads, "torch/OpenBLAS threads");
   app.add_option("--seed", options.seed, "model init and shuffling seed");
   app.add_option("--warmup-cache", options.warmup_cache,

@@ -44,7 +44,8 @@ BitPlanes QuantizeUniform(const std::vector<float>& values, const std::vector<ui
   if (scale == 0.f) return out;
   const float max_level = static_cast<float>(MaxLevel(bits));
   for (size_t i = 0; i < values.size(); ++i) {
-    if (kept(i)) out.levels[i] = static_cast<int32_t>(std::nearbyint(values[i] / scale * max_level));
+    if (kept(i))
+      out.levels[i] = static_cast<int32_t>(std::nearbyint(values[i] / scale * max_level));
   }
   return out;
 }

@@ -18,9 +18,9 @@ namespace lfl {
 inline constexpr int kMaxBsqBits = 8;
 
 struct BitPlanes {
-  int bits = 0;                  // n, 0..kMaxBsqBits
-  float scale = 0.f;             // s, the value of level 2^n - 1
-  std::vector<int32_t> levels;   // one signed level per element
+  int bits = 0;                 // n, 0..kMaxBsqBits
+  float scale = 0.f;            // s, the value of level 2^n - 1
+  std::vector<int32_t> levels;  // one signed level per element
 };
 
 // Largest level magnitude representable with `bits` magnitude bits: 2^bits - 1.

@@ -1,6 +1,7 @@
 #include "quant/bsq/bsq.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <utility>
 
@@ -133,11 +134,11 @@ int BsqSource::CapBits(const Layer& layer) const {
 // represent and masked; with straight_through the gradient flows to p and q as
 // if the rounding were the identity.
 torch::Tensor BsqSource::RoundedLevels(const Layer& layer, bool straight_through) const {
-  const torch::Tensor continuous = ((layer.pos - layer.neg) * PlaneWeights(layer.planes.bits)).sum(0);
+  const torch::Tensor continuous =
+      ((layer.pos - layer.neg) * PlaneWeights(layer.planes.bits)).sum(0);
   const double limit = MaxLevel(CapBits(layer));
   const torch::Tensor rounded = torch::round(continuous.detach()).clamp(-limit, limit);
-  torch::Tensor levels =
-      straight_through ? continuous + (rounded - continuous).detach() : rounded;
+  torch::Tensor levels = straight_through ? continuous + (rounded - continuous).detach() : rounded;
   return layer.mask.defined() ? levels * layer.mask : levels;
 }
 
@@ -174,6 +175,17 @@ torch::Tensor BsqSource::Penalty() {
   return sum.defined() ? sum * options_.alpha : sum;
 }
 
+void BsqSource::AfterBackward() {
+  if (!options_.train_scale) return;
+  torch::NoGradGuard no_grad;
+  for (Layer& layer : layers_) {
+    torch::Tensor& grad = layer.scale.mutable_grad();
+    if (grad.defined() && layer.kept > 0) {
+      grad.mul_(options_.scale_grad_gain / std::sqrt(static_cast<double>(layer.kept)));
+    }
+  }
+}
+
 void BsqSource::RequantizeLayer(Layer& layer) {
   if (layer.planes.bits == 0) return;
   const torch::Tensor levels =
@@ -181,7 +193,8 @@ void BsqSource::RequantizeLayer(Layer& layer) {
   layer.planes.levels.assign(levels.data_ptr<int32_t>(),
                              levels.data_ptr<int32_t>() + levels.numel());
   layer.planes.scale = layer.scale.item<float>();
-  if (layer.planes.scale == 0.f) std::fill(layer.planes.levels.begin(), layer.planes.levels.end(), 0);
+  if (layer.planes.scale == 0.f)
+    std::fill(layer.planes.levels.begin(), layer.planes.levels.end(), 0);
   layer.planes = lfl::Requantize(std::move(layer.planes), CapBits(layer));
   SetTrainables(layer);
 }
@@ -224,7 +237,8 @@ std::vector<int> BsqSource::Bits() const {
 
 std::vector<QuantizedWeight> BsqSource::Export() const {
   std::vector<QuantizedWeight> out;
-  for (const Layer& layer : layers_) out.push_back(ToQuantizedWeight(layer.param_index, layer.planes));
+  for (const Layer& layer : layers_)
+    out.push_back(ToQuantizedWeight(layer.param_index, layer.planes));
   return out;
 }
 
@@ -289,7 +303,8 @@ std::vector<int> UniformQuantSource::Bits() const {
 
 std::vector<QuantizedWeight> UniformQuantSource::Export() const {
   std::vector<QuantizedWeight> out;
-  for (size_t k = 0; k < final_.size(); ++k) out.push_back(ToQuantizedWeight(prunable_[k], final_[k]));
+  for (size_t k = 0; k < final_.size(); ++k)
+    out.push_back(ToQuantizedWeight(prunable_[k], final_[k]));
   return out;
 }
 

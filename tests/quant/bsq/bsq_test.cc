@@ -39,8 +39,8 @@ std::vector<float> Flat(const torch::Tensor& t) {
 TensorData SyntheticData(int64_t n) {
   torch::manual_seed(3);
   torch::Tensor images = torch::randn({n, 1, 28, 28});
-  torch::Tensor blocks = images.index({torch::indexing::Slice(), 0, torch::indexing::Slice(12, 14),
-                                       torch::indexing::Slice(4, 24)});
+  torch::Tensor blocks = images.index(
+      {torch::indexing::Slice(), 0, torch::indexing::Slice(12, 14), torch::indexing::Slice(4, 24)});
   torch::Tensor labels = blocks.reshape({n, 2, 10, 2}).sum({1, 3}).argmax(1);
   return TensorData{images, labels};
 }
@@ -81,9 +81,9 @@ TEST(BsqSourceTest, StartsAtUniformInitialBitsOfTheWeights) {
   TinyNet net({0.9f, -0.3f, 0.f, 0.6f}, {0.5f, 0.25f, 7.f, 0.f});
   BsqOptions options;
   options.initial_bits = 2;
-  BsqSource source(net, {torch::Tensor(), torch::Tensor(), torch::tensor({1.f, 1.f, 0.f, 1.f}),
-                         torch::Tensor()},
-                   options);
+  BsqSource source(
+      net, {torch::Tensor(), torch::Tensor(), torch::tensor({1.f, 1.f, 0.f, 1.f}), torch::Tensor()},
+      options);
   EXPECT_EQ(source.Bits(), (std::vector<int>{2, 2}));
   const std::vector<torch::Tensor> w = source.EffectiveWeights();
   // s1 = 0.9, levels {3, -1, 0, 2}; s2 = 0.5 (the masked 7 is ignored), levels {3, 2, 0, 0}.
@@ -101,9 +101,9 @@ TEST(BsqSourceTest, PenaltyIsWeightedBitPlaneGroupLasso) {
   BsqOptions options;
   options.initial_bits = 2;
   options.alpha = 0.5;
-  BsqSource source(net, {torch::Tensor(), torch::Tensor(), torch::tensor({1.f, 1.f, 0.f, 1.f}),
-                         torch::Tensor()},
-                   options);
+  BsqSource source(
+      net, {torch::Tensor(), torch::Tensor(), torch::tensor({1.f, 1.f, 0.f, 1.f}), torch::Tensor()},
+      options);
   // Layer 1: levels {3, -1, 0, 2} → p0 = 1000, p1 = 1001, q0 = 0100, q1 = 0000:
   //   ‖[p0; q0]‖ = √2, ‖[p1; q1]‖ = √2; weight 4 kept · 2 bits / 7 kept.
   // Layer 2: levels {3, 2, 0, 0} → p0 = 1000, p1 = 1100: norms 1 and √2; weight 3·2/7.
