@@ -265,6 +265,7 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
   }
   std::string payload;
   uint32_t version = 0;
+  std::vector<int> layer_bits;
   {
     grpc::ClientContext ctx;
     ctx.set_deadline(After(120));
@@ -274,6 +275,11 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
     while (reader->Read(&chunk)) {
       if (first) {
         version = chunk.mask_version();
+        if (chunk.layer_bits_size() > 64) return absl::InvalidArgumentError("too many layer bits from server");
+        for (uint32_t b : chunk.layer_bits()) {
+          if (b > 8) return absl::InvalidArgumentError(absl::StrCat("layer bits ", b, " from server (at most 8)"));
+          layer_bits.push_back(static_cast<int>(b));
+        }
         if (chunk.total_bytes() > (1ull << 30)) return absl::InvalidArgumentError("model larger than 1 GiB");
         payload.reserve(chunk.total_bytes());
         first = false;
@@ -286,7 +292,7 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
   absl::StatusOr<DecodedModel> down =
       DecodeModel(payload, data_->theta0, have_held ? &held.mask : nullptr, held.version);
   if (!down.ok()) return absl::InternalError(absl::StrCat("bad model from server: ", down.status().message()));
-  absl::StatusOr<LocalResult> result = RunLocalUpdate(*data_, client_id, round, attempt, *down, version);
+  absl::StatusOr<LocalResult> result = RunLocalUpdate(*data_, client_id, round, attempt, *down, version, layer_bits);
   if (!result.ok()) return result.status();
 
   v1::SubmitReply reply;

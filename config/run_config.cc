@@ -58,6 +58,10 @@ const std::vector<RunConfigField>& RunConfigFields() {
       {"bsq-fraction", "bsq: share of the local epochs trained as bit planes, after fp32 training of the ticket",
        &R::bsq_fraction},
       {"downlink-bits", "bsq: bits of the quantized downlink model", &R::downlink_bits},
+      {"bsq-guard",
+       "bsq: largest drop in training accuracy (fp32 ticket -> quantized) a round's lower precision may cost; "
+       "beyond it the client keeps its previous bits",
+       &R::bsq_guard},
       {"out", "output directory (metrics.jsonl, summary.json, checkpoint.bin)", &R::out},
   };
   return kFields;
@@ -131,6 +135,7 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   if (!(c.bsq_fraction > 0 && c.bsq_fraction <= 1)) return Bad("bsq-fraction", "must be in (0, 1]");
   if (!(c.bsq_alpha >= 0 && std::isfinite(c.bsq_alpha))) return Bad("bsq-alpha", "must be >= 0");
   if (c.downlink_bits < 1 || c.downlink_bits > 8) return Bad("downlink-bits", "must be in [1, 8]");
+  if (!(c.bsq_guard >= 0 && c.bsq_guard <= 1)) return Bad("bsq-guard", "must be in [0, 1]");
   if (c.classes_per_client < 1) return Bad("classes-per-client", "must be >= 1");
   if (c.samples_per_class < 1) return Bad("samples-per-class", "must be >= 1");
   if (!(c.beta > 0)) return Bad("beta", "must be > 0");

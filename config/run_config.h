@@ -65,11 +65,13 @@ struct RunConfig {
   double accuracy_threshold = 0.5;    // prune only when θg⊙m reaches this validation accuracy
 
   // --- BSQ -----------------------------------------------------------------
-  double bsq_alpha = 30;              // group-lasso strength of the (short) federated BSQ phase;
+  double bsq_alpha = 12;              // group-lasso strength of the (short) federated BSQ phase;
                                       // higher shrinks bits faster and costs accuracy
   int64_t bsq_interval = -1;          // <0: a fifth of the BSQ phase's steps
   double bsq_fraction = 0.25;         // share of local epochs run as BSQ, after fp32 training
   int64_t downlink_bits = 8;          // bits of the quantized downlink with --quant bsq
+  double bsq_guard = 0.05;            // largest drop of training accuracy a lower precision may
+                                      // cost; beyond it the client keeps its previous precision
 
   // --- output --------------------------------------------------------------
   std::string out = "runs/latest";

@@ -1,5 +1,6 @@
 #include "runtime/local_update.h"
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -8,6 +9,7 @@
 #include "lottery/ticket.h"
 #include "models/trainer.h"
 #include "quant/bsq/bsq.h"
+#include "quant/codec/codec.h"
 #include "server/round_coordinator.h"
 
 namespace lfl {
@@ -41,10 +43,33 @@ BsqOptions BsqOptionsFor(const RunConfig& config, int64_t total_steps) {
   return o;
 }
 
+// Uniform quantization of every prunable weight of `values` (its kept elements when `masked`):
+// layer k at start_bits[k] (8 when absent), or everywhere at `bits` when that is > 0.
+std::vector<QuantizedWeight> QuantizeTicket(const TensorSet& values, const Mask& mask, bool masked,
+                                            const std::vector<int>& start_bits, int bits) {
+  std::vector<QuantizedWeight> out;
+  size_t layer = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    const NamedTensor& t = values.tensors[i];
+    if (!t.prunable) continue;
+    const int n = bits > 0 ? bits : (layer < start_bits.size() ? start_bits[layer] : kMaxBsqBits);
+    ++layer;
+    std::vector<uint8_t> keep;
+    if (masked) {
+      for (float m : mask.AsFloat(i)) keep.push_back(m != 0.f ? 1 : 0);
+    }
+    BitPlanes planes = QuantizeUniform(t.values, keep, std::clamp(n, 1, kMaxBsqBits));
+    if (planes.scale == 0.f) planes = DropZeroPlanes(std::move(planes));
+    out.push_back(QuantizedWeight{static_cast<int>(i), planes.bits, planes.scale, std::move(planes.levels)});
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<LocalResult> RunLocalUpdate(const RunData& data, int64_t client_id, uint64_t round, uint32_t attempt,
-                                           const DecodedModel& downlink, uint32_t mask_version) {
+                                           const DecodedModel& downlink, uint32_t mask_version,
+                                           const std::vector<int>& layer_bits) {
   const RunConfig& cfg = data.config;
   if (client_id < 0 || client_id >= static_cast<int64_t>(data.partition.clients.size())) {
     return absl::InvalidArgumentError(absl::StrCat("client ", client_id, " is not in the partition"));
@@ -111,15 +136,42 @@ absl::StatusOr<LocalResult> RunLocalUpdate(const RunData& data, int64_t client_i
     if (!stats.ok()) return stats.status();
   }
   if (bsq_epochs > 0) {
+    const TensorSet fp32 = ToTensorSet(net);
+    absl::StatusOr<double> fp32_accuracy = Trainer::Evaluate(net, data.train, split.train, split.noise_sigma);
+    if (!fp32_accuracy.ok()) return fp32_accuracy.status();
     const int64_t n = static_cast<int64_t>(split.train.size());
     const int64_t steps = bsq_epochs * ((n + cfg.batch_size - 1) / cfg.batch_size);
-    BsqSource source(net, masks, BsqOptionsFor(cfg, steps));
+    BsqOptions bsq = BsqOptionsFor(cfg, steps);
+    for (int b : layer_bits) bsq.layer_initial_bits.push_back(std::clamp(b, 1, kMaxBsqBits));
+    BsqSource source(net, masks, bsq);
     train.epochs = bsq_epochs;
     train.seed = MixSeed(train.seed, 1);
     absl::StatusOr<TrainStats> stats = Trainer::Train(net, source, data.train, split.train, train);
     if (!stats.ok()) return stats.status();
+    std::vector<QuantizedWeight> weights = source.Export();
+    absl::StatusOr<double> accuracy = Trainer::Evaluate(net, data.train, split.train, split.noise_sigma);
+    if (!accuracy.ok()) return accuracy.status();
+    // The precision guard: a round may lower the precision only as far as it keeps the training
+    // accuracy of the fp32 ticket (within bsq_guard). Otherwise the fp32 ticket is quantized at
+    // the bits this round started from (at 8 bits when even those fall short).
+    if (*accuracy < *fp32_accuracy - cfg.bsq_guard) {
+      out.precision_kept = true;
+      std::vector<int> start = bsq.layer_initial_bits;
+      for (int attempt_bits : {0, kMaxBsqBits}) {
+        weights = QuantizeTicket(fp32, out.mask, lottery, start, attempt_bits);
+        TensorSet quantized = fp32;
+        for (const QuantizedWeight& q : weights) {
+          std::vector<float>& v = quantized.tensors[q.param_index].values;
+          for (size_t i = 0; i < v.size(); ++i) v[i] = codec::Dequantize(q.levels[i], q.bits, q.scale);
+        }
+        if (absl::Status s = LoadTensorSet(quantized, &net); !s.ok()) return s;
+        accuracy = Trainer::Evaluate(net, data.train, split.train, split.noise_sigma);
+        if (!accuracy.ok()) return accuracy.status();
+        if (*accuracy >= *fp32_accuracy - cfg.bsq_guard) break;
+      }
+    }
     exact.resize(layout.size());
-    for (const QuantizedWeight& q : source.Export()) {
+    for (const QuantizedWeight& q : weights) {
       exact[q.param_index] = ExactLevels{q.bits, q.scale, q.levels};
     }
   }
@@ -135,8 +187,8 @@ absl::StatusOr<LocalResult> RunLocalUpdate(const RunData& data, int64_t client_i
   }
   if (lottery) {
     spec.mask = &out.mask;
-    spec.send_mask = out.mask_changed;
-    spec.mask_version = mask_version;
+    spec.send_mask = false;
+    spec.mask_version = out.mask_changed ? mask_version + 1 : mask_version;
   }
   if (!exact.empty()) spec.exact = &exact;
   spec.round = round;
@@ -147,8 +199,8 @@ absl::StatusOr<LocalResult> RunLocalUpdate(const RunData& data, int64_t client_i
   out.encode_seconds = Since(t_encode);
 
   // The personalized model is exactly what the server decodes.
-  const Mask* held = lottery ? &downlink.mask : nullptr;
-  absl::StatusOr<DecodedModel> sent = DecodeModel(out.payload, layout, held, mask_version);
+  const Mask* held = lottery ? &out.mask : nullptr;
+  absl::StatusOr<DecodedModel> sent = DecodeModel(out.payload, layout, held, spec.mask_version);
   if (!sent.ok()) return absl::InternalError(absl::StrCat("own update does not decode: ", sent.status().message()));
   if (absl::Status s = LoadTensorSet(sent->values, &net); !s.ok()) return s;
   absl::StatusOr<double> acc = Trainer::Evaluate(net, data.test, split.test, split.noise_sigma);

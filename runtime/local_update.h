@@ -22,18 +22,26 @@ namespace lfl {
 struct LocalResult {
   std::string payload;          // the encoded update
   Mask mask;                    // the ticket after this task
-  bool mask_changed = false;    // pruned this round (the payload carries the mask)
+  bool mask_changed = false;    // pruned this round (the payload references the derived mask, version + 1)
   int64_t num_samples = 0;
   double validation_accuracy = -1;
   double local_accuracy = -1;   // the sent model on the client's local test split
   int64_t test_count = 0;
   std::vector<int> layer_bits;  // per prunable layer, as sent
+  bool precision_kept = false;  // bsq: the precision guard refused this round's lower bits
   double train_seconds = 0, encode_seconds = 0;
 };
 
-// Runs one task. `downlink` is the decoded θg ⊙ m_k; `mask_version` the version of its mask.
+// Runs one task. `downlink` is the decoded θg ⊙ m_k; `mask_version` the version of its mask;
+// `layer_bits` the BSQ precision per prunable layer the server holds for this client (empty: the
+// initial 8 bits; a layer that ended at 0 bits restarts at 1 so it can recover).
+//
+// A pruned ticket is not sent: pruning is a function of the downlink alone, so the server
+// derives the same mask (server/round_coordinator.h, "Derived masks") and the update
+// references it as version mask_version + 1.
 absl::StatusOr<LocalResult> RunLocalUpdate(const RunData& data, int64_t client_id, uint64_t round, uint32_t attempt,
-                                           const DecodedModel& downlink, uint32_t mask_version);
+                                           const DecodedModel& downlink, uint32_t mask_version,
+                                           const std::vector<int>& layer_bits = {});
 
 }  // namespace lfl
 

@@ -15,7 +15,9 @@ namespace lfl {
 namespace {
 
 constexpr uint32_t kMagic = 0x4c464c43;  // "LFLC"
-constexpr uint32_t kVersion = 1;
+// Version 2 adds each client's BSQ bits per layer; version 1 files (no bits) still load.
+constexpr uint32_t kVersion = 2;
+constexpr uint32_t kMaxLayerBits = 8;
 
 absl::Status Corrupt(const std::string& what) {
   return absl::DataLossError(absl::StrCat("corrupt checkpoint: ", what));
@@ -49,6 +51,8 @@ std::string SerializeCheckpoint(const Checkpoint& cp) {
     w.F64(c.personalized_accuracy);
     w.I64(c.test_count);
     w.I64(c.num_samples);
+    w.U32(static_cast<uint32_t>(c.layer_bits.size()));
+    for (int b : c.layer_bits) w.U32(static_cast<uint32_t>(b));
   }
   return w.Take();
 }
@@ -57,7 +61,9 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(std::string_view bytes) {
   ByteReader in(bytes);
   uint32_t magic = 0, version = 0;
   if (!in.U32(&magic) || magic != kMagic) return Corrupt("bad magic (not a lotteryfl checkpoint)");
-  if (!in.U32(&version) || version != kVersion) return Corrupt(absl::StrCat("unsupported version ", version));
+  if (!in.U32(&version) || version < 1 || version > kVersion) {
+    return Corrupt(absl::StrCat("unsupported version ", version));
+  }
   Checkpoint cp;
   if (!in.U64(&cp.next_round) || !in.U64(&cp.seed) || !in.U64(&cp.totals_uplink) ||
       !in.U64(&cp.totals_downlink) || !in.U64(&cp.totals_dense)) {
@@ -79,6 +85,17 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(std::string_view bytes) {
     if (!in.U32(&c.mask_version) || !in.F64(&c.personalized_accuracy) || !in.I64(&c.test_count) ||
         !in.I64(&c.num_samples)) {
       return Corrupt(absl::StrCat("truncated state of client ", i));
+    }
+    if (version >= 2) {
+      uint32_t layers = 0;
+      if (!in.U32(&layers) || layers > c.mask.num_tensors()) {
+        return Corrupt(absl::StrCat("bad layer count of client ", i));
+      }
+      for (uint32_t l = 0; l < layers; ++l) {
+        uint32_t bits = 0;
+        if (!in.U32(&bits) || bits > kMaxLayerBits) return Corrupt(absl::StrCat("bad layer bits of client ", i));
+        c.layer_bits.push_back(static_cast<int>(bits));
+      }
     }
     cp.clients.push_back(std::move(c));
   }

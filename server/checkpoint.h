@@ -23,6 +23,7 @@ struct CheckpointClient {
   double personalized_accuracy = -1;
   int64_t test_count = 0;
   int64_t num_samples = 0;
+  std::vector<int> layer_bits;  // BSQ precision per prunable layer (empty: never quantized)
 };
 
 struct Checkpoint {

@@ -143,6 +143,7 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::Chunk> {
     }
     payload_ = std::move(payload->bytes);
     mask_version_ = payload->mask_version;
+    layer_bits_ = std::move(payload->layer_bits);
     chunk_ = service->limits().max_chunk_bytes;
     WriteNext();
   }
@@ -166,6 +167,7 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::Chunk> {
     if (!sent_any_) {
       message_.set_total_bytes(payload_.size());
       message_.set_mask_version(mask_version_);
+      for (int b : layer_bits_) message_.add_layer_bits(static_cast<uint32_t>(b));
     }
     message_.set_data(payload_.data() + offset_, n);
     offset_ += n;
@@ -173,6 +175,7 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::Chunk> {
     StartWrite(&message_);
   }
   std::string payload_;
+  std::vector<int> layer_bits_;
   size_t offset_ = 0;
   bool sent_any_ = false;
   uint32_t mask_version_ = 0;

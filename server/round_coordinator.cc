@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "lottery/prune.h"
 #include "server/checkpoint.h"
 #include "server/run_recorder.h"
 
@@ -139,6 +140,7 @@ absl::StatusOr<RoundCoordinator::DownlinkPayload> RoundCoordinator::Downlink(con
   TensorSet model;
   Mask mask;
   uint32_t version = 0;
+  std::vector<int> layer_bits;
   {
     absl::MutexLock lock(&mu_);
     if (absl::Status s = Authenticate(client); !s.ok()) return s;
@@ -151,6 +153,7 @@ absl::StatusOr<RoundCoordinator::DownlinkPayload> RoundCoordinator::Downlink(con
     model = global_;
     mask = clients_[client.client_id].mask;
     version = clients_[client.client_id].mask_version;
+    layer_bits = clients_[client.client_id].layer_bits;
   }
   EncodeSpec spec = DownlinkSpec(options_.config);
   spec.round = round;
@@ -163,9 +166,26 @@ absl::StatusOr<RoundCoordinator::DownlinkPayload> RoundCoordinator::Downlink(con
   }
   absl::StatusOr<std::string> bytes = EncodeModel(model, spec);
   if (!bytes.ok()) return bytes.status();
+  std::optional<Mask> derived;
+  const RunConfig& cfg = options_.config;
+  if (strategy_->uses_masks() && cfg.algorithm == "lotteryfl" && mask.Density() > cfg.EffectiveTargetDensity()) {
+    // Exactly what the client decodes, pruned by the client's rule.
+    absl::StatusOr<DecodedModel> seen = DecodeModel(*bytes, model, &mask, version);
+    if (!seen.ok()) return absl::InternalError(absl::StrCat("own downlink does not decode: ", seen.status().message()));
+    Mask pruned = seen->mask;
+    absl::StatusOr<bool> changed =
+        PruneByMagnitude(seen->values, PruneOptions{cfg.prune_rate, cfg.EffectiveTargetDensity()}, &pruned);
+    if (!changed.ok()) return changed.status();
+    if (*changed) derived = std::move(pruned);
+  }
   absl::MutexLock lock(&mu_);
   pending_.downlink_bytes += bytes->size();
-  return DownlinkPayload{*std::move(bytes), version};
+  if (derived) {
+    derived_[client.client_id] = DerivedMask{round, attempt, *std::move(derived)};
+  } else {
+    derived_.erase(client.client_id);
+  }
+  return DownlinkPayload{*std::move(bytes), version, std::move(layer_bits)};
 }
 
 absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::string_view payload,
@@ -174,6 +194,7 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   TensorSet layout;
   Mask held;
   uint32_t held_version = 0;
+  std::optional<Mask> derived;
   {
     absl::MutexLock lock(&mu_);
     if (absl::Status s = Authenticate(credential); !s.ok()) return s;
@@ -191,11 +212,17 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
     layout = global_;
     held = clients_[report.client_id].mask;
     held_version = clients_[report.client_id].mask_version;
+    if (auto it = derived_.find(report.client_id);
+        it != derived_.end() && it->second.round == report.round && it->second.attempt == report.attempt) {
+      derived = it->second.mask;
+    }
   }
   if (report.num_samples < 1 || report.num_samples > (int64_t{1} << 31)) {
     return absl::InvalidArgumentError(absl::StrCat("num_samples ", report.num_samples, " out of range"));
   }
-  absl::StatusOr<DecodedModel> decoded = DecodeModel(payload, layout, &held, held_version);
+  std::vector<HeldMask> candidates{{held_version, &held}};
+  if (derived) candidates.push_back({held_version + 1, &*derived});
+  absl::StatusOr<DecodedModel> decoded = DecodeModel(payload, layout, candidates);
   if (!decoded.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("update of client ", report.client_id,
                                                    " refused: ", decoded.status().message()));
@@ -213,8 +240,9 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
       !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("update of client ", report.client_id, " refused: ", s.message()));
   }
-  accepted_[report.client_id] =
-      decoded->mask_sent ? std::optional<Mask>(std::move(decoded->mask)) : std::optional<Mask>();
+  const bool new_mask = decoded->mask_sent || (decoded->mask_referenced && decoded->referenced_version != held_version);
+  accepted_[report.client_id] = new_mask ? std::optional<Mask>(std::move(decoded->mask)) : std::optional<Mask>();
+  accepted_bits_[report.client_id] = decoded->layer_bits;
   reports_[report.client_id] = report;
   round_layer_bits_.push_back(decoded->layer_bits);
   pending_.uplink_bytes += payload.size() + report.header_bytes;
@@ -252,6 +280,8 @@ void RoundCoordinator::StartRound(double now) {
   }
   accumulator_ = strategy_->NewRound(global_);
   accepted_.clear();
+  accepted_bits_.clear();
+  derived_.clear();
   reports_.clear();
   round_layer_bits_.clear();
   round_opened_ = now;
@@ -327,6 +357,9 @@ RoundEvent RoundCoordinator::CloseRound(double now, EvalJob* eval) {
       c.mask = std::move(*mask);
       ++c.mask_version;
     }
+    if (ParseQuantMode(options_.config.quant).value_or(QuantMode::kNone) == QuantMode::kBsq) {
+      c.layer_bits = accepted_bits_[id];
+    }
     const UpdateReport& r = reports_[id];
     c.personalized_accuracy = r.local_accuracy;
     c.test_count = r.test_count;
@@ -394,7 +427,8 @@ absl::Status RoundCoordinator::WriteCheckpoint() const {
   cp.totals_downlink = totals_.downlink_bytes;
   cp.totals_dense = totals_.dense_fp32_bytes;
   for (const ClientState& c : clients_) {
-    cp.clients.push_back({c.mask, c.mask_version, c.personalized_accuracy, c.test_count, c.num_samples});
+    cp.clients.push_back(
+        {c.mask, c.mask_version, c.personalized_accuracy, c.test_count, c.num_samples, c.layer_bits});
   }
   return WriteCheckpointFile(cp, checkpoint_path_);
 }
@@ -430,6 +464,7 @@ absl::Status RoundCoordinator::Restore(const std::string& checkpoint_path, doubl
     clients_[i].personalized_accuracy = c.personalized_accuracy;
     clients_[i].test_count = c.test_count;
     clients_[i].num_samples = c.num_samples;
+    clients_[i].layer_bits = c.layer_bits;
   }
   round_ = cp->next_round;
   attempt_ = 0;

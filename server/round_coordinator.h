@@ -17,10 +17,17 @@
 // until all K clients are live (or join_timeout passes), so a resumed run
 // samples exactly as the uninterrupted one would.
 //
-// The server is the source of truth for every client's ticket (mask and
-// version): a client's new mask takes effect when the round it was sent in is
+// The server is the source of truth for every client's ticket (mask, version
+// and, with --quant bsq, the per-layer precision its bit planes reached): a
+// client's new mask and bits take effect when the round they were sent in is
 // aggregated and checkpointed; a retried or resumed round hands out the
 // checkpointed ticket again.
+//
+// Derived masks: pruning is a deterministic function of the downlink the
+// client received (LotteryFL step 3), so when it serves a downlink the server
+// also computes the mask the client would get by pruning it and holds it as
+// version v+1. A client that pruned references v+1 instead of sending its mask
+// (an explicit mask is still accepted).
 
 #include <cstdint>
 #include <functional>
@@ -102,6 +109,9 @@ struct ClientState {
   double last_seen = -1e300;
   Mask mask;
   uint32_t mask_version = 0;
+  // Magnitude bits per prunable layer of the client's last accepted BSQ update
+  // (empty: never quantized; BSQ then starts at 8 bits).
+  std::vector<int> layer_bits;
   double personalized_accuracy = -1;  // after its last local training
   int64_t test_count = 0;
   int64_t num_samples = 0;
@@ -151,6 +161,7 @@ class RoundCoordinator {
   struct DownlinkPayload {
     std::string bytes;
     uint32_t mask_version = 0;  // the server's version of the client's ticket
+    std::vector<int> layer_bits;  // the client's BSQ precision per prunable layer (empty: initial)
   };
   absl::StatusOr<DownlinkPayload> Downlink(const Credential& client, uint64_t round, uint32_t attempt,
                                            uint32_t held_mask_version, uint64_t held_mask_hash, double now);
@@ -223,6 +234,16 @@ class RoundCoordinator {
   std::map<int64_t, std::optional<Mask>> accepted_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, UpdateReport> reports_ ABSL_GUARDED_BY(mu_);
   std::vector<std::vector<int>> round_layer_bits_ ABSL_GUARDED_BY(mu_);
+  // Per client id, the mask it gets by pruning the downlink served in this round and attempt
+  // (version = its mask_version + 1); see "Derived masks" above.
+  struct DerivedMask {
+    uint64_t round = 0;
+    uint32_t attempt = 0;
+    Mask mask;
+  };
+  std::map<int64_t, DerivedMask> derived_ ABSL_GUARDED_BY(mu_);
+  // Per accepted client of the open round, the precision its update was sent at.
+  std::map<int64_t, std::vector<int>> accepted_bits_ ABSL_GUARDED_BY(mu_);
   RoundMetrics pending_ ABSL_GUARDED_BY(mu_);  // bytes of the open round
   Totals totals_ ABSL_GUARDED_BY(mu_);
   uint64_t state_version_ ABSL_GUARDED_BY(mu_) = 0;

@@ -1,5 +1,6 @@
 #include "wire/model_payload.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -98,6 +99,13 @@ absl::StatusOr<std::string> EncodeModel(const TensorSet& values, const EncodeSpe
 
 absl::StatusOr<DecodedModel> DecodeModel(std::string_view bytes, const TensorSet& layout,
                                          const Mask* held_mask, uint32_t held_version) {
+  std::vector<HeldMask> held;
+  if (held_mask != nullptr) held.push_back({held_version, held_mask});
+  return DecodeModel(bytes, layout, held);
+}
+
+absl::StatusOr<DecodedModel> DecodeModel(std::string_view bytes, const TensorSet& layout,
+                                         const std::vector<HeldMask>& held) {
   absl::StatusOr<codec::Payload> payload = codec::Decode(bytes);
   if (!payload.ok()) return payload.status();
   if (payload->tensors.size() != layout.size()) {
@@ -124,11 +132,19 @@ absl::StatusOr<DecodedModel> DecodeModel(std::string_view bytes, const TensorSet
     }
     const codec::BitWords* reference = nullptr;
     if (r.mask_kind == codec::MaskKind::kReference) {
-      if (held_mask == nullptr || r.mask_version != held_version) {
+      auto it = std::find_if(held.begin(), held.end(), [&r](const HeldMask& h) {
+        return h.mask != nullptr && h.version == r.mask_version;
+      });
+      if (it == held.end()) {
         return absl::FailedPreconditionError(absl::StrCat(
             expected.name, " references mask version ", r.mask_version, ", which the receiver does not hold"));
       }
-      reference = &held_mask->words(r.id);
+      if (out.mask_referenced && out.referenced_version != r.mask_version) {
+        return absl::InvalidArgumentError(absl::StrCat(expected.name, " references mask version ", r.mask_version,
+                                                       ", other tensors version ", out.referenced_version));
+      }
+      if (absl::Status s = it->mask->CheckMatches(layout); !s.ok()) return s;
+      reference = &it->mask->words(r.id);
       out.mask_referenced = true;
       out.referenced_version = r.mask_version;
     }

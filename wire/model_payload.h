@@ -66,9 +66,19 @@ struct DecodedModel {
   uint32_t client_id = 0;
 };
 
+// A mask the receiver holds, which a payload may reference by version.
+struct HeldMask {
+  uint32_t version = 0;
+  const Mask* mask = nullptr;
+};
+
 // Decodes and validates a payload against `layout` (names, order, shapes): every
-// tensor must be present exactly once, values finite. A referenced mask must
-// equal `held_version`, and `held_mask` supplies it.
+// tensor must be present exactly once, values finite. A referenced mask version
+// must be one of `held` (all tensors of a payload reference the same version),
+// which supplies it.
+absl::StatusOr<DecodedModel> DecodeModel(std::string_view bytes, const TensorSet& layout,
+                                         const std::vector<HeldMask>& held);
+// The same with at most one held mask (nullptr: none).
 absl::StatusOr<DecodedModel> DecodeModel(std::string_view bytes, const TensorSet& layout,
                                          const Mask* held_mask, uint32_t held_version);
 

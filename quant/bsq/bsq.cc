@@ -96,7 +96,15 @@ BsqSource::BsqSource(NetImpl& net, std::vector<torch::Tensor> masks, BsqOptions 
     layer.param_index = static_cast<int>(i);
     layer.mask = FlatMask(masks, i, param, &mask_error_);
     layer.kept = layer.mask.defined() ? layer.mask.sum().item<int64_t>() : param.numel();
-    layer.planes = QuantizeUniform(ToVector(param), KeepFlags(layer.mask), options_.initial_bits);
+    const size_t k = layers_.size();
+    const int bits = std::clamp(
+        k < options_.layer_initial_bits.size() ? options_.layer_initial_bits[k] : options_.initial_bits, 0,
+        kMaxBsqBits);
+    if (bits == 0) {
+      layer.planes = BitPlanes{0, 0.f, std::vector<int32_t>(static_cast<size_t>(param.numel()), 0)};
+    } else {
+      layer.planes = QuantizeUniform(ToVector(param), KeepFlags(layer.mask), bits);
+    }
     if (layer.planes.scale == 0.f) layer.planes = DropZeroPlanes(std::move(layer.planes));
     SetTrainables(layer);
     layers_.push_back(std::move(layer));

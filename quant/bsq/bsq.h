@@ -54,6 +54,11 @@ struct BsqOptions {
   int64_t interval = 500;
   // Bits every layer starts at (DESIGN: 8).
   int initial_bits = 8;
+  // Per prunable weight (parameters() order), the bits it starts at instead of
+  // initial_bits — in federation, the precision the client's ticket reached in
+  // its previous round. Empty: initial_bits everywhere. Entries are clamped to
+  // 0..kMaxBsqBits; a layer at 0 bits stays all-zero.
+  std::vector<int> layer_initial_bits;
   // Final steps at the fixed scheme: no regularizer, no re-quantization.
   // When the run has no more steps than this, all of it is fine-tuning.
   int64_t finetune_steps = 500;
