@@ -2,11 +2,14 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <limits>
+#include <optional>
 
 #include <gtest/gtest.h>
 
 #include "fl/strategy.h"
+#include "lottery/prune.h"
 #include "server/checkpoint.h"
 #include "wire/model_payload.h"
 
@@ -39,11 +42,12 @@ class CoordinatorTest : public ::testing::Test {
   void Make(const std::string& algorithm, std::map<int64_t, std::string> tokens = {}) {
     CoordinatorOptions o;
     o.config = SmallConfig(algorithm);
+    if (tweak_) tweak_(&o.config);
     o.tokens = std::move(tokens);
     std::unique_ptr<Strategy> strategy =
         algorithm == "lotteryfl" ? MakeLotteryFl(false) : std::unique_ptr<Strategy>(MakeFedAvg());
-    coordinator_ = std::make_unique<RoundCoordinator>(o, SmallModel(0.f, 0.f), std::move(strategy), nullptr,
-                                                      checkpoint_, now_);
+    coordinator_ = std::make_unique<RoundCoordinator>(o, theta0_ ? *theta0_ : SmallModel(0.f, 0.f),
+                                                      std::move(strategy), nullptr, checkpoint_, now_);
   }
   void JoinAll() {
     for (int64_t id = 0; id < 4; ++id) ASSERT_TRUE(coordinator_->Join({id, token(id)}, now_).ok());
@@ -80,6 +84,9 @@ class CoordinatorTest : public ::testing::Test {
 
   double now_ = 100;
   bool tokens_ = false;
+  // Optional for Make: the round-0 model (default SmallModel(0, 0)) and config changes.
+  std::optional<TensorSet> theta0_;
+  std::function<void(RunConfig*)> tweak_;
   std::string checkpoint_ =
       (std::filesystem::temp_directory_path() / ("lfl_coord_" + std::to_string(::getpid()) + ".bin")).string();
   std::unique_ptr<RoundCoordinator> coordinator_;
@@ -268,6 +275,415 @@ TEST_F(CoordinatorTest, CorruptCheckpointIsRefused) {
   absl::Status s = coordinator_->Restore(checkpoint_, now_);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find(checkpoint_), std::string::npos) << s;
+  std::filesystem::remove(checkpoint_);
+}
+
+// θ0 for the derived-mask tests: the weight magnitudes are all distinct and not ordered by index.
+TensorSet VariedModel() {
+  TensorSet s = SmallModel(0.f, 0.1f);
+  s.tensors[0].values = {0.9f, -0.05f, 0.6f, 0.3f,  -0.02f, 0.7f,  0.8f, -0.4f,
+                         0.5f, 0.01f,  -0.65f, 0.35f, 0.45f, -0.55f, 0.75f, 0.85f};
+  return s;
+}
+
+// An fp32 update of constant values on `mask` that references mask `version` instead of sending it.
+std::string ReferencingUpdate(float weight, float bias, const Mask& mask, uint32_t version) {
+  EncodeSpec spec;
+  spec.mask = &mask;
+  spec.send_mask = false;
+  spec.mask_version = version;
+  TensorSet values = SmallModel(weight, bias);
+  mask.ApplyTo(&values);
+  absl::StatusOr<std::string> bytes = EncodeModel(values, spec);
+  EXPECT_TRUE(bytes.ok()) << bytes.status();
+  return bytes.ok() ? *bytes : std::string();
+}
+
+// What the client does with a downlink: decode it against the mask it holds, prune by magnitude.
+Mask ClientPrunes(const std::string& downlink, const TensorSet& layout, const Mask& held, uint32_t version,
+                  const RunConfig& cfg) {
+  absl::StatusOr<DecodedModel> seen = DecodeModel(downlink, layout, &held, version);
+  EXPECT_TRUE(seen.ok()) << seen.status();
+  if (!seen.ok()) return held;
+  Mask pruned = seen->mask;
+  absl::StatusOr<bool> changed =
+      PruneByMagnitude(seen->values, PruneOptions{cfg.prune_rate, cfg.EffectiveTargetDensity()}, &pruned);
+  EXPECT_TRUE(changed.ok() && *changed);
+  return pruned;
+}
+
+// A BSQ-style update: fc.weight sent as exact levels at `bits`, the bias uniformly at 8 bits.
+std::string ExactUpdate(int bits, float scale) {
+  TensorSet values = SmallModel(0.f, 1.f);
+  std::vector<std::optional<ExactLevels>> exact(values.size());
+  ExactLevels e{bits, scale, std::vector<int32_t>(16)};
+  const int top = (1 << bits) - 1;
+  for (int i = 0; i < 16; ++i) {
+    e.levels[i] = (i % (2 * top + 1)) - top;
+    values.tensors[0].values[i] = codec::Dequantize(e.levels[i], bits, scale);
+  }
+  exact[0] = e;
+  EncodeSpec spec;
+  spec.exact = &exact;
+  spec.weight_bits = 8;
+  spec.other_bits = 8;
+  std::vector<int> sent;
+  absl::StatusOr<std::string> bytes = EncodeModel(values, spec, &sent);
+  EXPECT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(sent, std::vector<int>({bits}));
+  return bytes.ok() ? *bytes : std::string();
+}
+
+TEST_F(CoordinatorTest, DerivedMaskIsThePrunedDownlinkAndTakesEffectWhenTheRoundCloses) {
+  theta0_ = VariedModel();
+  tweak_ = [](RunConfig* c) { c->fraction = 1.0; };  // every client in every round
+  Make("lotteryfl");
+  const RunConfig& cfg = coordinator_->config();
+  ASSERT_DOUBLE_EQ(cfg.prune_rate, 0.2);
+  ASSERT_DOUBLE_EQ(cfg.EffectiveTargetDensity(), 0.1);
+  JoinAll();
+  coordinator_->Tick(now_);
+  std::vector<Task> tasks = OpenTasks();
+  ASSERT_EQ(tasks.size(), 4u);
+  const Task a = tasks[1];
+  const Mask full = Mask::Full(*theta0_);
+
+  absl::StatusOr<RoundCoordinator::DownlinkPayload> down =
+      coordinator_->Downlink({a.client_id, ""}, a.round, a.attempt, 0, MaskHash(full), now_);
+  ASSERT_TRUE(down.ok()) << down.status();
+  EXPECT_EQ(down->mask_version, 0u);
+  const Mask expected = ClientPrunes(down->bytes, *theta0_, full, 0, cfg);
+  // By hand: 16 kept, round(0.2 * 16) = 3 dropped, the smallest |w|: 0.01 (9), 0.02 (4), 0.05 (1).
+  Mask by_hand = full;
+  for (int64_t i : {1, 4, 9}) by_hand.Set(0, i, false);
+  ASSERT_EQ(expected, by_hand);
+
+  // Only v0 (held) and v1 (derived) are known; v2 is not.
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      coordinator_->Submit(Report(a), ReferencingUpdate(2.f, 2.f, expected, 2), now_).status()));
+  absl::StatusOr<bool> accepted = coordinator_->Submit(Report(a), ReferencingUpdate(2.f, 2.f, expected, 1), now_);
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+  EXPECT_FALSE(*accepted) << "a new submission, not a duplicate";
+  // Not in effect before the round closes.
+  EXPECT_EQ(coordinator_->clients()[a.client_id].mask_version, 0u);
+  EXPECT_EQ(coordinator_->clients()[a.client_id].mask, full);
+  for (const Task& t : tasks) {
+    if (t.client_id != a.client_id) ASSERT_TRUE(coordinator_->Submit(Report(t), Update(4.f, 4.f), now_).ok());
+  }
+  std::vector<RoundEvent> events = coordinator_->Tick(now_);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_FALSE(events[0].retried);
+  std::vector<ClientState> clients = coordinator_->clients();
+  EXPECT_EQ(clients[a.client_id].mask, expected);
+  EXPECT_EQ(clients[a.client_id].mask_version, 1u);
+  for (const Task& t : tasks) {
+    if (t.client_id == a.client_id) continue;
+    EXPECT_EQ(clients[t.client_id].mask_version, 0u);
+    EXPECT_EQ(clients[t.client_id].mask, full);
+  }
+  // The update was aggregated under the derived mask: where it was pruned only the others count.
+  TensorSet global = coordinator_->global_model();
+  EXPECT_FLOAT_EQ(global.tensors[0].values[9], 4.f);
+  EXPECT_FLOAT_EQ(global.tensors[0].values[0], 3.5f);  // (2 + 4 + 4 + 4) / 4
+
+  // Round 2: the next derived mask starts from the client's current ticket (v1 -> v2); a client
+  // that was served a derived mask but did not prune (dense update) keeps its ticket; an explicit
+  // mask is still accepted.
+  coordinator_->Tick(now_);
+  tasks = OpenTasks();
+  ASSERT_EQ(tasks.size(), 4u);
+  ASSERT_EQ(tasks[0].round, 2u);
+  down = coordinator_->Downlink({a.client_id, ""}, 2, 0, 1, MaskHash(expected), now_);
+  ASSERT_TRUE(down.ok()) << down.status();
+  EXPECT_EQ(down->mask_version, 1u);
+  const Mask expected2 = ClientPrunes(down->bytes, global, expected, 1, cfg);
+  EXPECT_EQ(expected2.Kept(0), 10);  // 13 - round(0.2 * 13)
+  for (int64_t i : {1, 4, 9}) EXPECT_FALSE(expected2.Get(0, i));
+  ASSERT_TRUE(coordinator_->Submit(Report(tasks[1]), ReferencingUpdate(1.f, 1.f, expected2, 2), now_).ok());
+
+  const Task keeps = tasks[0];
+  ASSERT_TRUE(coordinator_->Downlink({keeps.client_id, ""}, 2, 0, 0, MaskHash(full), now_).ok());
+  ASSERT_TRUE(coordinator_->Submit(Report(keeps), ReferencingUpdate(1.f, 1.f, full, 0), now_).ok());
+
+  const Task explicit_sender = tasks[2];
+  ASSERT_TRUE(coordinator_->Downlink({explicit_sender.client_id, ""}, 2, 0, 0, MaskHash(full), now_).ok());
+  Mask row_pruned = full;
+  for (int64_t i = 0; i < 4; ++i) row_pruned.Set(0, i, false);
+  ASSERT_TRUE(coordinator_->Submit(Report(explicit_sender), Update(1.f, 1.f, &row_pruned, true), now_).ok());
+
+  events = coordinator_->Tick(now_ + 11);  // client tasks[3] never answers
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].metrics.completed, 3);
+  clients = coordinator_->clients();
+  EXPECT_EQ(clients[a.client_id].mask, expected2);
+  EXPECT_EQ(clients[a.client_id].mask_version, 2u);
+  EXPECT_EQ(clients[keeps.client_id].mask, full);
+  EXPECT_EQ(clients[keeps.client_id].mask_version, 0u);
+  EXPECT_EQ(clients[explicit_sender.client_id].mask, row_pruned);
+  EXPECT_EQ(clients[explicit_sender.client_id].mask_version, 1u);
+  std::filesystem::remove(checkpoint_);
+}
+
+TEST_F(CoordinatorTest, DerivedMaskPrunesTheQuantizedDownlinkNotTheFp32Model) {
+  // With --quant bsq the downlink is quantized (8 bits here): |w| 0.2001 (index 3) and 0.2
+  // (index 9) fall on the same level, so the client, which only sees levels, breaks the tie by
+  // index and drops 3, while pruning the fp32 model would drop 9.
+  TensorSet theta0 = SmallModel(0.f, 0.1f);
+  theta0.tensors[0].values = {1.0f, 0.9f, -0.8f, 0.2001f, 0.7f, 0.01f, -0.6f, 0.5f,
+                              0.45f, -0.2f, 0.4f, 0.35f, 0.02f, 0.3f, -0.95f, 0.85f};
+  theta0_ = theta0;
+  tweak_ = [](RunConfig* c) {
+    c->quant = "bsq";
+    c->downlink_bits = 8;
+  };
+  Make("lotteryfl");
+  const RunConfig& cfg = coordinator_->config();
+  JoinAll();
+  coordinator_->Tick(now_);
+  std::vector<Task> tasks = OpenTasks();
+  ASSERT_FALSE(tasks.empty());
+  const Task a = tasks[0];
+  const Mask full = Mask::Full(theta0);
+  absl::StatusOr<RoundCoordinator::DownlinkPayload> down =
+      coordinator_->Downlink({a.client_id, ""}, a.round, a.attempt, 0, MaskHash(full), now_);
+  ASSERT_TRUE(down.ok()) << down.status();
+  const Mask expected = ClientPrunes(down->bytes, theta0, full, 0, cfg);
+  Mask from_fp32 = full;
+  ASSERT_TRUE(*PruneByMagnitude(theta0, PruneOptions{cfg.prune_rate, cfg.EffectiveTargetDensity()}, &from_fp32));
+  ASSERT_NE(expected, from_fp32) << "the test needs the quantized tie";
+  EXPECT_FALSE(expected.Get(0, 3));
+  EXPECT_TRUE(expected.Get(0, 9));
+
+  ASSERT_TRUE(coordinator_->Submit(Report(a), ReferencingUpdate(2.f, 2.f, expected, 1), now_).ok());
+  coordinator_->Tick(now_ + 11);
+  EXPECT_EQ(coordinator_->clients()[a.client_id].mask, expected);
+  EXPECT_EQ(coordinator_->clients()[a.client_id].mask_version, 1u);
+  std::filesystem::remove(checkpoint_);
+}
+
+TEST_F(CoordinatorTest, DerivedMaskExistsOnlyAfterADownlinkOfThisRoundAndAttempt) {
+  theta0_ = VariedModel();
+  tweak_ = [](RunConfig* c) { c->fraction = 1.0; };
+  Make("lotteryfl");
+  const RunConfig& cfg = coordinator_->config();
+  JoinAll();
+  coordinator_->Tick(now_);
+  std::vector<Task> tasks = OpenTasks();
+  ASSERT_EQ(tasks.size(), 4u);
+  const Task a = tasks[0], b = tasks[1];
+  const Mask full = Mask::Full(*theta0_);
+  // Round 1 serves θ0 in fp32, so the client's pruned mask is the one of θ0.
+  Mask pruned = full;
+  ASSERT_TRUE(*PruneByMagnitude(*theta0_, PruneOptions{cfg.prune_rate, cfg.EffectiveTargetDensity()}, &pruned));
+  const std::string update = ReferencingUpdate(2.f, 2.f, pruned, 1);
+
+  auto expect_untouched = [&](uint32_t attempt) {
+    std::vector<ClientState> clients = coordinator_->clients();
+    EXPECT_EQ(clients[a.client_id].mask, full);
+    EXPECT_EQ(clients[a.client_id].mask_version, 0u);
+    // Still an open task: the refused update was not counted.
+    absl::StatusOr<PollResult> poll = coordinator_->Poll({{a.client_id, ""}}, now_);
+    ASSERT_TRUE(poll.ok());
+    ASSERT_EQ(poll->tasks.size(), 1u);
+    EXPECT_EQ(poll->tasks[0].attempt, attempt);
+  };
+
+  // No downlink served: v1 is unknown.
+  absl::Status s = coordinator_->Submit(Report(a), update, now_).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  expect_untouched(0);
+  // A downlink served to another client does not help.
+  ASSERT_TRUE(coordinator_->Downlink({b.client_id, ""}, b.round, b.attempt, 0, MaskHash(full), now_).ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(coordinator_->Submit(Report(a), update, now_).status()));
+  expect_untouched(0);
+
+  // A downlink of attempt 0 does not carry over to the retried attempt 1.
+  ASSERT_TRUE(coordinator_->Downlink({a.client_id, ""}, a.round, a.attempt, 0, MaskHash(full), now_).ok());
+  std::vector<RoundEvent> events = coordinator_->Tick(now_ + 11);
+  ASSERT_EQ(events.size(), 1u);
+  ASSERT_TRUE(events[0].retried);
+  now_ += 11;
+  coordinator_->Tick(now_);
+  tasks = OpenTasks();
+  ASSERT_EQ(tasks.size(), 4u);
+  ASSERT_EQ(tasks[0].attempt, 1u);
+  UpdateReport retry = Report(a);
+  retry.attempt = 1;
+  s = coordinator_->Submit(retry, update, now_).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  expect_untouched(1);
+
+  // Served in attempt 1, the same update is accepted and the ticket becomes v1 at the close.
+  ASSERT_TRUE(coordinator_->Downlink({a.client_id, ""}, 1, 1, 0, MaskHash(full), now_).ok());
+  absl::StatusOr<bool> ok = coordinator_->Submit(retry, update, now_);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_FALSE(*ok);
+  events = coordinator_->Tick(now_ + 11);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_FALSE(events[0].retried);
+  EXPECT_EQ(events[0].metrics.completed, 1);
+  EXPECT_EQ(coordinator_->clients()[a.client_id].mask, pruned);
+  EXPECT_EQ(coordinator_->clients()[a.client_id].mask_version, 1u);
+  std::filesystem::remove(checkpoint_);
+}
+
+TEST_F(CoordinatorTest, NoDerivedMaskWhenPruningWouldChangeNothing) {
+  theta0_ = VariedModel();
+  tweak_ = [](RunConfig* c) {
+    c->fraction = 1.0;
+    c->target_density = 1.0;  // every ticket is already at the target
+  };
+  Make("lotteryfl");
+  JoinAll();
+  coordinator_->Tick(now_);
+  std::vector<Task> tasks = OpenTasks();
+  ASSERT_EQ(tasks.size(), 4u);
+  const Mask full = Mask::Full(*theta0_);
+  ASSERT_TRUE(coordinator_->Downlink({tasks[0].client_id, ""}, 1, 0, 0, MaskHash(full), now_).ok());
+  Mask pruned = full;
+  pruned.Set(0, 9, false);
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      coordinator_->Submit(Report(tasks[0]), ReferencingUpdate(2.f, 2.f, pruned, 1), now_).status()));
+  EXPECT_EQ(coordinator_->clients()[tasks[0].client_id].mask_version, 0u);
+}
+
+TEST_F(CoordinatorTest, BsqLayerBitsComeFromTheAcceptedUpdateAndGoBackWithTheDownlink) {
+  tweak_ = [](RunConfig* c) {
+    c->fraction = 1.0;
+    c->quant = "bsq";
+  };
+  Make("lotteryfl");
+  JoinAll();
+  coordinator_->Tick(now_);
+  std::vector<Task> tasks = OpenTasks();
+  ASSERT_EQ(tasks.size(), 4u);
+  const Mask full = Mask::Full(SmallModel(0, 0));
+  for (const Task& t : tasks) {
+    absl::StatusOr<RoundCoordinator::DownlinkPayload> down =
+        coordinator_->Downlink({t.client_id, ""}, t.round, t.attempt, 0, MaskHash(full), now_);
+    ASSERT_TRUE(down.ok()) << down.status();
+    EXPECT_TRUE(down->layer_bits.empty()) << "no precision before the first BSQ update";
+    // Client k sends fc.weight at 2 + k bits.
+    ASSERT_TRUE(coordinator_->Submit(Report(t), ExactUpdate(2 + static_cast<int>(t.client_id), 0.5f), now_).ok());
+    EXPECT_TRUE(coordinator_->clients()[t.client_id].layer_bits.empty()) << "bits take effect at the close";
+  }
+  std::vector<RoundEvent> events = coordinator_->Tick(now_);
+  ASSERT_EQ(events.size(), 1u);
+  std::vector<ClientState> clients = coordinator_->clients();
+  for (int64_t k = 0; k < 4; ++k) EXPECT_EQ(clients[k].layer_bits, std::vector<int>({2 + static_cast<int>(k)})) << k;
+
+  // Round 2: the downlink carries each client's bits. Client 0 answers at 8 bits (uniform),
+  // client 1 at 1 bit; clients 2 and 3 do not answer and keep their bits.
+  coordinator_->Tick(now_);
+  tasks = OpenTasks();
+  ASSERT_EQ(tasks.size(), 4u);
+  ASSERT_EQ(tasks[0].round, 2u);
+  for (const Task& t : tasks) {
+    absl::StatusOr<RoundCoordinator::DownlinkPayload> down =
+        coordinator_->Downlink({t.client_id, ""}, t.round, t.attempt, 0, MaskHash(full), now_);
+    ASSERT_TRUE(down.ok()) << down.status();
+    EXPECT_EQ(down->layer_bits, std::vector<int>({2 + static_cast<int>(t.client_id)})) << t.client_id;
+  }
+  EncodeSpec uniform8;
+  uniform8.weight_bits = 8;
+  uniform8.other_bits = 8;
+  ASSERT_TRUE(coordinator_->Submit(Report(tasks[0]), *EncodeModel(SmallModel(1.f, 1.f), uniform8), now_).ok());
+  ASSERT_TRUE(coordinator_->Submit(Report(tasks[1]), ExactUpdate(1, 0.25f), now_).ok());
+  events = coordinator_->Tick(now_ + 11);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].metrics.completed, 2);
+  clients = coordinator_->clients();
+  EXPECT_EQ(clients[0].layer_bits, std::vector<int>({8}));
+  EXPECT_EQ(clients[1].layer_bits, std::vector<int>({1}));
+  EXPECT_EQ(clients[2].layer_bits, std::vector<int>({4}));
+  EXPECT_EQ(clients[3].layer_bits, std::vector<int>({5}));
+
+  // The checkpoint written at the close carries the bits into a restarted server.
+  now_ += 11;
+  Make("lotteryfl");
+  for (const ClientState& c : coordinator_->clients()) EXPECT_TRUE(c.layer_bits.empty());
+  ASSERT_TRUE(coordinator_->Restore(checkpoint_, now_).ok());
+  std::vector<ClientState> restored = coordinator_->clients();
+  for (int64_t k = 0; k < 4; ++k) EXPECT_EQ(restored[k].layer_bits, clients[k].layer_bits) << k;
+  JoinAll();
+  coordinator_->Tick(now_);
+  tasks = OpenTasks();
+  ASSERT_EQ(tasks.size(), 4u);
+  EXPECT_EQ(tasks[0].round, 3u);
+  for (const Task& t : tasks) {
+    absl::StatusOr<RoundCoordinator::DownlinkPayload> down =
+        coordinator_->Downlink({t.client_id, ""}, t.round, t.attempt, 0, MaskHash(full), now_);
+    ASSERT_TRUE(down.ok()) << down.status();
+    EXPECT_EQ(down->layer_bits, clients[t.client_id].layer_bits) << t.client_id;
+  }
+  std::filesystem::remove(checkpoint_);
+}
+
+TEST_F(CoordinatorTest, LayerBitsStayEmptyWithoutBsq) {
+  for (const std::string quant : {"none", "uniform4"}) {
+    SCOPED_TRACE(quant);
+    tweak_ = [quant](RunConfig* c) {
+      c->fraction = 1.0;
+      c->quant = quant;
+    };
+    Make("lotteryfl");
+    JoinAll();
+    coordinator_->Tick(now_);
+    std::vector<Task> tasks = OpenTasks();
+    ASSERT_EQ(tasks.size(), 4u);
+    for (const Task& t : tasks) ASSERT_TRUE(coordinator_->Submit(Report(t), ExactUpdate(3, 0.5f), now_).ok());
+    ASSERT_EQ(coordinator_->Tick(now_).size(), 1u);
+    for (const ClientState& c : coordinator_->clients()) EXPECT_TRUE(c.layer_bits.empty());
+    coordinator_->Tick(now_);
+    tasks = OpenTasks();
+    ASSERT_EQ(tasks.size(), 4u);
+    const Mask full = Mask::Full(SmallModel(0, 0));
+    for (const Task& t : tasks) {
+      absl::StatusOr<RoundCoordinator::DownlinkPayload> down =
+          coordinator_->Downlink({t.client_id, ""}, t.round, t.attempt, 0, MaskHash(full), now_);
+      ASSERT_TRUE(down.ok()) << down.status();
+      EXPECT_TRUE(down->layer_bits.empty());
+    }
+    // Nor does the checkpoint invent any.
+    absl::StatusOr<Checkpoint> cp = ReadCheckpointFile(checkpoint_);
+    ASSERT_TRUE(cp.ok()) << cp.status();
+    for (const CheckpointClient& c : cp->clients) EXPECT_TRUE(c.layer_bits.empty());
+    std::filesystem::remove(checkpoint_);
+  }
+}
+
+TEST_F(CoordinatorTest, RestoreTakesLayerBitsFromTheCheckpoint) {
+  tweak_ = [](RunConfig* c) {
+    c->fraction = 1.0;
+    c->quant = "bsq";
+  };
+  Make("lotteryfl");
+  Checkpoint cp;
+  cp.next_round = 2;
+  cp.seed = coordinator_->config().seed;
+  cp.global = SmallModel(0.5f, 0.25f);
+  const std::vector<std::vector<int>> bits = {{3}, {}, {8}, {0}};
+  for (int64_t k = 0; k < 4; ++k) {
+    CheckpointClient c;
+    c.mask = Mask::Full(cp.global);
+    c.layer_bits = bits[k];
+    cp.clients.push_back(c);
+  }
+  ASSERT_TRUE(WriteCheckpointFile(cp, checkpoint_).ok());
+  ASSERT_TRUE(coordinator_->Restore(checkpoint_, now_).ok());
+  std::vector<ClientState> clients = coordinator_->clients();
+  for (int64_t k = 0; k < 4; ++k) EXPECT_EQ(clients[k].layer_bits, bits[k]) << k;
+  JoinAll();
+  coordinator_->Tick(now_);
+  std::vector<Task> tasks = OpenTasks();
+  ASSERT_EQ(tasks.size(), 4u);
+  EXPECT_EQ(tasks[0].round, 2u);
+  for (const Task& t : tasks) {
+    absl::StatusOr<RoundCoordinator::DownlinkPayload> down =
+        coordinator_->Downlink({t.client_id, ""}, t.round, t.attempt, 0, MaskHash(cp.clients[0].mask), now_);
+    ASSERT_TRUE(down.ok()) << down.status();
+    EXPECT_EQ(down->layer_bits, bits[t.client_id]) << t.client_id;
+  }
   std::filesystem::remove(checkpoint_);
 }
 

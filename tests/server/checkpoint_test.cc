@@ -1,0 +1,189 @@
+#include "server/checkpoint.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "fl/byte_io.h"
+
+namespace lfl {
+namespace {
+
+constexpr uint32_t kMagic = 0x4c464c43;  // "LFLC"
+
+// Three tensors, two of them prunable: a client's layer_bits has (at most) two entries.
+TensorSet Model() {
+  TensorSet s;
+  s.tensors.push_back({"a.weight", {3, 4}, std::vector<float>(12), true});
+  s.tensors.push_back({"a.bias", {3}, std::vector<float>(3), false});
+  s.tensors.push_back({"b.weight", {2, 3}, std::vector<float>(6), true});
+  for (size_t t = 0; t < s.size(); ++t) {
+    for (size_t i = 0; i < s.tensors[t].values.size(); ++i) {
+      s.tensors[t].values[i] = 0.1f * static_cast<float>(t + 1) - 0.01f * static_cast<float>(i);
+    }
+  }
+  return s;
+}
+
+Checkpoint Sample(const std::vector<std::vector<int>>& bits) {
+  Checkpoint cp;
+  cp.next_round = 7;
+  cp.seed = 1234;
+  cp.global = Model();
+  cp.totals_uplink = 111;
+  cp.totals_downlink = 222;
+  cp.totals_dense = 333;
+  for (size_t k = 0; k < bits.size(); ++k) {
+    CheckpointClient c;
+    c.mask = Mask::Full(cp.global);
+    c.mask.Set(0, static_cast<int64_t>(k), false);
+    if (k % 2 == 1) c.mask.Set(2, 5, false);
+    c.mask_version = static_cast<uint32_t>(3 * k + 1);
+    c.personalized_accuracy = 0.25 + 0.125 * static_cast<double>(k);
+    c.test_count = 40 + static_cast<int64_t>(k);
+    c.num_samples = 600 + static_cast<int64_t>(k);
+    c.layer_bits = bits[k];
+    cp.clients.push_back(c);
+  }
+  return cp;
+}
+
+// The version-1 format (before per-client bits), written field by field; `bits_anyway` appends
+// each client's bits as version 2 would (a v1 header over a v2 body).
+std::string SerializeV1(const Checkpoint& cp, uint32_t version = 1, bool bits_anyway = false) {
+  ByteWriter w;
+  w.U32(kMagic);
+  w.U32(version);
+  w.U64(cp.next_round);
+  w.U64(cp.seed);
+  w.U64(cp.totals_uplink);
+  w.U64(cp.totals_downlink);
+  w.U64(cp.totals_dense);
+  const std::string global = SerializeTensorSet(cp.global);
+  w.U64(global.size());
+  w.Bytes(global);
+  w.U64(cp.clients.size());
+  for (const CheckpointClient& c : cp.clients) {
+    const std::string mask = c.mask.Serialize();
+    w.U64(mask.size());
+    w.Bytes(mask);
+    w.U32(c.mask_version);
+    w.F64(c.personalized_accuracy);
+    w.I64(c.test_count);
+    w.I64(c.num_samples);
+    if (bits_anyway) {
+      w.U32(static_cast<uint32_t>(c.layer_bits.size()));
+      for (int b : c.layer_bits) w.U32(static_cast<uint32_t>(b));
+    }
+  }
+  return w.Take();
+}
+
+void ExpectSameExceptBits(const Checkpoint& a, const Checkpoint& b) {
+  EXPECT_EQ(a.next_round, b.next_round);
+  EXPECT_EQ(a.seed, b.seed);
+  EXPECT_EQ(a.totals_uplink, b.totals_uplink);
+  EXPECT_EQ(a.totals_downlink, b.totals_downlink);
+  EXPECT_EQ(a.totals_dense, b.totals_dense);
+  EXPECT_EQ(SerializeTensorSet(a.global), SerializeTensorSet(b.global));
+  ASSERT_EQ(a.clients.size(), b.clients.size());
+  for (size_t k = 0; k < a.clients.size(); ++k) {
+    EXPECT_EQ(a.clients[k].mask, b.clients[k].mask) << k;
+    EXPECT_EQ(a.clients[k].mask_version, b.clients[k].mask_version) << k;
+    EXPECT_EQ(a.clients[k].personalized_accuracy, b.clients[k].personalized_accuracy) << k;
+    EXPECT_EQ(a.clients[k].test_count, b.clients[k].test_count) << k;
+    EXPECT_EQ(a.clients[k].num_samples, b.clients[k].num_samples) << k;
+  }
+}
+
+bool IsCorrupt(const absl::Status& s) {
+  return absl::IsDataLoss(s) && s.message().find("corrupt checkpoint") != std::string::npos;
+}
+
+TEST(CheckpointTest, RoundTripKeepsLayerBits) {
+  const std::vector<std::vector<int>> bits = {{3, 5}, {}, {8, 0}, {1}};
+  const Checkpoint cp = Sample(bits);
+  absl::StatusOr<Checkpoint> back = ParseCheckpoint(SerializeCheckpoint(cp));
+  ASSERT_TRUE(back.ok()) << back.status();
+  ExpectSameExceptBits(*back, cp);
+  for (size_t k = 0; k < bits.size(); ++k) EXPECT_EQ(back->clients[k].layer_bits, bits[k]) << k;
+
+  // Through a file as well.
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("lfl_ckpt_" + std::to_string(::getpid()) + ".bin")).string();
+  ASSERT_TRUE(WriteCheckpointFile(cp, path).ok());
+  absl::StatusOr<Checkpoint> read = ReadCheckpointFile(path);
+  std::filesystem::remove(path);
+  ASSERT_TRUE(read.ok()) << read.status();
+  ExpectSameExceptBits(*read, cp);
+  for (size_t k = 0; k < bits.size(); ++k) EXPECT_EQ(read->clients[k].layer_bits, bits[k]) << k;
+}
+
+TEST(CheckpointTest, SerializedBitsChangeTheBytes) {
+  // The bits are really written (not, say, dropped and re-derived): different bits, different bytes.
+  EXPECT_NE(SerializeCheckpoint(Sample({{3, 5}})), SerializeCheckpoint(Sample({{3, 6}})));
+  EXPECT_NE(SerializeCheckpoint(Sample(std::vector<std::vector<int>>(1))), SerializeCheckpoint(Sample({{3}})));
+}
+
+TEST(CheckpointTest, VersionOneParsesWithEmptyBits) {
+  const Checkpoint cp = Sample({{3, 5}, {2}, {}});
+  const std::string v1 = SerializeV1(cp);
+  absl::StatusOr<Checkpoint> back = ParseCheckpoint(v1);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ExpectSameExceptBits(*back, cp);
+  for (const CheckpointClient& c : back->clients) EXPECT_TRUE(c.layer_bits.empty());
+  // Version 2 of the same state is exactly 4 bytes per client (an empty count) longer.
+  EXPECT_EQ(SerializeCheckpoint(Sample({{}, {}, {}})).size(), v1.size() + 4 * cp.clients.size());
+}
+
+TEST(CheckpointTest, BodyMustMatchTheDeclaredVersion) {
+  const Checkpoint cp = Sample({{3, 5}, {2}});
+  // A v1 header over a body with bits, and a v2 header over a body without them.
+  EXPECT_TRUE(IsCorrupt(ParseCheckpoint(SerializeV1(cp, 1, /*bits_anyway=*/true)).status()));
+  EXPECT_TRUE(IsCorrupt(ParseCheckpoint(SerializeV1(cp, 2, /*bits_anyway=*/false)).status()));
+  // The v2 header over the v2 body is what SerializeCheckpoint writes.
+  EXPECT_EQ(SerializeV1(cp, 2, /*bits_anyway=*/true), SerializeCheckpoint(cp));
+}
+
+TEST(CheckpointTest, UnknownVersionsAreRefused) {
+  const Checkpoint cp = Sample({{3}});
+  for (uint32_t version : {0u, 3u, 0xffffffffu}) {
+    absl::Status s = ParseCheckpoint(SerializeV1(cp, version, true)).status();
+    EXPECT_TRUE(IsCorrupt(s)) << version << ": " << s;
+  }
+}
+
+TEST(CheckpointTest, BitsAboveEightAreRefused) {
+  ASSERT_TRUE(ParseCheckpoint(SerializeCheckpoint(Sample({{8, 8}}))).ok());
+  for (int bad : {9, 32, -1}) {
+    absl::Status s = ParseCheckpoint(SerializeCheckpoint(Sample({{3, 4}, {4, bad}}))).status();
+    EXPECT_TRUE(IsCorrupt(s)) << bad << ": " << s;
+  }
+}
+
+TEST(CheckpointTest, TooManyLayersAreRefused) {
+  // More entries than the model has tensors.
+  absl::Status s = ParseCheckpoint(SerializeCheckpoint(Sample({{3, 3, 3, 3}}))).status();
+  EXPECT_TRUE(IsCorrupt(s)) << s;
+  // An absurd count is refused before anything is read for it.
+  std::string bytes = SerializeCheckpoint(Sample(std::vector<std::vector<int>>(1)));
+  ASSERT_GE(bytes.size(), 4u);
+  for (size_t i = bytes.size() - 4; i < bytes.size(); ++i) bytes[i] = '\xff';  // the last client's count
+  s = ParseCheckpoint(bytes).status();
+  EXPECT_TRUE(IsCorrupt(s)) << s;
+}
+
+TEST(CheckpointTest, EveryTruncationIsRefused) {
+  const std::string bytes = SerializeCheckpoint(Sample({{3, 5}, {7}}));
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    absl::Status s = ParseCheckpoint(std::string_view(bytes).substr(0, n)).status();
+    ASSERT_TRUE(absl::IsDataLoss(s)) << "prefix of " << n << " bytes: " << s;
+  }
+  EXPECT_TRUE(IsCorrupt(ParseCheckpoint(bytes + std::string(4, '\0')).status()));
+}
+
+}  // namespace
+}  // namespace lfl
