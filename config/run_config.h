@@ -65,7 +65,7 @@ struct RunConfig {
   double accuracy_threshold = 0.5;    // prune only when θg⊙m reaches this validation accuracy
 
   // --- BSQ -----------------------------------------------------------------
-  double bsq_alpha = 12;              // group-lasso strength of the (short) federated BSQ phase;
+  double bsq_alpha = 16;              // group-lasso strength of the (short) federated BSQ phase;
                                       // higher shrinks bits faster and costs accuracy
   int64_t bsq_interval = -1;          // <0: a fifth of the BSQ phase's steps
   double bsq_fraction = 0.25;         // share of local epochs run as BSQ, after fp32 training

@@ -9,7 +9,6 @@
 #include "lottery/ticket.h"
 #include "models/trainer.h"
 #include "quant/bsq/bsq.h"
-#include "quant/codec/codec.h"
 #include "server/round_coordinator.h"
 
 namespace lfl {
@@ -43,26 +42,69 @@ BsqOptions BsqOptionsFor(const RunConfig& config, int64_t total_steps) {
   return o;
 }
 
-// Uniform quantization of every prunable weight of `values` (its kept elements when `masked`):
-// layer k at start_bits[k] (8 when absent), or everywhere at `bits` when that is > 0.
-std::vector<QuantizedWeight> QuantizeTicket(const TensorSet& values, const Mask& mask, bool masked,
-                                            const std::vector<int>& start_bits, int bits) {
-  std::vector<QuantizedWeight> out;
-  size_t layer = 0;
-  for (size_t i = 0; i < values.size(); ++i) {
-    const NamedTensor& t = values.tensors[i];
-    if (!t.prunable) continue;
-    const int n = bits > 0 ? bits : (layer < start_bits.size() ? start_bits[layer] : kMaxBsqBits);
-    ++layer;
-    std::vector<uint8_t> keep;
-    if (masked) {
-      for (float m : mask.AsFloat(i)) keep.push_back(m != 0.f ? 1 : 0);
-    }
-    BitPlanes planes = QuantizeUniform(t.values, keep, std::clamp(n, 1, kMaxBsqBits));
-    if (planes.scale == 0.f) planes = DropZeroPlanes(std::move(planes));
-    out.push_back(QuantizedWeight{static_cast<int>(i), planes.bits, planes.scale, std::move(planes.levels)});
-  }
-  return out;
+// Quantization-aware training of the net's prunable weights at fixed per-layer bits.
+absl::StatusOr<std::vector<QuantizedWeight>> TrainFixedScheme(NetImpl& net, const RunData& data,
+                                                              const ClientSplit& split,
+                                                              const std::vector<torch::Tensor>& masks,
+                                                              const std::vector<int>& bits, TrainOptions train) {
+  UniformQuantSource source(net, masks, bits);
+  absl::StatusOr<TrainStats> stats = Trainer::Train(net, source, data.train, split.train, train);
+  if (!stats.ok()) return stats.status();
+  return source.Export();
+}
+
+// The BSQ phase, starting from the fp32-trained ticket in `net`. Bit-plane training with the
+// group lasso (first half of `epochs`) picks each layer's precision, starting from the bits the
+// client reached before (`layer_bits`; empty: 8). Then quantization-aware fine-tuning at that
+// fixed scheme (second half), in weight space at the model's lr: a bit plane moves a weight by
+// only s·2^b/(2^n−1) per unit, too slowly to fine-tune in a few steps.
+// The precision guard: a round may lower the precision only as far as it keeps the training
+// accuracy of the fp32 ticket within cfg.bsq_guard; otherwise the fp32 ticket is fine-tuned at the
+// bits the round started from, and as a last resort quantized at 8 bits (*precision_kept = true).
+// Leaves the exact dequantized weights in `net`.
+absl::StatusOr<std::vector<QuantizedWeight>> TrainBitPlanes(NetImpl& net, const RunData& data,
+                                                            const ClientSplit& split,
+                                                            const std::vector<torch::Tensor>& masks,
+                                                            const RunConfig& cfg, TrainOptions train,
+                                                            const std::vector<int>& layer_bits, int64_t epochs,
+                                                            bool* precision_kept) {
+  const TensorSet fp32 = ToTensorSet(net);
+  absl::StatusOr<double> fp32_accuracy = Trainer::Evaluate(net, data.train, split.train, split.noise_sigma);
+  if (!fp32_accuracy.ok()) return fp32_accuracy.status();
+  const int64_t finetune_epochs = epochs / 2;
+  const int64_t search_epochs = epochs - finetune_epochs;
+  const int64_t n = static_cast<int64_t>(split.train.size());
+  BsqOptions bsq = BsqOptionsFor(cfg, search_epochs * ((n + train.batch_size - 1) / train.batch_size));
+  bsq.finetune_steps = 0;
+  for (int b : layer_bits) bsq.layer_initial_bits.push_back(std::clamp(b, 1, kMaxBsqBits));
+  BsqSource search(net, masks, bsq);
+  train.epochs = search_epochs;
+  train.seed = MixSeed(train.seed, 1);
+  absl::StatusOr<TrainStats> stats = Trainer::Train(net, search, data.train, split.train, train);
+  if (!stats.ok()) return stats.status();
+  absl::StatusOr<std::vector<QuantizedWeight>> weights = search.Export();
+  train.epochs = finetune_epochs;
+  train.seed = MixSeed(train.seed, 2);
+  if (finetune_epochs > 0) weights = TrainFixedScheme(net, data, split, masks, search.Bits(), train);
+  if (!weights.ok()) return weights.status();
+  absl::StatusOr<double> accuracy = Trainer::Evaluate(net, data.train, split.train, split.noise_sigma);
+  if (!accuracy.ok()) return accuracy.status();
+  const double floor = *fp32_accuracy - cfg.bsq_guard;
+  if (*accuracy >= floor) return weights;
+
+  *precision_kept = true;
+  std::vector<int> start = bsq.layer_initial_bits;
+  start.resize(search.Bits().size(), kMaxBsqBits);
+  if (absl::Status s = LoadTensorSet(fp32, &net); !s.ok()) return s;
+  train.epochs = std::max<int64_t>(1, finetune_epochs);
+  weights = TrainFixedScheme(net, data, split, masks, start, train);
+  if (!weights.ok()) return weights.status();
+  accuracy = Trainer::Evaluate(net, data.train, split.train, split.noise_sigma);
+  if (!accuracy.ok()) return accuracy.status();
+  if (*accuracy >= floor) return weights;
+  if (absl::Status s = LoadTensorSet(fp32, &net); !s.ok()) return s;
+  train.epochs = 0;  // plain 8-bit quantization of the fp32 ticket
+  return TrainFixedScheme(net, data, split, masks, std::vector<int>(start.size(), kMaxBsqBits), train);
 }
 
 }  // namespace
@@ -136,43 +178,12 @@ absl::StatusOr<LocalResult> RunLocalUpdate(const RunData& data, int64_t client_i
     if (!stats.ok()) return stats.status();
   }
   if (bsq_epochs > 0) {
-    const TensorSet fp32 = ToTensorSet(net);
-    absl::StatusOr<double> fp32_accuracy = Trainer::Evaluate(net, data.train, split.train, split.noise_sigma);
-    if (!fp32_accuracy.ok()) return fp32_accuracy.status();
-    const int64_t n = static_cast<int64_t>(split.train.size());
-    const int64_t steps = bsq_epochs * ((n + cfg.batch_size - 1) / cfg.batch_size);
-    BsqOptions bsq = BsqOptionsFor(cfg, steps);
-    for (int b : layer_bits) bsq.layer_initial_bits.push_back(std::clamp(b, 1, kMaxBsqBits));
-    BsqSource source(net, masks, bsq);
-    train.epochs = bsq_epochs;
-    train.seed = MixSeed(train.seed, 1);
-    absl::StatusOr<TrainStats> stats = Trainer::Train(net, source, data.train, split.train, train);
-    if (!stats.ok()) return stats.status();
-    std::vector<QuantizedWeight> weights = source.Export();
-    absl::StatusOr<double> accuracy = Trainer::Evaluate(net, data.train, split.train, split.noise_sigma);
-    if (!accuracy.ok()) return accuracy.status();
-    // The precision guard: a round may lower the precision only as far as it keeps the training
-    // accuracy of the fp32 ticket (within bsq_guard). Otherwise the fp32 ticket is quantized at
-    // the bits this round started from (at 8 bits when even those fall short).
-    if (*accuracy < *fp32_accuracy - cfg.bsq_guard) {
-      out.precision_kept = true;
-      std::vector<int> start = bsq.layer_initial_bits;
-      for (int attempt_bits : {0, kMaxBsqBits}) {
-        weights = QuantizeTicket(fp32, out.mask, lottery, start, attempt_bits);
-        TensorSet quantized = fp32;
-        for (const QuantizedWeight& q : weights) {
-          std::vector<float>& v = quantized.tensors[q.param_index].values;
-          for (size_t i = 0; i < v.size(); ++i) v[i] = codec::Dequantize(q.levels[i], q.bits, q.scale);
-        }
-        if (absl::Status s = LoadTensorSet(quantized, &net); !s.ok()) return s;
-        accuracy = Trainer::Evaluate(net, data.train, split.train, split.noise_sigma);
-        if (!accuracy.ok()) return accuracy.status();
-        if (*accuracy >= *fp32_accuracy - cfg.bsq_guard) break;
-      }
-    }
+    absl::StatusOr<std::vector<QuantizedWeight>> weights =
+        TrainBitPlanes(net, data, split, masks, cfg, train, layer_bits, bsq_epochs, &out.precision_kept);
+    if (!weights.ok()) return weights.status();
     exact.resize(layout.size());
-    for (const QuantizedWeight& q : weights) {
-      exact[q.param_index] = ExactLevels{q.bits, q.scale, q.levels};
+    for (QuantizedWeight& q : *weights) {
+      exact[q.param_index] = ExactLevels{q.bits, q.scale, std::move(q.levels)};
     }
   }
   out.train_seconds = Since(t_train);

@@ -180,7 +180,9 @@ absl::StatusOr<RoundCoordinator::DownlinkPayload> RoundCoordinator::Downlink(con
   }
   absl::MutexLock lock(&mu_);
   pending_.downlink_bytes += bytes->size();
-  if (derived) {
+  if (phase_ != Phase::kRoundOpen || round != round_ || attempt != attempt_) {
+    // The round moved on while this (stale) downlink was encoded: it must not touch the open round.
+  } else if (derived) {
     derived_[client.client_id] = DerivedMask{round, attempt, *std::move(derived)};
   } else {
     derived_.erase(client.client_id);
@@ -229,6 +231,14 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   }
   if (!strategy_->uses_masks() && decoded->mask.Density() < 1.0) {
     return absl::InvalidArgumentError("a sparse update was sent to a dense (fedavg) run");
+  }
+  if (ParseQuantMode(options_.config.quant).value_or(QuantMode::kNone) == QuantMode::kBsq) {
+    for (int bits : decoded->layer_bits) {
+      if (bits > 8) {
+        return absl::InvalidArgumentError(absl::StrCat("update of client ", report.client_id, " refused: a bsq run ",
+                                                       "takes quantized weights (at most 8 bits), got ", bits));
+      }
+    }
   }
   absl::MutexLock lock(&mu_);
   if (phase_ != Phase::kRoundOpen || report.round != round_ || report.attempt != attempt_) {
@@ -456,9 +466,16 @@ absl::Status RoundCoordinator::Restore(const std::string& checkpoint_path, doubl
                                                       " clients, this run has ", clients_.size()));
   }
   global_ = std::move(cp->global);
+  size_t prunable = 0;
+  for (const NamedTensor& t : global_.tensors) prunable += t.prunable ? 1 : 0;
   for (size_t i = 0; i < clients_.size(); ++i) {
     const CheckpointClient& c = cp->clients[i];
     if (absl::Status s = c.mask.CheckMatches(global_); !s.ok()) return s;
+    if (!c.layer_bits.empty() && c.layer_bits.size() != prunable) {
+      return absl::FailedPreconditionError(absl::StrCat("checkpoint ", checkpoint_path, ": client ", i, " has ",
+                                                        c.layer_bits.size(), " layer bits, the model has ", prunable,
+                                                        " prunable tensors"));
+    }
     clients_[i].mask = c.mask;
     clients_[i].mask_version = c.mask_version;
     clients_[i].personalized_accuracy = c.personalized_accuracy;

@@ -251,11 +251,18 @@ std::vector<QuantizedWeight> BsqSource::Export() const {
 }
 
 UniformQuantSource::UniformQuantSource(NetImpl& net, std::vector<torch::Tensor> masks, int bits)
-    : params_(net.parameters()), bits_(std::clamp(bits, 1, kMaxBsqBits)) {
+    : UniformQuantSource(net, std::move(masks),
+                         std::vector<int>(net.parameters().size(), std::clamp(bits, 1, kMaxBsqBits))) {}
+
+UniformQuantSource::UniformQuantSource(NetImpl& net, std::vector<torch::Tensor> masks,
+                                       const std::vector<int>& layer_bits)
+    : params_(net.parameters()) {
   mask_error_ = CheckMaskCount(masks, params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {
     const torch::Tensor& param = params_[i];
     if (!IsPrunable(param)) continue;
+    const size_t k = prunable_.size();
+    bits_.push_back(std::clamp(k < layer_bits.size() ? layer_bits[k] : kMaxBsqBits, 0, kMaxBsqBits));
     prunable_.push_back(static_cast<int>(i));
     torch::Tensor mask = FlatMask(masks, i, param, &mask_error_);
     torch::Tensor latent = param.detach().clone();
@@ -282,11 +289,11 @@ std::vector<torch::Tensor> UniformQuantSource::Trainable() {
 
 std::vector<torch::Tensor> UniformQuantSource::EffectiveWeights() {
   std::vector<torch::Tensor> weights = params_;
-  const double max_level = MaxLevel(bits_);
   for (size_t k = 0; k < prunable_.size(); ++k) {
+    const double max_level = MaxLevel(bits_[k]);
     const torch::Tensor w = masks_[k].defined() ? latent_[k] * masks_[k] : latent_[k];
     const torch::Tensor scale = w.detach().abs().max();
-    if (scale.item<float>() == 0.f) {
+    if (bits_[k] == 0 || scale.item<float>() == 0.f) {
       weights[prunable_[k]] = w * 0.0;
       continue;
     }
@@ -300,14 +307,16 @@ std::vector<torch::Tensor> UniformQuantSource::EffectiveWeights() {
 void UniformQuantSource::Finish() {
   final_.clear();
   for (size_t k = 0; k < prunable_.size(); ++k) {
-    final_.push_back(QuantizeUniform(ToVector(latent_[k]), KeepFlags(masks_[k]), bits_));
+    BitPlanes planes =
+        bits_[k] == 0 ? BitPlanes{0, 0.f, std::vector<int32_t>(static_cast<size_t>(latent_[k].numel()), 0)}
+                      : QuantizeUniform(ToVector(latent_[k]), KeepFlags(masks_[k]), bits_[k]);
+    if (planes.scale == 0.f) planes = DropZeroPlanes(std::move(planes));
+    final_.push_back(std::move(planes));
     WriteDequantized(final_.back(), params_[prunable_[k]]);
   }
 }
 
-std::vector<int> UniformQuantSource::Bits() const {
-  return std::vector<int>(prunable_.size(), bits_);
-}
+std::vector<int> UniformQuantSource::Bits() const { return bits_; }
 
 std::vector<QuantizedWeight> UniformQuantSource::Export() const {
   std::vector<QuantizedWeight> out;

@@ -148,15 +148,19 @@ class BsqSource : public ParameterSource {
   bool finetuning_ = false;
 };
 
-// Fixed-precision quantization-aware training, the uniform k-bit baseline:
-// the optimizer trains fp32 latent copies of the prunable weights; the
-// forward pass uses s · round(W / s · (2^k − 1)) / (2^k − 1) with
-// s = max|W| over kept weights, recomputed every step (straight-through).
-// Masks as for BsqSource; `bits` is clamped to 1..kMaxBsqBits. Finish()
+// Fixed-precision quantization-aware training, the uniform k-bit baseline and
+// BSQ's fine-tune at a fixed scheme: the optimizer trains fp32 latent copies
+// of the prunable weights; the forward pass uses
+// s · round(W / s · (2^k − 1)) / (2^k − 1) with s = max|W| over kept weights,
+// recomputed every step (straight-through). Masks as for BsqSource. Finish()
 // writes the exact quantized weights into the net.
 class UniformQuantSource : public ParameterSource {
  public:
+  // Every prunable weight at `bits`, clamped to 1..kMaxBsqBits.
   UniformQuantSource(NetImpl& net, std::vector<torch::Tensor> masks, int bits);
+  // Prunable weight k (parameters() order) at layer_bits[k], clamped to
+  // 0..kMaxBsqBits (0: the layer is zero); missing entries: kMaxBsqBits.
+  UniformQuantSource(NetImpl& net, std::vector<torch::Tensor> masks, const std::vector<int>& layer_bits);
 
   void Begin(int64_t total_steps) override;
   std::vector<torch::Tensor> Trainable() override;
@@ -173,7 +177,7 @@ class UniformQuantSource : public ParameterSource {
   std::vector<torch::Tensor> latent_;  // per prunable weight, requires_grad
   std::vector<torch::Tensor> masks_;   // per prunable weight, float or undefined
   std::vector<BitPlanes> final_;       // filled by Finish
-  int bits_;
+  std::vector<int> bits_;              // per prunable weight
   std::string mask_error_;
 };
 

@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace lfl {
 namespace {
 
@@ -46,6 +48,12 @@ TEST(RunConfigTest, ValidationNamesTheFlag) {
   c.fraction = 0.5;
   c.quant = "int3";
   EXPECT_NE(ValidateRunConfig(c).message().find("--quant"), std::string::npos);
+  c.quant = "bsq";
+  EXPECT_TRUE(ValidateRunConfig(c).ok());
+  for (double bad : {-0.1, 1.5, std::nan("")}) {
+    c.bsq_guard = bad;
+    EXPECT_NE(ValidateRunConfig(c).message().find("--bsq-guard"), std::string::npos) << bad;
+  }
 }
 
 TEST(RunConfigTest, ParsesIdRanges) {

@@ -286,9 +286,11 @@ TensorSet VariedModel() {
   return s;
 }
 
-// An fp32 update of constant values on `mask` that references mask `version` instead of sending it.
-std::string ReferencingUpdate(float weight, float bias, const Mask& mask, uint32_t version) {
+// An update of constant values on `mask` that references mask `version` instead of sending it
+// (fp32, or uniformly quantized at `bits` <= 8 as a bsq run requires).
+std::string ReferencingUpdate(float weight, float bias, const Mask& mask, uint32_t version, int bits = 32) {
   EncodeSpec spec;
+  spec.weight_bits = bits;
   spec.mask = &mask;
   spec.send_mask = false;
   spec.mask_version = version;
@@ -454,7 +456,7 @@ TEST_F(CoordinatorTest, DerivedMaskPrunesTheQuantizedDownlinkNotTheFp32Model) {
   EXPECT_FALSE(expected.Get(0, 3));
   EXPECT_TRUE(expected.Get(0, 9));
 
-  ASSERT_TRUE(coordinator_->Submit(Report(a), ReferencingUpdate(2.f, 2.f, expected, 1), now_).ok());
+  ASSERT_TRUE(coordinator_->Submit(Report(a), ReferencingUpdate(2.f, 2.f, expected, 1, 8), now_).ok());
   coordinator_->Tick(now_ + 11);
   EXPECT_EQ(coordinator_->clients()[a.client_id].mask, expected);
   EXPECT_EQ(coordinator_->clients()[a.client_id].mask_version, 1u);
@@ -617,6 +619,30 @@ TEST_F(CoordinatorTest, BsqLayerBitsComeFromTheAcceptedUpdateAndGoBackWithTheDow
     EXPECT_EQ(down->layer_bits, clients[t.client_id].layer_bits) << t.client_id;
   }
   std::filesystem::remove(checkpoint_);
+}
+
+TEST_F(CoordinatorTest, BsqRunRefusesAnUnquantizedUpdateAndKeepsItsState) {
+  tweak_ = [](RunConfig* c) {
+    c->fraction = 1.0;
+    c->quant = "bsq";
+  };
+  Make("lotteryfl");
+  JoinAll();
+  coordinator_->Tick(now_);
+  std::vector<Task> tasks = OpenTasks();
+  ASSERT_EQ(tasks.size(), 4u);
+  const absl::StatusOr<bool> fp32 = coordinator_->Submit(Report(tasks[0]), Update(1.f, 1.f), now_);
+  ASSERT_FALSE(fp32.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(fp32.status())) << fp32.status();
+  EXPECT_NE(fp32.status().message().find("at most 8 bits"), std::string::npos) << fp32.status();
+  // The same client can still send a proper update, and only that one counts.
+  ASSERT_TRUE(coordinator_->Submit(Report(tasks[0]), ExactUpdate(3, 0.5f), now_).ok());
+  for (size_t i = 1; i < tasks.size(); ++i) {
+    ASSERT_TRUE(coordinator_->Submit(Report(tasks[i]), ExactUpdate(3, 0.5f), now_).ok());
+  }
+  ASSERT_EQ(coordinator_->Tick(now_).size(), 1u);
+  EXPECT_EQ(coordinator_->clients()[tasks[0].client_id].layer_bits, (std::vector<int>{3}));
+  ASSERT_TRUE(coordinator_->CheckpointNow().ok());
 }
 
 TEST_F(CoordinatorTest, LayerBitsStayEmptyWithoutBsq) {

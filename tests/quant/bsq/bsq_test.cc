@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <vector>
@@ -94,6 +95,27 @@ TEST(BsqSourceTest, StartsAtUniformInitialBitsOfTheWeights) {
     EXPECT_EQ(w2[i], codec::Dequantize(l2[i], 2, 0.5f)) << i;
   }
   EXPECT_TRUE(w[1].is_same(net.parameters()[1]));  // biases stay the net's own tensors
+}
+
+TEST(BsqSourceTest, PerLayerInitialBitsOverrideTheDefault) {
+  TinyNet net({0.9f, -0.3f, 0.f, 0.6f}, {0.5f, 0.25f, 7.f, 0.f});
+  BsqOptions options;
+  options.initial_bits = 8;
+  options.layer_initial_bits = {1, 0};  // a federated client's previous precision
+  BsqSource source(net, {}, options);
+  EXPECT_EQ(source.Bits(), (std::vector<int>{1, 0}));
+  const std::vector<torch::Tensor> w = source.EffectiveWeights();
+  // Layer 1 at 1 bit, s = 0.9: levels round(v / 0.9) = {1, 0, 0, 1}; layer 2 at 0 bits is zero.
+  const std::vector<int32_t> l1 = {1, 0, 0, 1};
+  const std::vector<float> w1 = Flat(w[0]), w2 = Flat(w[2]);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(w1[i], codec::Dequantize(l1[i], 1, 0.9f)) << i;
+    EXPECT_EQ(w2[i], 0.f) << i;
+  }
+  // A missing entry falls back to initial_bits.
+  options.layer_initial_bits = {3};
+  BsqSource partial(net, {}, options);
+  EXPECT_EQ(partial.Bits(), (std::vector<int>{3, 8}));
 }
 
 TEST(BsqSourceTest, PenaltyIsWeightedBitPlaneGroupLasso) {
@@ -199,6 +221,32 @@ TEST(UniformQuantSourceTest, FinishWritesExactKBitWeightsAndKeepsMasks) {
       ASSERT_EQ(w[i], codec::Dequantize(q.levels[i], 2, q.scale));
       if (keep[i] == 0.f) ASSERT_EQ(w[i], 0.f);
     }
+  }
+}
+
+TEST(UniformQuantSourceTest, PerLayerBitsIncludingAZeroLayer) {
+  Net net = MnistCnn();
+  const std::vector<torch::Tensor> masks = CheckerMasks(*net);
+  UniformQuantSource source(*net, masks, std::vector<int>{8, 3, 1, 0});
+  const TensorData data = SyntheticData(64);
+  ASSERT_TRUE(Trainer::Train(*net, source, data, AllIndices(64), FastOptions(1)).ok());
+  const std::vector<QuantizedWeight> out = source.Export();
+  ASSERT_EQ(out.size(), 4u);
+  const std::vector<torch::Tensor> params = net->parameters();
+  const std::vector<int> want = {8, 3, 1, 0};
+  for (size_t k = 0; k < out.size(); ++k) {
+    const QuantizedWeight& q = out[k];
+    EXPECT_EQ(q.bits, want[k]) << k;
+    const std::vector<float> w = Flat(params[q.param_index]);
+    const std::vector<float> keep = Flat(masks[q.param_index]);
+    int32_t largest = 0;
+    for (size_t i = 0; i < w.size(); ++i) {
+      largest = std::max(largest, std::abs(q.levels[i]));
+      ASSERT_EQ(w[i], codec::Dequantize(q.levels[i], q.bits, q.scale));
+      if (keep[i] == 0.f || want[k] == 0) ASSERT_EQ(w[i], 0.f);
+    }
+    // The top level is used: the scale is the layer's largest kept magnitude.
+    if (want[k] > 0) EXPECT_EQ(largest, (1 << want[k]) - 1) << k;
   }
 }
 
