@@ -48,6 +48,7 @@ struct BenchOptions {
   uint64_t seed = 1;
   std::string warmup_cache;  // reuse/store the warm-up weights here ("" = no cache)
   std::vector<std::string> methods = {"fp32", "bsq", "uniform-8", "uniform-2"};
+  int64_t finetune_images = 16000;  // BSQ: last 500 steps of the epoch at the learned bits
   bool check = false;
 };
 
@@ -90,6 +91,13 @@ absl::StatusOr<Net> NetFrom(const Setup& setup, const TensorSet& weights, uint64
   return net;
 }
 
+template <typename Source>
+void DescribeQuantized(const ParameterSource& source, Row& row) {
+  const auto& quantized = static_cast<const Source&>(source);
+  row.bits = quantized.Bits();
+  row.mean_bits = MeanBits(quantized.Export());
+}
+
 // One method: a fresh net from `start`, `make_source` builds its parameter
 // source, `describe` reads bits off the source after training.
 struct Method {
@@ -97,6 +105,9 @@ struct Method {
   double lr;
   std::function<std::unique_ptr<ParameterSource>(NetImpl&)> make_source;
   std::function<void(const ParameterSource&, Row&)> describe;
+  // BSQ as in federation (runtime/local_update.cc): the last `finetune_images` of the epoch are
+  // quantization-aware fine-tuning at the per-layer bits BSQ chose, in weight space at --lr.
+  int64_t finetune_images = 0;
 };
 
 absl::StatusOr<Row> Run(const Method& method, const Setup& setup, const TensorSet& start,
@@ -107,17 +118,36 @@ absl::StatusOr<Row> Run(const Method& method, const Setup& setup, const TensorSe
   TrainOptions train = options.train;
   train.epochs = options.epochs;
   train.lr = method.lr;
+  std::vector<int64_t> search = setup.train_indices, finetune;
+  const int64_t n = static_cast<int64_t>(search.size());
+  if (method.finetune_images > 0 && options.epochs == 1 && method.finetune_images < n) {
+    finetune.assign(search.end() - method.finetune_images, search.end());
+    search.resize(static_cast<size_t>(n - method.finetune_images));
+  }
   const auto t0 = std::chrono::steady_clock::now();
-  if (auto stats = Trainer::Train(**net, *source, setup.train, setup.train_indices, train);
-      !stats.ok()) {
+  if (auto stats = Trainer::Train(**net, *source, setup.train, search, train); !stats.ok()) {
     return stats.status();
   }
   Row row{method.name};
+  if (!finetune.empty()) {
+    Row searched;
+    method.describe(*source, searched);
+    UniformQuantSource fixed(**net, {}, searched.bits);
+    train.lr = options.train.lr;
+    if (auto stats = Trainer::Train(**net, fixed, setup.train, finetune, train); !stats.ok()) {
+      return stats.status();
+    }
+    source = std::make_unique<UniformQuantSource>(std::move(fixed));
+  }
   row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   absl::StatusOr<double> accuracy = Trainer::Evaluate(**net, setup.test, {});
   if (!accuracy.ok()) return accuracy.status();
   row.accuracy = *accuracy;
-  method.describe(*source, row);
+  if (finetune.empty()) {
+    method.describe(*source, row);
+  } else {
+    DescribeQuantized<UniformQuantSource>(*source, row);
+  }
   return row;
 }
 
@@ -148,13 +178,6 @@ class TracingBsqSource : public ParameterSource {
   BsqSource inner_;
 };
 
-template <typename Source>
-void DescribeQuantized(const ParameterSource& source, Row& row) {
-  const auto& quantized = static_cast<const Source&>(source);
-  row.bits = quantized.Bits();
-  row.mean_bits = MeanBits(quantized.Export());
-}
-
 std::vector<Method> Methods(const BenchOptions& options) {
   auto uniform = [&options](int bits) {
     return Method{"uniform-" + std::to_string(bits), options.train.lr,
@@ -180,7 +203,8 @@ std::vector<Method> Methods(const BenchOptions& options) {
             const BsqSource& bsq = static_cast<const TracingBsqSource&>(source).inner();
             row.bits = bsq.Bits();
             row.mean_bits = MeanBits(bsq.Export());
-          }},
+          },
+          options.finetune_images},
       uniform(8),
       uniform(2),
   };
@@ -258,10 +282,12 @@ int RunBench(const BenchOptions& options) {
   absl::StatusOr<TensorSet> start = WarmUp(*setup, options);
   if (!start.ok())
     return std::fprintf(stderr, "warm-up: %s\n", start.status().ToString().c_str()), 2;
-  std::printf("then %lld epochs each; bsq alpha %g, lr %g, interval %lld, finetune %lld steps\n",
-              static_cast<long long>(options.epochs), options.bsq.alpha, options.bsq_lr,
-              static_cast<long long>(options.bsq.interval),
-              static_cast<long long>(options.bsq.finetune_steps));
+  std::printf(
+      "then %lld epochs each; bsq alpha %g, lr %g, interval %lld, finetune %lld steps on the bit "
+      "planes + %lld images at the learned bits\n",
+      static_cast<long long>(options.epochs), options.bsq.alpha, options.bsq_lr,
+      static_cast<long long>(options.bsq.interval), static_cast<long long>(options.bsq.finetune_steps),
+      static_cast<long long>(options.finetune_images));
   std::printf("%-10s %9s %10s   %-12s %8s\n", "method", "accuracy", "mean bits", "bits/layer",
               "time");
   std::fflush(stdout);
@@ -301,7 +327,11 @@ int main(int argc, char** argv) {
   app.add_option("--bsq-lr", options.bsq_lr, "SGD lr on the BSQ bit planes");
   app.add_option("--alpha", options.bsq.alpha, "BSQ group-lasso strength");
   app.add_option("--interval", options.bsq.interval, "BSQ steps between re-quantizations");
-  app.add_option("--finetune-steps", options.bsq.finetune_steps, "BSQ final fixed-scheme steps");
+  app.add_option("--finetune-steps", options.bsq.finetune_steps,
+                 "BSQ final fixed-scheme steps on the bit planes (paper style)");
+  app.add_option("--finetune-images", options.finetune_images,
+                 "BSQ: images at the end of the epoch trained at the learned bits in weight space "
+                 "(quantization-aware, at --lr), as in federation; 0 = off");
   app.add_flag("!--fixed-scale", options.bsq.train_scale, "keep BSQ scales at max|W|");
   app.add_option("--scale-grad-gain", options.bsq.scale_grad_gain, "BSQ scale gradient gain");
   app.add_option("--threads", options.threads, "torch/OpenBLAS threads");
@@ -311,6 +341,8 @@ int main(int argc, char** argv) {
   app.add_option("--methods", options.methods, "subset of fp32, bsq, uniform-8, uniform-2");
   app.add_flag("--check", options.check, "exit 1 unless BSQ meets the acceptance bar");
   CLI11_PARSE(app, argc, argv);
+  // With the weight-space fine-tune the bit planes need none of their own (as in federation).
+  if (options.finetune_images > 0 && app.count("--finetune-steps") == 0) options.bsq.finetune_steps = 0;
   options.train.seed = options.seed;
   return lfl::RunBench(options);
 }
