@@ -60,7 +60,8 @@ absl::StatusOr<std::vector<QuantizedWeight>> TrainFixedScheme(NetImpl& net, cons
 // only s·2^b/(2^n−1) per unit, too slowly to fine-tune in a few steps.
 // The precision guard: a round may lower the precision only as far as it keeps the training
 // accuracy of the fp32 ticket within cfg.bsq_guard; otherwise the fp32 ticket is fine-tuned at the
-// bits the round started from, and as a last resort quantized at 8 bits (*precision_kept = true).
+// bits the round started from, raised one bit per layer at a time until it passes
+// (*precision_kept = true).
 // Leaves the exact dequantized weights in `net`.
 absl::StatusOr<std::vector<QuantizedWeight>> TrainBitPlanes(NetImpl& net, const RunData& data,
                                                             const ClientSplit& split,
@@ -92,19 +93,23 @@ absl::StatusOr<std::vector<QuantizedWeight>> TrainBitPlanes(NetImpl& net, const 
   const double floor = *fp32_accuracy - cfg.bsq_guard;
   if (*accuracy >= floor) return weights;
 
+  // Refused: fine-tune the fp32 ticket at the bits the round started from, one more bit per layer
+  // at a time while that still falls short (8 bits at most: the last try is kept regardless).
   *precision_kept = true;
-  std::vector<int> start = bsq.layer_initial_bits;
-  start.resize(search.Bits().size(), kMaxBsqBits);
-  if (absl::Status s = LoadTensorSet(fp32, &net); !s.ok()) return s;
+  std::vector<int> bits = bsq.layer_initial_bits;
+  bits.resize(search.Bits().size(), kMaxBsqBits);
   train.epochs = std::max<int64_t>(1, finetune_epochs);
-  weights = TrainFixedScheme(net, data, split, masks, start, train);
-  if (!weights.ok()) return weights.status();
-  accuracy = Trainer::Evaluate(net, data.train, split.train, split.noise_sigma);
-  if (!accuracy.ok()) return accuracy.status();
-  if (*accuracy >= floor) return weights;
-  if (absl::Status s = LoadTensorSet(fp32, &net); !s.ok()) return s;
-  train.epochs = 0;  // plain 8-bit quantization of the fp32 ticket
-  return TrainFixedScheme(net, data, split, masks, std::vector<int>(start.size(), kMaxBsqBits), train);
+  for (;;) {
+    if (absl::Status s = LoadTensorSet(fp32, &net); !s.ok()) return s;
+    weights = TrainFixedScheme(net, data, split, masks, bits, train);
+    if (!weights.ok()) return weights.status();
+    const bool at_most = std::all_of(bits.begin(), bits.end(), [](int b) { return b >= kMaxBsqBits; });
+    if (at_most) return weights;
+    accuracy = Trainer::Evaluate(net, data.train, split.train, split.noise_sigma);
+    if (!accuracy.ok()) return accuracy.status();
+    if (*accuracy >= floor) return weights;
+    for (int& b : bits) b = std::min(b + 1, kMaxBsqBits);
+  }
 }
 
 }  // namespace

@@ -192,7 +192,10 @@ def bits_figure(run):
     ax.set_xticks(range(0, len(rounds), step))
     ax.set_xticklabels([rounds[i] for i in range(0, len(rounds), step)])
     ax.set_yticks(range(len(matrix)))
-    ax.set_yticklabels(["layer %d" % l for l in range(len(matrix))])
+    names = (run.summary or {}).get("layer_names") or []
+    if len(names) != len(matrix) or not all(isinstance(n, str) for n in names):
+        names = ["layer %d" % l for l in range(len(matrix))]
+    ax.set_yticklabels(names)
     ax.set_xlabel("round")
     ax.set_title(run.label, fontsize=10)
     bar = fig.colorbar(image, ax=ax, extend="max", pad=0.01)

@@ -206,7 +206,12 @@ absl::Status FederationServer::Wait() {
   impl_->done.WaitForNotification();
   // Let parked polls learn that the run is over, then shut down.
   impl_->service->Pump();
-  absl::Status summary = recorder_->WriteSummary(coordinator_->config(), coordinator_->totals(), impl_->Now());
+  std::vector<std::string> layer_names;
+  for (const NamedTensor& t : coordinator_->global_model().tensors) {
+    if (t.prunable) layer_names.push_back(t.name);
+  }
+  absl::Status summary =
+      recorder_->WriteSummary(coordinator_->config(), coordinator_->totals(), impl_->Now(), layer_names);
   if (summary.ok() && coordinator_->finished()) {
     summary = WriteFileAtomically(coordinator_->config().out + "/model.bin",
                                   SerializeTensorSet(coordinator_->global_model()));

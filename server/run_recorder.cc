@@ -121,7 +121,7 @@ double WeightedMeanBits(const std::vector<double>& layer_bits, const std::vector
 }
 
 absl::Status RunRecorder::WriteSummary(const RunConfig& config, const RoundCoordinator::Totals& totals,
-                                       double wall_seconds) {
+                                       double wall_seconds, const std::vector<std::string>& layer_names) {
   ordered_json j;
   j["rounds"] = totals.rounds_completed;
   const RoundMetrics* last_eval = nullptr;
@@ -142,6 +142,7 @@ absl::Status RunRecorder::WriteSummary(const RunConfig& config, const RoundCoord
   std::vector<double> bits;
   if (!rows_.empty()) bits = rows_.back().layer_bits;
   j["layer_bits"] = bits;
+  j["layer_names"] = layer_names;
   j["mean_bits"] = rows_.empty() ? 32.0 : rows_.back().mean_bits;
   j["wall_seconds"] = wall_seconds;
   j["config"] = ordered_json::parse(RunConfigToJson(config));

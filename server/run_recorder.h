@@ -24,7 +24,9 @@ class RunRecorder {
 
   absl::Status WriteRound(const RoundMetrics& m);
   // summary.json: totals, the last evaluated accuracies, mean bits, wall time and the config.
-  absl::Status WriteSummary(const RunConfig& config, const RoundCoordinator::Totals& totals, double wall_seconds);
+  // layer_names: the prunable tensors that `layer_bits` refer to, in order (may be empty).
+  absl::Status WriteSummary(const RunConfig& config, const RoundCoordinator::Totals& totals, double wall_seconds,
+                            const std::vector<std::string>& layer_names = {});
 
   const std::string& dir() const { return dir_; }
   // All rows written or kept so far (for the summary and the closing table).
