@@ -28,4 +28,6 @@ echo "== FedAvg baseline (dense fp32), same data and seed =="
 echo
 python3 scripts/compare.py runs/quickstart-lotteryfl-bsq runs/quickstart-lotteryfl runs/quickstart-fedavg
 echo
+python3 scripts/compare.py runs/quickstart-lotteryfl-bsq runs/quickstart-lotteryfl runs/quickstart-fedavg --last 10
+echo
 echo "Per-round metrics: runs/quickstart-*/metrics.jsonl; plots: /usr/bin/python3 scripts/report.py runs/quickstart-*"
