@@ -254,7 +254,6 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   accepted_[report.client_id] = new_mask ? std::optional<Mask>(std::move(decoded->mask)) : std::optional<Mask>();
   accepted_bits_[report.client_id] = decoded->layer_bits;
   reports_[report.client_id] = report;
-  round_layer_bits_.push_back(decoded->layer_bits);
   pending_.uplink_bytes += payload.size() + report.header_bytes;
   ++state_version_;
   return false;
@@ -293,7 +292,6 @@ void RoundCoordinator::StartRound(double now) {
   accepted_bits_.clear();
   derived_.clear();
   reports_.clear();
-  round_layer_bits_.clear();
   round_opened_ = now;
   deadline_ = now + options_.config.round_timeout;
   phase_ = Phase::kRoundOpen;
@@ -390,11 +388,13 @@ RoundEvent RoundCoordinator::CloseRound(double now, EvalJob* eval) {
     if (c.personalized_accuracy >= 0) personalized.push_back(c.personalized_accuracy);
   }
   m.mean_density = Mean(density);
-  if (!round_layer_bits_.empty()) {
-    m.layer_bits.assign(round_layer_bits_.front().size(), 0.0);
-    for (const auto& bits : round_layer_bits_) {
+  // In client-id order (accepted_bits_ is a sorted map), so the float sums do not depend on the
+  // order in which updates arrived.
+  if (!accepted_bits_.empty()) {
+    m.layer_bits.assign(accepted_bits_.begin()->second.size(), 0.0);
+    for (const auto& [id, bits] : accepted_bits_) {
       for (size_t l = 0; l < bits.size() && l < m.layer_bits.size(); ++l) {
-        m.layer_bits[l] += static_cast<double>(bits[l]) / static_cast<double>(round_layer_bits_.size());
+        m.layer_bits[l] += static_cast<double>(bits[l]) / static_cast<double>(accepted_bits_.size());
       }
     }
   }

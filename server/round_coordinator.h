@@ -233,7 +233,6 @@ class RoundCoordinator {
   // Accepted updates of the open round: client → its new mask (if it sent one).
   std::map<int64_t, std::optional<Mask>> accepted_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, UpdateReport> reports_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::vector<int>> round_layer_bits_ ABSL_GUARDED_BY(mu_);
   // Per client id, the mask it gets by pruning the downlink served in this round and attempt
   // (version = its mask_version + 1); see "Derived masks" above.
   struct DerivedMask {
