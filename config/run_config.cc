@@ -55,7 +55,9 @@ const std::vector<RunConfigField>& RunConfigFields() {
        &R::accuracy_threshold},
       {"bsq-alpha", "bsq: group-lasso strength of the local BSQ phase", &R::bsq_alpha},
       {"bsq-interval", "bsq: steps between re-quantizations (<0: a fifth of the BSQ phase)", &R::bsq_interval},
-      {"bsq-fraction", "bsq: share of the local epochs trained as bit planes, after fp32 training of the ticket",
+      {"bsq-fraction",
+       "bsq: length of the BSQ phase as a share of the local epochs: half of it fine-tunes the fp32 ticket "
+       "at the learned bits (part of the local epochs), half searches the bits (extra epochs)",
        &R::bsq_fraction},
       {"downlink-bits", "bsq: bits of the quantized downlink model", &R::downlink_bits},
       {"bsq-guard",

@@ -68,7 +68,7 @@ struct RunConfig {
   double bsq_alpha = 16;              // group-lasso strength of the (short) federated BSQ phase;
                                       // higher shrinks bits faster and costs accuracy
   int64_t bsq_interval = -1;          // <0: a fifth of the BSQ phase's steps
-  double bsq_fraction = 0.25;         // share of local epochs run as BSQ, after fp32 training
+  double bsq_fraction = 0.25;         // BSQ phase length / local epochs (search + fine-tune)
   int64_t downlink_bits = 8;          // bits of the quantized downlink with --quant bsq
   double bsq_guard = 0.05;            // largest drop of training accuracy a lower precision may
                                       // cost; beyond it the client keeps its previous precision

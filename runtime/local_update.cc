@@ -53,11 +53,16 @@ absl::StatusOr<std::vector<QuantizedWeight>> TrainFixedScheme(NetImpl& net, cons
   return source.Export();
 }
 
-// The BSQ phase, starting from the fp32-trained ticket in `net`. Bit-plane training with the
-// group lasso (first half of `epochs`) picks each layer's precision, starting from the bits the
-// client reached before (`layer_bits`; empty: 8). Then quantization-aware fine-tuning at that
-// fixed scheme (second half), in weight space at the model's lr: a bit plane moves a weight by
-// only s·2^b/(2^n−1) per unit, too slowly to fine-tune in a few steps.
+// Of a BSQ phase of `epochs`, the epochs of fine-tuning at the learned bits (the rest is the search).
+int64_t BsqFinetuneEpochs(int64_t epochs) { return epochs / 2; }
+
+// The BSQ phase, starting from the fp32-trained ticket in `net`. The search — bit-plane training
+// with the group lasso, starting from the bits the client reached before (`layer_bits`; empty: 8)
+// — picks each layer's precision. It runs on the ticket as extra epochs and its weights are then
+// dropped: at the model's lr a bit plane moves a weight by only s·2^b/(2^n−1) per unit, so the
+// search trains the weights far less than fp32 epochs would (on other seeds that cost up to 7
+// points). The fp32 ticket is then fine-tuned at the chosen fixed scheme, quantization-aware in
+// weight space (BsqFinetuneEpochs). Without fine-tune epochs the search's own weights are sent.
 // The precision guard: a round may lower the precision only as far as it keeps the training
 // accuracy of the fp32 ticket within cfg.bsq_guard; otherwise the fp32 ticket is fine-tuned at the
 // bits the round started from, raised one bit per layer at a time until it passes
@@ -72,7 +77,7 @@ absl::StatusOr<std::vector<QuantizedWeight>> TrainBitPlanes(NetImpl& net, const 
   const TensorSet fp32 = ToTensorSet(net);
   absl::StatusOr<double> fp32_accuracy = Trainer::Evaluate(net, data.train, split.train, split.noise_sigma);
   if (!fp32_accuracy.ok()) return fp32_accuracy.status();
-  const int64_t finetune_epochs = epochs / 2;
+  const int64_t finetune_epochs = BsqFinetuneEpochs(epochs);
   const int64_t search_epochs = epochs - finetune_epochs;
   const int64_t n = static_cast<int64_t>(split.train.size());
   BsqOptions bsq = BsqOptionsFor(cfg, search_epochs * ((n + train.batch_size - 1) / train.batch_size));
@@ -86,7 +91,10 @@ absl::StatusOr<std::vector<QuantizedWeight>> TrainBitPlanes(NetImpl& net, const 
   absl::StatusOr<std::vector<QuantizedWeight>> weights = search.Export();
   train.epochs = finetune_epochs;
   train.seed = MixSeed(train.seed, 2);
-  if (finetune_epochs > 0) weights = TrainFixedScheme(net, data, split, masks, search.Bits(), train);
+  if (finetune_epochs > 0) {
+    if (absl::Status s = LoadTensorSet(fp32, &net); !s.ok()) return s;
+    weights = TrainFixedScheme(net, data, split, masks, search.Bits(), train);
+  }
   if (!weights.ok()) return weights.status();
   absl::StatusOr<double> accuracy = Trainer::Evaluate(net, data.train, split.train, split.noise_sigma);
   if (!accuracy.ok()) return accuracy.status();
@@ -168,17 +176,20 @@ absl::StatusOr<LocalResult> RunLocalUpdate(const RunData& data, int64_t client_i
   if (!mode.ok()) return mode.status();
 
   std::vector<std::optional<ExactLevels>> exact;
-  // With BSQ the ticket first trains in fp32, then its kept weights are fine-tuned as bit planes
-  // (the BSQ paper also starts from a trained model: bit-plane SGD moves weights too slowly to
-  // train from a rewound θ0 within one round).
+  // With BSQ the ticket first trains in fp32 (the BSQ paper also starts from a trained model:
+  // bit-plane SGD moves weights too slowly to train from a rewound θ0 within one round), then runs
+  // the BSQ phase of bsq_fraction · local_epochs: precision search, then fine-tuning at those bits.
   const int64_t bsq_epochs =
       *mode == QuantMode::kBsq
           ? std::clamp<int64_t>(std::llround(cfg.bsq_fraction * static_cast<double>(cfg.local_epochs)), 1,
                                 cfg.local_epochs)
           : 0;
-  if (cfg.local_epochs > bsq_epochs) {
+  // The ticket's weights train for local_epochs in all: fp32, then (bsq) the fine-tune at the learned
+  // bits. The precision search comes on top, its weights dropped (TrainBitPlanes).
+  const int64_t fp32_epochs = cfg.local_epochs - BsqFinetuneEpochs(bsq_epochs);
+  if (fp32_epochs > 0) {
     PlainSource source(net, masks);
-    train.epochs = cfg.local_epochs - bsq_epochs;
+    train.epochs = fp32_epochs;
     absl::StatusOr<TrainStats> stats = Trainer::Train(net, source, data.train, split.train, train);
     if (!stats.ok()) return stats.status();
   }
