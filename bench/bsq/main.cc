@@ -105,8 +105,10 @@ struct Method {
   double lr;
   std::function<std::unique_ptr<ParameterSource>(NetImpl&)> make_source;
   std::function<void(const ParameterSource&, Row&)> describe;
-  // BSQ as in federation (runtime/local_update.cc): the last `finetune_images` of the epoch are
-  // quantization-aware fine-tuning at the per-layer bits BSQ chose, in weight space at --lr.
+  // Like federation (runtime/local_update.cc), the last `finetune_images` of the epoch are
+  // quantization-aware fine-tuning at the per-layer bits BSQ chose, in weight space at --lr. Unlike
+  // federation it continues from the search's weights (there is no separate fp32 ticket here: the
+  // one-epoch budget is the same for every method).
   int64_t finetune_images = 0;
 };
 
