@@ -60,6 +60,10 @@ const std::vector<RunConfigField>& RunConfigFields() {
        "at the learned bits (part of the local epochs), half searches the bits (extra epochs)",
        &R::bsq_fraction},
       {"downlink-bits", "bsq: bits of the quantized downlink model", &R::downlink_bits},
+      {"bsq-min-bits",
+       "bsq: lowest precision a layer is sent at (0 = as BSQ, layers may reach 0 bits; 2 keeps long runs "
+       "accurate at some cost in bytes, see README)",
+       &R::bsq_min_bits},
       {"bsq-guard",
        "bsq: largest drop in training accuracy (fp32 ticket -> quantized) a round's lower precision may cost; "
        "beyond it the client keeps its previous bits",
@@ -138,6 +142,7 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   if (!(c.bsq_alpha >= 0 && std::isfinite(c.bsq_alpha))) return Bad("bsq-alpha", "must be >= 0");
   if (c.downlink_bits < 1 || c.downlink_bits > 8) return Bad("downlink-bits", "must be in [1, 8]");
   if (!(c.bsq_guard >= 0 && c.bsq_guard <= 1)) return Bad("bsq-guard", "must be in [0, 1]");
+  if (c.bsq_min_bits < 0 || c.bsq_min_bits > 8) return Bad("bsq-min-bits", "must be in [0, 8]");
   if (c.classes_per_client < 1) return Bad("classes-per-client", "must be >= 1");
   if (c.samples_per_class < 1) return Bad("samples-per-class", "must be >= 1");
   if (!(c.beta > 0)) return Bad("beta", "must be > 0");

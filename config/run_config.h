@@ -70,6 +70,7 @@ struct RunConfig {
   int64_t bsq_interval = -1;          // <0: a fifth of the BSQ phase's steps
   double bsq_fraction = 0.25;         // BSQ phase length / local epochs (search + fine-tune)
   int64_t downlink_bits = 8;          // bits of the quantized downlink with --quant bsq
+  int64_t bsq_min_bits = 0;           // no layer is sent below this precision (BSQ: 0)
   double bsq_guard = 0.05;            // largest drop of training accuracy a lower precision may
                                       // cost; beyond it the client keeps its previous precision
 

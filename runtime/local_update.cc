@@ -82,7 +82,8 @@ absl::StatusOr<std::vector<QuantizedWeight>> TrainBitPlanes(NetImpl& net, const 
   const int64_t n = static_cast<int64_t>(split.train.size());
   BsqOptions bsq = BsqOptionsFor(cfg, search_epochs * ((n + train.batch_size - 1) / train.batch_size));
   bsq.finetune_steps = 0;
-  for (int b : layer_bits) bsq.layer_initial_bits.push_back(std::clamp(b, 1, kMaxBsqBits));
+  const int floor_bits = std::max(1, static_cast<int>(cfg.bsq_min_bits));
+  for (int b : layer_bits) bsq.layer_initial_bits.push_back(std::clamp(b, floor_bits, kMaxBsqBits));
   BsqSource search(net, masks, bsq);
   train.epochs = search_epochs;
   train.seed = MixSeed(train.seed, 1);
@@ -93,7 +94,9 @@ absl::StatusOr<std::vector<QuantizedWeight>> TrainBitPlanes(NetImpl& net, const 
   train.seed = MixSeed(train.seed, 2);
   if (finetune_epochs > 0) {
     if (absl::Status s = LoadTensorSet(fp32, &net); !s.ok()) return s;
-    weights = TrainFixedScheme(net, data, split, masks, search.Bits(), train);
+    std::vector<int> chosen = search.Bits();
+    for (int& b : chosen) b = std::max(b, static_cast<int>(cfg.bsq_min_bits));
+    weights = TrainFixedScheme(net, data, split, masks, chosen, train);
   }
   if (!weights.ok()) return weights.status();
   absl::StatusOr<double> accuracy = Trainer::Evaluate(net, data.train, split.train, split.noise_sigma);

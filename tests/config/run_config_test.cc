@@ -54,6 +54,13 @@ TEST(RunConfigTest, ValidationNamesTheFlag) {
     c.bsq_guard = bad;
     EXPECT_NE(ValidateRunConfig(c).message().find("--bsq-guard"), std::string::npos) << bad;
   }
+  c.bsq_guard = 0.05;
+  for (int64_t bad : {-1, 9}) {
+    c.bsq_min_bits = bad;
+    EXPECT_NE(ValidateRunConfig(c).message().find("--bsq-min-bits"), std::string::npos) << bad;
+  }
+  c.bsq_min_bits = 8;
+  EXPECT_TRUE(ValidateRunConfig(c).ok());
 }
 
 TEST(RunConfigTest, ParsesIdRanges) {

@@ -4,7 +4,8 @@
 #     after round (they would restart at 8 every round otherwise) and never exceed 8;
 #   - kill -9 of the server after round 3 and a restart with --resume finish bit-identically to
 #     an uninterrupted in-process run: masks derived by the server, and the per-client bits, come
-#     back from the checkpoint (a resumed client restarting at 8 bits would change the model).
+#     back from the checkpoint (a resumed client restarting at 8 bits would change the model);
+#   - --bsq-min-bits 3 keeps every layer at 3 bits or more.
 source "$(dirname "$0")/lib.sh" "$@"
 
 BSQ=(--quant bsq --local-epochs 20 --lr 0.05 --bsq-fraction 0.5 --bsq-alpha 30)
@@ -26,6 +27,7 @@ start_server "$work/run" "$port" "${BSQ[@]}" --resume
 server=$spawned
 log "server restarted with --resume; reference sim meanwhile"
 run_sim "$work/ref" "${BSQ[@]}"
+run_sim "$work/floor" "${BSQ[@]}" --bsq-min-bits 3 --rounds 4
 
 wait_exit "$server" 150
 [ "$rc" = 0 ] || fail "the resumed server exited $rc"
@@ -50,4 +52,9 @@ ratio = [r["dense_fp32_bytes"] / r["uplink_bytes"] for r in run]
 print("uplink: dense fp32 / sent per round:", [round(x, 1) for x in ratio])
 assert ratio[-1] > ratio[0], ratio
 PY
+metrics_check "$work/floor" '
+bits = [b for r in rows for b in r["layer_bits"]]
+print("--bsq-min-bits 3: bits per layer and round", [r["layer_bits"] for r in rows])
+assert len(rows) == 4 and min(bits) >= 3, bits
+' || fail "--bsq-min-bits 3 sent a layer below 3 bits"
 echo "PASS: BSQ precision is carried across rounds and survives a server crash bit-identically"
