@@ -277,7 +277,10 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
         version = chunk.mask_version();
         if (chunk.layer_bits_size() > 64) return absl::InvalidArgumentError("too many layer bits from server");
         for (uint32_t b : chunk.layer_bits()) {
-          if (b > 8) return absl::InvalidArgumentError(absl::StrCat("layer bits ", b, " from server (at most 8)"));
+          if (b > static_cast<uint32_t>(codec::kMaxQuantBits)) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("layer bits ", b, " from server (at most ", codec::kMaxQuantBits, ")"));
+          }
           layer_bits.push_back(static_cast<int>(b));
         }
         if (chunk.total_bytes() > (1ull << 30)) return absl::InvalidArgumentError("model larger than 1 GiB");

@@ -35,10 +35,11 @@ std::vector<torch::Tensor> TorchMasks(const Mask& mask, const TensorSet& layout)
 BsqOptions BsqOptionsFor(const RunConfig& config, int64_t total_steps) {
   BsqOptions o;
   o.alpha = config.bsq_alpha;
-  // Local training is short (LotteryFL: ~120 steps a round); keep a few re-quantizations and a
-  // fine-tune in every round unless the user set the interval.
+  // Local training is short (LotteryFL: ~120 steps a round); keep a few re-quantizations in every
+  // round unless the user set the interval. The fixed-scheme fine-tune runs in weight space after
+  // the search (TrainBitPlanes), so the bit planes get none of their own.
   o.interval = config.bsq_interval > 0 ? config.bsq_interval : std::max<int64_t>(5, total_steps / 5);
-  o.finetune_steps = std::min<int64_t>(o.finetune_steps, std::max<int64_t>(1, total_steps / 5));
+  o.finetune_steps = 0;
   return o;
 }
 
@@ -81,7 +82,6 @@ absl::StatusOr<std::vector<QuantizedWeight>> TrainBitPlanes(NetImpl& net, const 
   const int64_t search_epochs = epochs - finetune_epochs;
   const int64_t n = static_cast<int64_t>(split.train.size());
   BsqOptions bsq = BsqOptionsFor(cfg, search_epochs * ((n + train.batch_size - 1) / train.batch_size));
-  bsq.finetune_steps = 0;
   const int floor_bits = std::max(1, static_cast<int>(cfg.bsq_min_bits));
   for (int b : layer_bits) bsq.layer_initial_bits.push_back(std::clamp(b, floor_bits, kMaxBsqBits));
   BsqSource search(net, masks, bsq);

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "fl/byte_io.h"
+#include "quant/codec/codec.h"
 
 namespace lfl {
 namespace {
@@ -17,7 +18,6 @@ namespace {
 constexpr uint32_t kMagic = 0x4c464c43;  // "LFLC"
 // Version 2 adds each client's BSQ bits per layer; version 1 files (no bits) still load.
 constexpr uint32_t kVersion = 2;
-constexpr uint32_t kMaxLayerBits = 8;
 
 absl::Status Corrupt(const std::string& what) {
   return absl::DataLossError(absl::StrCat("corrupt checkpoint: ", what));
@@ -93,7 +93,7 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(std::string_view bytes) {
       }
       for (uint32_t l = 0; l < layers; ++l) {
         uint32_t bits = 0;
-        if (!in.U32(&bits) || bits > kMaxLayerBits) return Corrupt(absl::StrCat("bad layer bits of client ", i));
+        if (!in.U32(&bits) || bits > static_cast<uint32_t>(codec::kMaxQuantBits)) return Corrupt(absl::StrCat("bad layer bits of client ", i));
         c.layer_bits.push_back(static_cast<int>(bits));
       }
     }

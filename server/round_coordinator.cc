@@ -50,6 +50,7 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, TensorSet theta0,
                                    std::unique_ptr<Strategy> strategy, Evaluator* evaluator,
                                    std::string checkpoint_path, double now)
     : options_(std::move(options)),
+      quant_mode_(ParseQuantMode(options_.config.quant).value_or(QuantMode::kNone)),
       strategy_(std::move(strategy)),
       evaluator_(evaluator),
       checkpoint_path_(std::move(checkpoint_path)),
@@ -232,9 +233,9 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   if (!strategy_->uses_masks() && decoded->mask.Density() < 1.0) {
     return absl::InvalidArgumentError("a sparse update was sent to a dense (fedavg) run");
   }
-  if (ParseQuantMode(options_.config.quant).value_or(QuantMode::kNone) == QuantMode::kBsq) {
+  if (quant_mode_ == QuantMode::kBsq) {
     for (int bits : decoded->layer_bits) {
-      if (bits > 8) {
+      if (bits > codec::kMaxQuantBits) {
         return absl::InvalidArgumentError(absl::StrCat("update of client ", report.client_id, " refused: a bsq run ",
                                                        "takes quantized weights (at most 8 bits), got ", bits));
       }
@@ -365,7 +366,7 @@ RoundEvent RoundCoordinator::CloseRound(double now, EvalJob* eval) {
       c.mask = std::move(*mask);
       ++c.mask_version;
     }
-    if (ParseQuantMode(options_.config.quant).value_or(QuantMode::kNone) == QuantMode::kBsq) {
+    if (quant_mode_ == QuantMode::kBsq) {
       c.layer_bits = accepted_bits_[id];
     }
     const UpdateReport& r = reports_[id];

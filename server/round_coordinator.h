@@ -214,6 +214,7 @@ class RoundCoordinator {
   bool IsSampled(int64_t id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const CoordinatorOptions options_;
+  const QuantMode quant_mode_;  // options_.config.quant, parsed once
   const std::unique_ptr<Strategy> strategy_;
   Evaluator* const evaluator_;
   const std::string checkpoint_path_;

@@ -143,7 +143,10 @@ absl::StatusOr<DecodedModel> DecodeModel(std::string_view bytes, const TensorSet
         return absl::InvalidArgumentError(absl::StrCat(expected.name, " references mask version ", r.mask_version,
                                                        ", other tensors version ", out.referenced_version));
       }
-      if (absl::Status s = it->mask->CheckMatches(layout); !s.ok()) return s;
+      // Every record references the same mask, so its layout is checked once.
+      if (!out.mask_referenced) {
+        if (absl::Status s = it->mask->CheckMatches(layout); !s.ok()) return s;
+      }
       reference = &it->mask->words(r.id);
       out.mask_referenced = true;
       out.referenced_version = r.mask_version;

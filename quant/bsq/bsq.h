@@ -49,8 +49,9 @@ struct BsqOptions {
   // 3.63, 0.014 at 1.9.
   double alpha = 0.125;
   // Steps between re-quantizations (the paper re-quantizes every few epochs).
-  // In federation, where local training is tens of steps, scale this and
-  // finetune_steps to the local step count.
+  // In federation, where local training is tens of steps, this is scaled to
+  // the local step count and finetune_steps is 0 (runtime/local_update.cc
+  // fine-tunes in weight space instead).
   int64_t interval = 500;
   // Bits every layer starts at (DESIGN: 8).
   int initial_bits = 8;
