@@ -6,10 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/sampler.h"
 
 namespace lfl {
 namespace {
@@ -81,7 +81,7 @@ TrainStats RunTraining(NetImpl& net, ParameterSource& source, const TensorData& 
   const int64_t n = static_cast<int64_t>(indices.size());
   const int64_t batches_per_epoch = (n + options.batch_size - 1) / options.batch_size;
   const std::vector<torch::Tensor> params = net.parameters();
-  std::mt19937_64 shuffle_rng(options.seed);
+  Sampler shuffle_rng(options.seed);
   torch::Generator generator = at::detail::createCPUGenerator(options.seed);
   std::vector<int64_t> order = indices;
 
@@ -91,7 +91,7 @@ TrainStats RunTraining(NetImpl& net, ParameterSource& source, const TensorData& 
   TrainStats stats;
   double loss_sum = 0;
   for (int64_t epoch = 0; epoch < options.epochs; ++epoch) {
-    std::shuffle(order.begin(), order.end(), shuffle_rng);
+    shuffle_rng.Shuffle(&order);
     for (int64_t start = 0; start < n; start += options.batch_size) {
       const int64_t count = std::min(options.batch_size, n - start);
       const torch::Tensor batch = torch::from_blob(order.data() + start, {count}, torch::kInt64);

@@ -88,8 +88,9 @@ class Trainer {
  public:
   // Runs options.epochs epochs of minibatch SGD with momentum
   // (buf = momentum * buf + grad; p -= lr * buf) on the cross-entropy loss
-  // over data[indices], reshuffled each epoch with std::mt19937_64(seed); the
-  // last batch may be short. Dropout and noise draw from a torch generator
+  // over data[indices], reshuffled each epoch by the portable Sampler(seed)
+  // (common/sampler.h: the same order with any standard library); the last
+  // batch may be short. Dropout and noise draw from a torch generator
   // seeded from `seed`, so the result depends only on the inputs, whatever
   // thread runs it. InvalidArgument for bad options, empty or out-of-range
   // indices, or weights that do not match the net; InternalError for torch

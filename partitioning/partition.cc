@@ -7,7 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "partitioning/sampler.h"
+#include "common/sampler.h"
 
 namespace lfl {
 namespace {

@@ -9,7 +9,7 @@
 #include "lottery/ticket.h"
 #include "models/trainer.h"
 #include "quant/bsq/bsq.h"
-#include "server/round_coordinator.h"
+#include "common/seed.h"
 
 namespace lfl {
 namespace {

@@ -249,9 +249,6 @@ class RoundCoordinator {
   uint64_t state_version_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// Mixes seeds (splitmix64); used for (seed, round, attempt) and (seed, client, round, attempt).
-uint64_t MixSeed(uint64_t a, uint64_t b, uint64_t c = 0, uint64_t d = 0);
-
 }  // namespace lfl
 
 #endif  // LOTTERYFL_SERVER_ROUND_COORDINATOR_H_

@@ -1,4 +1,4 @@
-#include "partitioning/sampler.h"
+#include "common/sampler.h"
 
 #include <algorithm>
 #include <cmath>

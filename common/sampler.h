@@ -1,10 +1,11 @@
-// Deterministic random sampling for the partitioners (internal to
-// partitioning/). Built on std::mt19937_64 — whose output the standard fixes —
-// with this file's own transforms, so a seed gives the same partition with any
-// standard library (std::uniform_int_distribution, std::gamma_distribution
-// and friends are implementation-defined).
-#ifndef LFL_PARTITIONING_SAMPLER_H_
-#define LFL_PARTITIONING_SAMPLER_H_
+// The project's portable random sampler: the partitioners, the trainer's batch
+// order and anything else that must give the same draws on every machine. Built
+// on std::mt19937_64 — whose output the standard fixes — with this file's own
+// transforms, so a seed gives the same values with any standard library
+// (std::shuffle, std::uniform_int_distribution, std::gamma_distribution and
+// friends are implementation-defined).
+#ifndef LOTTERYFL_COMMON_SAMPLER_H_
+#define LOTTERYFL_COMMON_SAMPLER_H_
 
 #include <cstdint>
 #include <random>
@@ -48,4 +49,4 @@ class Sampler {
 
 }  // namespace lfl
 
-#endif  // LFL_PARTITIONING_SAMPLER_H_
+#endif  // LOTTERYFL_COMMON_SAMPLER_H_
