@@ -83,11 +83,13 @@ ip route | grep -q '10\.77\.0\.' && fail "the test subnet leaked into the root n
 log "namespaces $SRV $H1 $H2 on bridge $BR"
 
 # --- credentials --------------------------------------------------------------------------
-"$src/scripts/gen-certs.sh" "$work/certs" "$SERVER_IP" 2>/dev/null
+HOSTS=2 "$src/scripts/gen-certs.sh" "$work/certs" "$SERVER_IP" 2>/dev/null
 "$src/scripts/gen-tokens.sh" 4 >"$work/tokens.txt"
 printf '0 %064d\n' 0 >"$work/wrong-tokens.txt"
 c=$work/certs
-tls_client=(--tls-ca "$c/ca.crt" --tls-cert "$c/client.crt" --tls-key "$c/client.key")
+# Each client host presents its own certificate (host-<h>/ from gen-certs.sh).
+tls_client=(--tls-ca "$c/host-0/ca.crt" --tls-cert "$c/host-0/client.crt" --tls-key "$c/host-0/client.key")
+tls_client2=(--tls-ca "$c/host-1/ca.crt" --tls-cert "$c/host-1/client.crt" --tls-key "$c/host-1/client.key")
 
 # on NS CMD...: run CMD inside namespace NS.
 on() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
@@ -181,7 +183,7 @@ on "$H1" timeout 300 "$bin/lotteryfl-client" --server "$SERVER_IP:50051" --clien
 h1_pid=$!
 pids+=("$h1_pid")
 on "$H2" timeout 300 "$bin/lotteryfl-client" --server "$SERVER_IP:50051" --client-ids 2-3 \
-  --parallel 2 "${tls_client[@]}" --tokens "$work/tokens.txt" >"$work/host2.log" 2>&1 &
+  --parallel 2 "${tls_client2[@]}" --tokens "$work/tokens.txt" >"$work/host2.log" 2>&1 &
 h2_pid=$!
 pids+=("$h2_pid")
 
