@@ -3,17 +3,22 @@
 #
 #   server ARGS...   lotteryfl-server ARGS; when ARGS name `--out DIR` and DIR/checkpoint.bin
 #                    exists, `--resume` is added, so a restarted container continues the run.
-#   client ARGS...   lotteryfl-client ARGS; unless ARGS give --client-ids, this replica hosts
-#                    LFL_CLIENTS_PER_REPLICA ids starting at replica_index * LFL_CLIENTS_PER_REPLICA.
+#   client ARGS...   lotteryfl-client ARGS; unless ARGS give --client-ids, the ids come from the
+#                    replica's credential bundle (see below).
 #   sim ARGS...      lotteryfl-sim ARGS (server and clients in one process).
 #   healthcheck      gRPC health probe of LFL_PROBE_ADDRESS (default localhost:50051) with the
 #                    flags in LFL_PROBE_FLAGS (e.g. TLS files); exit 0 = SERVING.
 #   anything else    executed as given.
 #
-# The replica index (0-based) comes from, in order: LFL_REPLICA_INDEX; JOB_COMPLETION_INDEX (a
-# Kubernetes Indexed Job); the trailing number of the container name (Compose names replicas
-# <project>_client_1, _2, ... or <project>-client-1, ...; 1-based), taken from LFL_CONTAINER_NAME
-# or from a reverse DNS lookup of the container's own address (Docker's embedded DNS answers it).
+# A client replica's ids come from, in order:
+#   1. the file LFL_CLIENT_IDS_FILE (default /run/secrets/client-ids): the `client-ids` file of
+#      the host bundle from scripts/gen-tokens.sh N HOSTS DIR, mounted beside the tokens and the
+#      certificate that belong to exactly those ids — identity and credentials cannot disagree;
+#   2. LFL_REPLICA_INDEX, else JOB_COMPLETION_INDEX (a Kubernetes Indexed Job), times
+#      LFL_CLIENTS_PER_REPLICA: replica i hosts [i*N, (i+1)*N).
+# Nothing is guessed from the container's name or address: Compose gives the replicas of one
+# scaled service no index a container can read (`getent hosts` answers from /etc/hosts, which
+# holds the container id), and such replicas would share one set of credentials anyway.
 # LFL_DRY_RUN=1 prints the command instead of running it (used by the tests).
 set -euo pipefail
 shopt -s inherit_errexit
@@ -53,36 +58,29 @@ flag_value() {
   return 1
 }
 
-container_name() {
-  if [ -n "${LFL_CONTAINER_NAME:-}" ]; then
-    printf '%s' "$LFL_CONTAINER_NAME"
-    return 0
-  fi
-  local ip
-  ip=$(hostname -i 2>/dev/null | awk '{print $1}')
-  [ -n "$ip" ] && getent hosts "$ip" | awk '{print $2}' | cut -d. -f1 | head -n1
-}
-
 replica_index() {
   if [ -n "${LFL_REPLICA_INDEX:-}" ]; then
     printf '%s' "$LFL_REPLICA_INDEX"
   elif [ -n "${JOB_COMPLETION_INDEX:-}" ]; then
     printf '%s' "$JOB_COMPLETION_INDEX"
   else
-    local name number
-    name=$(container_name || true)
-    number=$(sed -nE 's/.*[_-]([0-9]+)$/\1/p' <<<"$name")
-    if [ -z "$number" ] || [ "$number" -lt 1 ]; then
-      die "cannot tell this replica's index (container name '${name}'): set LFL_REPLICA_INDEX or pass --client-ids"
-    fi
-    printf '%s' "$((number - 1))"
+    die "cannot tell this replica's index: set LFL_REPLICA_INDEX, or pass --client-ids"
   fi
 }
 
 client_ids() {
+  local file=${LFL_CLIENT_IDS_FILE:-/run/secrets/client-ids}
+  if [ -e "$file" ]; then
+    local ids
+    ids=$(tr -d ' \t\r\n' <"$file") || die "cannot read $file"
+    [[ $ids =~ ^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$ ]] || die "$file holds '$ids', not an id list like 0-4"
+    printf '%s' "$ids"
+    return 0
+  fi
   local per=${LFL_CLIENTS_PER_REPLICA:-}
   if ! [[ $per =~ ^[0-9]+$ ]] || [ "$per" -lt 1 ]; then
-    die "set LFL_CLIENTS_PER_REPLICA (ids per replica) or pass --client-ids"
+    die "cannot tell this replica's ids: mount its bundle's client-ids file at $file," \
+      "set LFL_CLIENTS_PER_REPLICA (ids per replica) with LFL_REPLICA_INDEX, or pass --client-ids"
   fi
   local index
   index=$(replica_index)
