@@ -6,8 +6,11 @@ what `kubectl apply` would not catch until runtime: kinds and apiVersions,
 names, selectors that match pod labels, Service target ports that exist,
 volumes that reference an existing PVC / ConfigMap / Secret (manifests or the
 kustomization's generators) and keys that exist in them, containers with an
-image and a command, an Indexed client Job whose pods derive their id range
-from the completion index, and a client count consistent with the run config.
+image and a command; one client Job per host whose pod holds exactly one host
+bundle Secret (ca.crt, client.crt, client.key, tokens.txt, client-ids), shared
+with no other Job, and reads its ids and credentials from it; a server that
+holds no client key and reads the hashed server-tokens.txt; and, when the
+bundles exist under DIR/secrets, ids that cover the run config's clients once.
 
   check_k8s_manifests.py DIR            exit 0 if DIR passes, 1 with the errors
   check_k8s_manifests.py --self-test DIR  also checks that broken copies fail
@@ -214,44 +217,107 @@ def env_value(container, name):
     return None
 
 
-def check_client_job(docs):
+BUNDLE_KEYS = {"ca.crt", "client.crt", "client.key", "tokens.txt", "client-ids"}
+
+
+def secret_mounts(template):
+    """{mountPath: secretName} of a pod's first container's Secret volumes."""
+    spec = template.get("spec") or {}
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    out = {}
+    for c in (spec.get("containers") or [])[:1]:
+        for m in c.get("volumeMounts", []):
+            v = volumes.get(m["name"]) or {}
+            if "secret" in v:
+                out[m["mountPath"].rstrip("/")] = v["secret"].get("secretName")
+    return out
+
+
+def read_ids(path):
+    try:
+        text = open(path).read().strip()
+    except OSError:
+        return None
+    ids = []
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        ids.extend(range(int(a), int(b or a) + 1))
+    return ids
+
+
+def check_client_job(docs, objects, directory):
     errors = []
     jobs = [d for d in docs if d.get("kind") == "Job"]
     services = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "Service"}
     configs = [d for d in docs if d.get("kind") == "ConfigMap" and "run.toml" in (d.get("data") or {})]
+    owner = {}
+    bundles = []
     for job in jobs:
         where = f"Job/{job['metadata']['name']}"
         spec = job["spec"]
-        if spec.get("completionMode") != "Indexed":
-            errors.append(f"{where}: completionMode is not Indexed")
-        completions = spec.get("completions")
-        if not isinstance(completions, int) or completions < 1:
-            errors.append(f"{where}: completions must be a positive integer")
-            continue
         pod = spec["template"]["spec"]
         if pod.get("restartPolicy") not in ("OnFailure", "Never"):
             errors.append(f"{where}: restartPolicy must be OnFailure or Never")
         c = pod["containers"][0]
         args = (c.get("command") or []) + (c.get("args") or [])
-        index = env_value(c, "LFL_REPLICA_INDEX")
-        path = ((index or {}).get("valueFrom") or {}).get("fieldRef", {}).get("fieldPath", "")
-        if flag(args, "--client-ids") is None and "job-completion-index" not in path:
-            errors.append(f"{where}: pods do not derive --client-ids from the completion index")
-        per = env_value(c, "LFL_CLIENTS_PER_REPLICA")
         server = flag(args, "--server") or ""
         host, _, port = server.rpartition(":")
         svc = services.get(host.split(".")[0])
         if svc is None or not any(str(p["port"]) == port for p in svc["spec"]["ports"]):
             errors.append(f"{where}: --server {server} is not a Service port")
-        if per is None or not configs:
+        mounts = secret_mounts(spec["template"])
+        if len(mounts) != 1:
+            errors.append(f"{where}: mounts {len(mounts)} Secrets, expected exactly its host bundle")
             continue
-        run = tomllib.loads(configs[0]["data"]["run.toml"])
-        total = completions * int(per["value"])
-        if run.get("clients") != total:
-            errors.append(f"{where}: {completions} pods x {per['value']} ids = {total}, "
-                          f"but run.toml has clients = {run.get('clients')}")
+        (path, secret), = mounts.items()
+        keys = keys_of(objects, "Secret", secret) or set()
+        if keys != BUNDLE_KEYS:
+            errors.append(f"{where}: Secret {secret} has keys {sorted(keys)}, not a host bundle")
+        if secret in owner:
+            errors.append(f"{where}: shares Secret {secret} with {owner[secret]}")
+        owner.setdefault(secret, where)
+        for f, key in (("--tls-ca", "ca.crt"), ("--tls-cert", "client.crt"),
+                       ("--tls-key", "client.key"), ("--tokens", "tokens.txt")):
+            if flag(args, f) != f"{path}/{key}":
+                errors.append(f"{where}: {f} is not {path}/{key} from its bundle")
+        ids_file = (env_value(c, "LFL_CLIENT_IDS_FILE") or {}).get("value")
+        if flag(args, "--client-ids") is None and ids_file != f"{path}/client-ids":
+            errors.append(f"{where}: the pod does not take its ids from its bundle ({path}/client-ids)")
+        bundles.append((where, secret))
     if not jobs:
         errors.append("no client Job")
+    if errors or not configs or not directory:
+        return errors
+    run = tomllib.loads(configs[0]["data"]["run.toml"])
+    if len(jobs) > run.get("clients", 0):
+        errors.append(f"{len(jobs)} client Jobs for {run.get('clients')} clients")
+    ids = []
+    for where, secret in bundles:
+        host = secret.rsplit("-", 1)[-1]
+        got = read_ids(os.path.join(directory, "secrets", f"host-{host}", "client-ids"))
+        if got is None:
+            return errors  # bundles not generated here: nothing more to compare
+        ids.extend(got)
+    if sorted(ids) != list(range(run.get("clients", 0))):
+        errors.append(f"the bundles' client-ids cover {sorted(ids)}, not 0..{run.get('clients', 0) - 1} once")
+    return errors
+
+
+def check_server_secrets(docs, objects):
+    errors = []
+    for d in docs:
+        if d.get("kind") != "Deployment":
+            continue
+        where = f"Deployment/{d['metadata']['name']}"
+        template = d["spec"]["template"]
+        mounts = secret_mounts(template)
+        for path, secret in mounts.items():
+            if "client.key" in (keys_of(objects, "Secret", secret) or set()):
+                errors.append(f"{where}: mounts Secret {secret}, which holds a client key")
+        c = template["spec"]["containers"][0]
+        tokens = flag((c.get("command") or []) + (c.get("args") or []), "--tokens") or ""
+        if not tokens.endswith("/server-tokens.txt"):
+            errors.append(f"{where}: --tokens {tokens} is not the hashed server-tokens.txt")
     return errors
 
 
@@ -276,12 +342,35 @@ def check_loaded(directory, kustomization, docs):
     errors += check_selectors(docs)
     for where, _, template in pod_templates(docs):
         errors += check_pod(where, template, objects)
-    errors += check_client_job(docs)
+    errors += check_client_job(docs, objects, directory)
+    errors += check_server_secrets(docs, objects)
     return errors
 
 
 def find(docs, kind):
     return next(d for d in docs if d.get("kind") == kind)
+
+
+def jobs(docs):
+    return [d for d in docs if d.get("kind") == "Job"]
+
+
+def renamed_job(job, name, secret):
+    job = copy.deepcopy(job)
+    job["metadata"]["name"] = name
+    job["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"] = secret
+    return job
+
+
+def replace_arg(workload, name, value):
+    args = workload["spec"]["template"]["spec"]["containers"][0]["args"]
+    args[:] = [f"{name}={value}" if a.split("=", 1)[0] == name else a for a in args]
+
+
+def mount_on_server(docs, secret):
+    spec = find(docs, "Deployment")["spec"]["template"]["spec"]
+    spec["volumes"].append({"name": "stolen", "secret": {"secretName": secret}})
+    spec["containers"][0]["volumeMounts"].append({"name": "stolen", "mountPath": "/stolen"})
 
 
 # Each mutation breaks one property the checker must catch.
@@ -294,15 +383,21 @@ MUTATIONS = {
     "missing pvc": lambda k, d: d.remove(find(d, "PersistentVolumeClaim")),
     "missing secret": lambda k, d: k.pop("secretGenerator"),
     "missing configmap key": lambda k, d: find(d, "ConfigMap").update(data={"other.toml": ""}),
-    "not indexed": lambda k, d: find(d, "Job")["spec"].pop("completionMode"),
     "no image": lambda k, d: find(d, "Job")["spec"]["template"]["spec"]["containers"][0]
         .pop("image"),
     "undefined mount": lambda k, d: find(d, "Deployment")["spec"]["template"]["spec"]["containers"][0]
         ["volumeMounts"].append({"name": "ghost", "mountPath": "/x"}),
     "wrong apiVersion": lambda k, d: find(d, "Deployment").update(apiVersion="v1"),
-    "client count": lambda k, d: find(d, "Job")["spec"].update(completions=3),
-    "no index": lambda k, d: find(d, "Job")["spec"]["template"]["spec"]["containers"][0]
-        .update(env=[{"name": "LFL_CLIENTS_PER_REPLICA", "value": "5"}]),
+    "shared bundle": lambda k, d: jobs(d)[1]["spec"]["template"]["spec"]["volumes"][0]["secret"]
+        .update(secretName="lotteryfl-host-0"),
+    "job without a bundle": lambda k, d: d.append(renamed_job(jobs(d)[0], "lotteryfl-client-9",
+                                                                "lotteryfl-host-9")),
+    "ids not from the bundle": lambda k, d: jobs(d)[0]["spec"]["template"]["spec"]["containers"][0]
+        .update(env=[]),
+    "foreign key": lambda k, d: replace_arg(jobs(d)[0], "--tls-key", "/etc/lotteryfl/other/client.key"),
+    "client key on the server": lambda k, d: mount_on_server(d, "lotteryfl-host-0"),
+    "plain tokens on the server": lambda k, d: replace_arg(find(d, "Deployment"), "--tokens",
+                                                           "/etc/lotteryfl/tls/tokens.txt"),
 }
 
 
