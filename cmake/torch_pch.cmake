@@ -11,7 +11,10 @@ target_compile_options(lfl_torch_pch PUBLIC -pthread)
 target_link_libraries(lfl_torch_pch PUBLIC Threads::Threads)
 
 # lfl_use_torch(target): link LibTorch and reuse the shared precompiled header.
+# The PCH anchor is a build-tree detail: installed targets (cmake/lfl_install.cmake)
+# link LibTorch itself and compile with -pthread like the PCH.
 function(lfl_use_torch target)
-  target_link_libraries(${target} PUBLIC lfl_torch_pch)
+  target_link_libraries(${target} PUBLIC $<BUILD_INTERFACE:lfl_torch_pch> ${TORCH_LIBRARIES} Threads::Threads)
+  target_compile_options(${target} PUBLIC -pthread)
   target_precompile_headers(${target} REUSE_FROM lfl_torch_pch)
 endfunction()

@@ -10,7 +10,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   libtorch-dev libopenblas0-pthread
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libspdlog-dev libboost-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev zlib1g-dev libssl-dev
+  libabsl-dev libspdlog-dev libboost-dev libcli11-dev nlohmann-json3-dev libtomlplusplus-dev prometheus-cpp-dev zlib1g-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
   clang libfuzzer-14-dev
