@@ -45,7 +45,8 @@ const std::vector<RunConfigField>& RunConfigFields() {
       {"batch-size", "local SGD batch size", &R::batch_size},
       {"lr", "local SGD learning rate", &R::lr},
       {"momentum", "local SGD momentum", &R::momentum},
-      {"algorithm", "fedavg | lotteryfl", &R::algorithm},
+      {"algorithm", "fedavg | lotteryfl | local (lotteryfl-sim only: every client trains alone, no aggregation)",
+       &R::algorithm},
       {"quant", "uplink/downlink encoding: none | uniform8 | uniform4 | uniform2 | bsq", &R::quant},
       {"weighted", "weight the aggregate by client sample counts", &R::weighted},
       {"prune-rate", "lotteryfl: fraction of surviving weights pruned per step", &R::prune_rate},
@@ -64,6 +65,7 @@ const std::vector<RunConfigField>& RunConfigFields() {
        "bsq: lowest precision a layer is sent at (0 = as BSQ, layers may reach 0 bits; 2 keeps long runs "
        "accurate at some cost in bytes, see README)",
        &R::bsq_min_bits},
+      {"bsq-start-bits", "bsq: bits every layer starts the run at (BSQ: 8)", &R::bsq_start_bits},
       {"bsq-guard",
        "bsq: largest drop in training accuracy (fp32 ticket -> quantized) a round's lower precision may cost; "
        "beyond it the client keeps its previous bits",
@@ -116,8 +118,8 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   if (!OneOf(c.partition, {"iid", "shards", "dirichlet", "quantity", "noise"})) {
     return Bad("partition", "unknown scheme '" + c.partition + "' (iid|shards|dirichlet|quantity|noise)");
   }
-  if (!OneOf(c.algorithm, {"fedavg", "lotteryfl"})) {
-    return Bad("algorithm", "unknown algorithm '" + c.algorithm + "' (fedavg|lotteryfl)");
+  if (!OneOf(c.algorithm, {"fedavg", "lotteryfl", "local"})) {
+    return Bad("algorithm", "unknown algorithm '" + c.algorithm + "' (fedavg|lotteryfl|local)");
   }
   if (!OneOf(c.quant, {"none", "uniform8", "uniform4", "uniform2", "bsq"})) {
     return Bad("quant", "unknown encoding '" + c.quant + "' (none|uniform8|uniform4|uniform2|bsq)");
@@ -143,6 +145,7 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   if (c.downlink_bits < 1 || c.downlink_bits > 8) return Bad("downlink-bits", "must be in [1, 8]");
   if (!(c.bsq_guard >= 0 && c.bsq_guard <= 1)) return Bad("bsq-guard", "must be in [0, 1]");
   if (c.bsq_min_bits < 0 || c.bsq_min_bits > 8) return Bad("bsq-min-bits", "must be in [0, 8]");
+  if (c.bsq_start_bits < 1 || c.bsq_start_bits > 8) return Bad("bsq-start-bits", "must be in [1, 8]");
   if (c.classes_per_client < 1) return Bad("classes-per-client", "must be >= 1");
   if (c.samples_per_class < 1) return Bad("samples-per-class", "must be >= 1");
   if (!(c.beta > 0)) return Bad("beta", "must be > 0");

@@ -55,14 +55,16 @@ struct RunConfig {
   double momentum = 0.5;
 
   // --- algorithm and transport -----------------------------------------
-  std::string algorithm = "fedavg";   // fedavg | lotteryfl
+  std::string algorithm = "fedavg";   // fedavg | lotteryfl | local (lotteryfl-sim only: each client
+                                      // trains alone, no aggregation, no bytes)
   std::string quant = "none";         // none | uniform8 | uniform4 | uniform2 | bsq
   bool weighted = true;               // weight the mean by client sample counts
 
   // --- LotteryFL ---------------------------------------------------------
   double prune_rate = 0.2;            // fraction of surviving weights pruned per step
   double target_density = -1;         // <0: 0.5 for cifar10, 0.1 otherwise
-  double accuracy_threshold = 0.5;    // prune only when θg⊙m reaches this validation accuracy
+  double accuracy_threshold = 0.2;    // prune only when θg⊙m reaches this validation accuracy
+                                      // (the reference's prune_start_acc, there on test images)
 
   // --- BSQ -----------------------------------------------------------------
   double bsq_alpha = 16;              // group-lasso strength of the (short) federated BSQ phase;
@@ -71,6 +73,7 @@ struct RunConfig {
   double bsq_fraction = 0.25;         // BSQ phase length / local epochs (search + fine-tune)
   int64_t downlink_bits = 8;          // bits of the quantized downlink with --quant bsq
   int64_t bsq_min_bits = 0;           // no layer is sent below this precision (BSQ: 0)
+  int64_t bsq_start_bits = 8;         // precision of a layer the client has none for yet (BSQ: 8)
   double bsq_guard = 0.05;            // largest drop of training accuracy a lower precision may
                                       // cost; beyond it the client keeps its previous precision
 

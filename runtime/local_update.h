@@ -1,19 +1,17 @@
 #ifndef LOTTERYFL_RUNTIME_LOCAL_UPDATE_H_
 #define LOTTERYFL_RUNTIME_LOCAL_UPDATE_H_
 
-// One client's work for one task (DESIGN §1, LotteryFL steps 3–5, with BSQ):
-//   evaluate θg ⊙ m_k on the validation slice → if the gate allows, prune the
-//   smallest |θg| per layer and rewind the survivors to θ0 ⊙ m_k → train
-//   local_epochs with the mask (BSQ on the kept weights with --quant bsq) →
-//   encode the update (the mask only when it changed) → decode it back, so the
-//   model evaluated as "personalized" is exactly the one the server receives.
-// Deterministic: training randomness is seeded by (seed, client, round, attempt).
+// One client's work for one task: the glue between a run (RunData, RunConfig) and LotteryFL's
+// client step, whose stages live in lottery/client_step.h (gate → prune → rewind → train →
+// BSQ phase → encode → verify). Deterministic: training randomness is seeded by
+// (seed, client, round, attempt).
 
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "fl/mask.h"
+#include "lottery/client_step.h"
 #include "runtime/run_data.h"
 #include "wire/model_payload.h"
 
@@ -31,6 +29,10 @@ struct LocalResult {
   bool precision_kept = false;  // bsq: the precision guard refused this round's lower bits
   double train_seconds = 0, encode_seconds = 0;
 };
+
+// The client step's options for a run configuration and one task (client, round, attempt).
+ClientStepOptions ClientStepOptionsFor(const RunConfig& config, uint64_t client_id, uint64_t round,
+                                       uint32_t attempt);
 
 // Runs one task. `downlink` is the decoded θg ⊙ m_k; `mask_version` the version of its mask;
 // `layer_bits` the BSQ precision per prunable layer the server holds for this client (empty: the

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compare lotteryfl run directories in a plain-text table.
 
-Usage: scripts/compare.py RUN_DIR... [--last N]
+Usage: scripts/compare.py RUN_DIR... [--last N] [--per-seed]
 
 One row per run: name, algorithm, quant, the last evaluated personalized,
 global-masked and global accuracy, uplink and downlink bytes, how many times
@@ -15,12 +15,20 @@ and the wall time come from RUN_DIR/summary.json when the run wrote one.
 tickets have been pruned). Needs only the Python standard library; this module
 is also the run loader that scripts/report.py uses.
 
+Runs that differ only in the seed (same summary.json config apart from `seed`
+and `out`) are aggregated into one row: mean ± sample standard deviation over
+the seeds of each figure, with bytes over the whole run and, with --last N,
+over the last N rounds as well. --per-seed also prints every run's own row.
+A run of `--algorithm local` sends nothing: its traffic columns read "-".
+
 Exit status: 0, or 2 with a message naming the file (and line) when a run
 directory, its metrics.jsonl or its summary.json is missing or unreadable.
 """
 import argparse
 import json
+import math
 import os
+import re
 import sys
 
 # Keys a metrics.jsonl row must carry, and what each must hold.
@@ -90,6 +98,20 @@ class Run:
             return float(recorded)
         bits = self.layer_bits
         return sum(bits) / len(bits) if bits else None
+
+    @property
+    def seed(self):
+        return self.config("seed", None)
+
+    @property
+    def group_key(self):
+        """Runs with equal keys differ only in their seed (and output directory)."""
+        config = dict((self.summary or {}).get("config") or {})
+        if not config:
+            return ("path", self.path)
+        config.pop("seed", None)
+        config.pop("out", None)
+        return ("config", json.dumps(config, sort_keys=True))
 
     @property
     def wall_seconds(self):
@@ -230,6 +252,103 @@ def format_table(runs, last=None):
     return "\n".join(out)
 
 
+def group_runs(runs):
+    """Lists of runs that differ only in seed, in the order their first member appears."""
+    groups, index = [], {}
+    for run in runs:
+        key = run.group_key
+        group = groups[index[key]] if key in index else None
+        if group is None or run.seed is None or any(r.seed == run.seed for r in group):
+            # A repeated seed is another experiment of the same settings, not another seed.
+            index[key] = len(groups)
+            groups.append([run])
+        else:
+            group.append(run)
+    return groups
+
+
+def group_label(group):
+    """runs/sweep/bsq/seed1 → "bsq"; runs/bsq-seed2 → "bsq"; otherwise the first run's name."""
+    first = group[0]
+    base = os.path.basename(os.path.normpath(first.path))
+    if re.fullmatch(r"seed\d+", base):
+        parent = os.path.basename(os.path.dirname(os.path.normpath(first.path)))
+        if parent:
+            return parent
+    stripped = re.sub(r"[-_.]?seed\d+$", "", base)
+    return stripped or first.name
+
+
+def mean_sd(values):
+    """(mean, sample standard deviation) of the numbers among `values`; (None, None) if none."""
+    xs = [v for v in values if v is not None]
+    if not xs:
+        return None, None
+    mean = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return mean, sd
+
+
+def format_mean_sd(values, scale=1.0, digits=1, suffix=""):
+    mean, sd = mean_sd(values)
+    if mean is None:
+        return "-"
+    return "%.*f ± %.*f%s" % (digits, mean * scale, digits, sd * scale, suffix)
+
+
+def format_bytes_mean_sd(values):
+    mean, sd = mean_sd(values)
+    if not mean:
+        return "-"
+    unit, scale = byte_unit(mean)
+    return "%.1f ± %.1f %s" % (mean / scale, sd / scale, unit) if scale > 1 else "%d ± %d B" % (mean, sd)
+
+
+def group_columns(last=None):
+    cols = ["run", "seeds", "personalized", "global-masked", "global", "uplink", "up vs fp32"]
+    if last:
+        cols += ["uplink last %d" % last, "up vs fp32 last %d" % last]
+    cols += ["downlink", "down vs fp32"]
+    if last:
+        cols += ["downlink last %d" % last, "down vs fp32 last %d" % last]
+    return tuple(cols + ["mean bits"])
+
+
+def group_row(group, last=None):
+    seeds = ",".join(str(r.seed) for r in group)
+    acc = lambda key: format_mean_sd([r.final_accuracy(key) for r in group], scale=100, suffix="%")
+    ratio = lambda key, n: format_mean_sd([r.compression(key, n) for r in group], suffix="x")
+    volume = lambda key, n: format_bytes_mean_sd([r.total(key, n) for r in group])
+    row = [group_label(group), seeds, acc("personalized_accuracy"), acc("global_masked_accuracy"),
+           acc("global_accuracy"), volume("uplink_bytes", None), ratio("uplink_bytes", None)]
+    if last:
+        row += [volume("uplink_bytes", last), ratio("uplink_bytes", last)]
+    row += [volume("downlink_bytes", None), ratio("downlink_bytes", None)]
+    if last:
+        row += [volume("downlink_bytes", last), ratio("downlink_bytes", last)]
+    bits_mean, _ = mean_sd([r.mean_bits for r in group])
+    row.append("-" if bits_mean is None else format_mean_sd([r.mean_bits for r in group], digits=2))
+    return tuple(row)
+
+
+def format_group_table(runs, last=None):
+    columns = group_columns(last)
+    rows = [columns] + [group_row(g, last) for g in group_runs(runs)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(rows[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in rows[1:]])
+
+
+def format_markdown(runs, last=None):
+    """The grouped table as Markdown (README)."""
+    rows = [group_columns(last)] + [group_row(g, last) for g in group_runs(runs)]
+    out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    return "\n".join(out + ["| " + " | ".join(r) + " |" for r in rows[1:]])
+
+
 def positive_int(text):
     value = int(text)
     if value < 1:
@@ -242,13 +361,25 @@ def main(argv=None):
         description="Compare lotteryfl run directories (metrics.jsonl + summary.json).")
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR")
     parser.add_argument("--last", type=positive_int, metavar="N",
-                        help="sum bytes over the last N rounds only (default: all rounds)")
+                        help="bytes over the last N rounds only (seed groups: as well as the whole run)")
+    parser.add_argument("--per-seed", action="store_true",
+                        help="with runs that differ only in seed: print each run's row as well")
+    parser.add_argument("--markdown", action="store_true", help="print the seed-grouped table as Markdown")
     args = parser.parse_args(argv)
     try:
         runs = load_runs(args.runs)
     except RunError as e:
         print("compare.py: error: %s" % e, file=sys.stderr)
         return 2
+    grouped = any(len(g) > 1 for g in group_runs(runs)) or args.markdown
+    if grouped:
+        print("mean ± sd over seeds; bytes over the whole run%s; 'Nx' = dense fp32 bytes / bytes sent; "
+              "accuracies from the last evaluated round" % (
+                  " and the last %d rounds" % args.last if args.last else ""))
+        print(format_markdown(runs, args.last) if args.markdown else format_group_table(runs, args.last))
+        if not args.per_seed:
+            return 0
+        print()
     scope = "last %d rounds" % args.last if args.last else "all rounds"
     print("bytes over %s; 'Nx' = dense fp32 bytes / bytes sent; accuracies from the last "
           "evaluated round" % scope)

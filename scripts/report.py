@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Write a self-contained HTML report of one or more lotteryfl run directories.
 
-Usage: scripts/report.py RUN_DIR... [-o report.html]
+Usage: scripts/report.py RUN_DIR... [-o report.html] [--per-seed]
 
 Reads RUN_DIR/metrics.jsonl (one JSON object per aggregated round) and, when
 present, RUN_DIR/summary.json (for the run's configuration and wall time), and
@@ -14,7 +14,10 @@ writes one HTML file with the plots embedded as base64 PNGs:
   - mean ticket density per round;
   - a heat map of bits per prunable layer over the rounds, one per run.
 Several runs are overlaid, one colour each, named by their directory (and
-algorithm, quant). Default output: RUN_DIR/report.html for one run,
+algorithm, quant). Runs that differ only in the seed (scripts/compare.py's
+grouping, e.g. a scripts/sweep.py directory) are drawn as one mean curve with a
+band of ± one standard deviation over the seeds, and summarized as mean ± sd;
+--per-seed draws every run's own curves instead. Default output: RUN_DIR/report.html for one run,
 ./report.html for several.
 
 Needs Debian's python3-matplotlib, hence /usr/bin/python3. Exit status: 0;
@@ -203,6 +206,74 @@ def bits_figure(run):
     return png_data_uri(fig)
 
 
+def mean_sd_curve(group, values_of):
+    """(rounds, means, sds) over the rounds every run of the group has a value for."""
+    per_run = [dict(values_of(run)) for run in group]
+    rounds = sorted(set.intersection(*(set(v) for v in per_run))) if per_run else []
+    means, sds = [], []
+    for t in rounds:
+        mean, sd = compare.mean_sd([v[t] for v in per_run])
+        means.append(mean)
+        sds.append(sd)
+    return rounds, means, sds
+
+
+def band(ax, style, rounds, means, sds, label=None):
+    ax.plot(rounds, means, label=label, **style.line(len(rounds)))
+    ax.fill_between(rounds, [m - s for m, s in zip(means, sds)], [m + s for m, s in zip(means, sds)],
+                    color=style.color, alpha=0.2, linewidth=0)
+
+
+def group_legend(fig, labels, styles):
+    handles = [Line2D([], [], label=l, **s.line()) for l, s in zip(labels, styles)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), bbox_to_anchor=(0.5, -0.02),
+               frameon=False)
+
+
+def group_accuracy_figure(groups, styles):
+    fig, axes = plt.subplots(1, len(ACCURACY_PANELS), figsize=(13, 4.2), sharey=True)
+    for ax, (key, title) in zip(axes, ACCURACY_PANELS):
+        for group, style in zip(groups, styles):
+            curve = mean_sd_curve(group, lambda run: [(r["round"], 100 * r[key]) for r in run.rows
+                                                      if isinstance(r.get(key), (int, float))])
+            if curve[0]:
+                band(ax, style, *curve)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(0, 100)
+        integer_rounds(ax)
+    axes[0].set_ylabel("accuracy, mean ± sd over seeds (%)")
+    fig.subplots_adjust(bottom=0.25, wspace=0.08)
+    group_legend(fig, [group_title(g) for g in groups], styles)
+    return png_data_uri(fig)
+
+
+def group_bytes_figure(groups, styles):
+    largest = max(max(r.total(k) for k in ("uplink_bytes", "downlink_bytes")) for g in groups for r in g) or 1
+    unit, scale = compare.byte_unit(largest)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
+    for ax, key, title in zip(axes, ("uplink_bytes", "downlink_bytes"),
+                              ("uplink, cumulative (mean ± sd over seeds)", "downlink, cumulative")):
+        for group, style in zip(groups, styles):
+            band(ax, style, *mean_sd_curve(group, lambda run: [(t, b / scale) for t, b in cumulative(run, key)]))
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(bottom=0)
+        integer_rounds(ax)
+    axes[0].set_ylabel("bytes sent so far (%s)" % unit)
+    fig.subplots_adjust(bottom=0.25, wspace=0.08)
+    group_legend(fig, [group_title(g) for g in groups], styles)
+    return png_data_uri(fig)
+
+
+def group_title(group):
+    return "%s (%s, %s; seeds %s)" % (compare.group_label(group), group[0].algorithm, group[0].quant,
+                                      ",".join(str(r.seed) for r in group))
+
+
+def group_rows(runs):
+    last = 10 if all(len(r.rows) > 10 for r in runs) else None
+    return compare.group_columns(last), [compare.group_row(g, last) for g in compare.group_runs(runs)]
+
+
 def summary_rows(runs):
     header = ("run", "algorithm", "quant", "rounds", "personalized", "global-masked", "global",
               "uplink", "downlink", "up vs fp32", "down vs fp32", "density", "mean bits",
@@ -263,7 +334,8 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; }
 th { background: #f0f0f0; }
 td { text-align: right; }
-td:first-child, table.settings td, table.summary td:nth-child(-n+3) { text-align: left; }
+td:first-child, table.settings td, table.summary td:nth-child(-n+3), table.seeds td:nth-child(-n+2) {
+  text-align: left; }
 img { max-width: 100%; display: block; margin: 0.5em 0 1.5em; }
 div.maps { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
 div.maps img { margin: 0; }
@@ -280,8 +352,11 @@ def image(uri, alt):
     return '<img src="%s" alt="%s">' % (uri, html.escape(alt))
 
 
-def render_html(runs):
+def render_html(runs, per_seed=False):
     styles = run_styles(runs)
+    groups = compare.group_runs(runs)
+    grouped = any(len(g) > 1 for g in groups) and not per_seed
+    group_styles = run_styles(groups)
     heat_maps = []
     for run in runs:
         uri = bits_figure(run)
@@ -300,13 +375,32 @@ def render_html(runs):
                 "(1 KB = 1000 bytes); 'Nx' = dense fp32 bytes / bytes sent; density and mean bits "
                 "(unweighted over the prunable layers) from the last round.",
                 html_table(header, rows, "summary")),
-        section("accuracy", "Accuracy per round",
-                "Mean over the clients' own test splits; evaluated rounds only.",
-                image(accuracy_figure(runs, styles), "accuracy per round")),
-        section("bytes", "Bytes on the wire",
-                "Cumulative payload bytes; the dashed line is what the same participations would "
-                "have cost as dense fp32 tensors.",
-                image(bytes_figure(runs, styles), "cumulative bytes")),
+    ]
+    if grouped:
+        group_header, group_table = group_rows(runs)
+        parts += [
+            section("seeds", "Across seeds",
+                    "Runs that differ only in the seed, as mean ± sample standard deviation over the seeds "
+                    "(bytes over the whole run and, where every run has more than 10 rounds, the last 10).",
+                    html_table(group_header, group_table, "seeds")),
+            section("accuracy", "Accuracy per round",
+                    "Mean over the clients' own test splits, then mean ± sd over seeds (band); evaluated "
+                    "rounds only. --per-seed draws each run instead.",
+                    image(group_accuracy_figure(groups, group_styles), "accuracy per round")),
+            section("bytes", "Bytes on the wire", "Cumulative payload bytes, mean ± sd over seeds (band).",
+                    image(group_bytes_figure(groups, group_styles), "cumulative bytes")),
+        ]
+    else:
+        parts += [
+            section("accuracy", "Accuracy per round",
+                    "Mean over the clients' own test splits; evaluated rounds only.",
+                    image(accuracy_figure(runs, styles), "accuracy per round")),
+            section("bytes", "Bytes on the wire",
+                    "Cumulative payload bytes; the dashed line is what the same participations would "
+                    "have cost as dense fp32 tensors.",
+                    image(bytes_figure(runs, styles), "cumulative bytes")),
+        ]
+    parts += [
         section("density", "Ticket density",
                 "Mean fraction of prunable weights kept by the clients' masks after each round.",
                 image(density_figure(runs, styles), "mean density per round")),
@@ -333,6 +427,8 @@ def main(argv=None):
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="default: RUN_DIR/report.html for one run, ./report.html for several")
+    parser.add_argument("--per-seed", action="store_true",
+                        help="draw every run's own curves even where runs differ only in seed")
     args = parser.parse_args(argv)
     try:
         runs = compare.load_runs(args.runs)
@@ -346,7 +442,7 @@ def main(argv=None):
     output = args.output or default_output(args.runs)
     try:
         with open(output, "w", encoding="utf-8") as f:
-            f.write(render_html(runs))
+            f.write(render_html(runs, args.per_seed))
     except OSError as e:
         print("report.py: error: cannot write %s: %s" % (output, e), file=sys.stderr)
         return 1

@@ -13,6 +13,8 @@
 #include "runtime/run_data.h"
 #include "runtime/torch_evaluator.h"
 #include "server/federation_server.h"
+#include "server/run_recorder.h"
+#include "sim/local_run.h"
 
 int main(int argc, char** argv) {
   lfl::ServerOptions server_options;
@@ -42,6 +44,18 @@ int main(int argc, char** argv) {
   spdlog::info("lotteryfl-sim: {} on {} ({} partition, {} clients, fraction {}), {} rounds x {} local epochs, quant {}",
                config.algorithm, config.dataset, config.partition, config.clients, config.fraction, config.rounds,
                config.local_epochs, config.quant);
+  if (config.algorithm == "local") {
+    absl::Status s = lfl::RunLocalOnly(*data, parallel, [&config](const lfl::RoundMetrics& m) {
+      spdlog::info("{}", lfl::FormatProgress(m, config.rounds));
+    });
+    if (!s.ok()) {
+      spdlog::error("{}", std::string(s.message()));
+      return 1;
+    }
+    spdlog::info("summary: {} rounds of local training (no aggregation, no bytes), written to {}/summary.json",
+                 config.rounds, config.out);
+    return 0;
+  }
   server_options.listen.clear();
   const int64_t rounds = config.rounds;
   auto server = lfl::FederationServer::Start(

@@ -105,6 +105,7 @@ BsqSource::BsqSource(NetImpl& net, std::vector<torch::Tensor> masks, BsqOptions 
     } else {
       layer.planes = QuantizeUniform(ToVector(param), KeepFlags(layer.mask), bits);
     }
+    layer.cap = options_.never_raise ? std::min(bits, options_.max_bits) : options_.max_bits;
     if (layer.planes.scale == 0.f) layer.planes = DropZeroPlanes(std::move(layer.planes));
     SetTrainables(layer);
     layers_.push_back(std::move(layer));
@@ -135,7 +136,7 @@ std::vector<torch::Tensor> BsqSource::Trainable() {
 }
 
 int BsqSource::CapBits(const Layer& layer) const {
-  return finetuning_ ? layer.planes.bits : std::max(layer.planes.bits, options_.max_bits);
+  return finetuning_ ? layer.planes.bits : std::max(layer.planes.bits, layer.cap);
 }
 
 // round(Σ_b (p_b − q_b)·2^b), clamped to what the next re-quantization can

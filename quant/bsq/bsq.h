@@ -65,6 +65,9 @@ struct BsqOptions {
   int64_t finetune_steps = 500;
   // Carries never push a layer beyond this (at most kMaxBsqBits).
   int max_bits = kMaxBsqBits;
+  // Carries never push a layer beyond the bits it started at, so precision can only fall. The
+  // federated phase sets it: there a precision rises only through the guard (lottery/client_step.h).
+  bool never_raise = false;
   // Train the per-layer scale s_l with the bits (the authors' code does);
   // false keeps s_l = max|W| except for re-quantization rescaling.
   bool train_scale = true;
@@ -127,6 +130,7 @@ class BsqSource : public ParameterSource {
     int param_index = 0;
     torch::Tensor mask;   // float [numel], or undefined (keep all)
     int64_t kept = 0;     // kept elements
+    int cap = 0;          // carries never push the layer beyond this
     BitPlanes planes;     // state at the last re-quantization (scale: see below)
     torch::Tensor pos;    // float [bits, numel] ∈ [0, 2], requires_grad
     torch::Tensor neg;    // (undefined when bits == 0)

@@ -1,0 +1,163 @@
+// LotteryFL's client step (DESIGN §1, steps 3–5, with BSQ), as stages with one input and one
+// output each, so each can be read and tested on its own:
+//
+//   Gate      θg ⊙ m_k (in the net)          → GateOutcome   (validation accuracy, prune or not)
+//   Prune     θg ⊙ m_k values, m_k           → PruneOutcome  (the new mask, whether it changed)
+//   Rewind    the new mask                   → the net holds θ0 ⊙ m_k
+//   Train     the net                        → the net, trained local epochs in fp32 (masked)
+//   BsqPhase  the fp32-trained net           → BsqOutcome    (exact levels at the chosen bits)
+//   Encode    the trained net (+ BsqOutcome) → EncodedUpdate (payload and the bits as sent)
+//   Verify    the payload                    → the sent model's accuracy on the local test split
+//
+// RunClientStep chains them. The net is converted to and from a TensorSet only where a stage
+// needs flat values: loading the downlink, rewinding, encoding and loading the decoded payload.
+// Everything is deterministic given ClientStepOptions::train.seed (runtime/ derives it from
+// seed, client, round and attempt). Torch-using; lfl_lottery itself stays torch-free.
+#ifndef LOTTERYFL_LOTTERY_CLIENT_STEP_H_
+#define LOTTERYFL_LOTTERY_CLIENT_STEP_H_
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "fl/mask.h"
+#include "fl/tensor_set.h"
+#include "lottery/prune.h"
+#include "models/data.h"
+#include "models/net.h"
+#include "models/trainer.h"
+#include "partitioning/partition.h"
+#include "quant/bsq/bsq.h"
+#include "wire/model_payload.h"
+
+namespace lfl {
+
+// What one client trains and evaluates on. Borrowed: everything must outlive the step.
+struct ClientData {
+  const TensorData* train = nullptr;  // the whole training split (indices below select)
+  const TensorData* test = nullptr;
+  const ClientSplit* split = nullptr;
+  const TensorSet* theta0 = nullptr;  // round-0 weights, the rewind target
+};
+
+// The federated BSQ phase (docs/architecture.md, "BSQ as a phase of local training").
+struct BsqPhaseOptions {
+  int64_t epochs = 0;        // search + fine-tune; 0: no BSQ phase
+  double alpha = 16;         // group-lasso strength of the search
+  int64_t interval = -1;     // steps between re-quantizations; <0: a fifth of the search's steps
+  int start_bits = 8;        // bits of a layer the client has no precision for yet (BSQ: 8)
+  int min_bits = 0;          // no layer is sent below this precision
+  double guard = 0.05;       // largest training-accuracy drop a lower precision may cost
+};
+
+struct ClientStepOptions {
+  bool lottery = true;              // false: FedAvg (full mask, no gate, no pruning)
+  double accuracy_threshold = 0.2;  // the gate: prune when validation accuracy >= this
+  PruneOptions prune;
+  TrainOptions train;               // epochs = local epochs; seed from (seed, client, round, attempt)
+  QuantMode quant = QuantMode::kNone;
+  BsqPhaseOptions bsq;              // used with QuantMode::kBsq
+};
+
+struct StepContext {
+  ClientData data;
+  ClientStepOptions options;
+  uint64_t round = 0;      // written into the payload's header
+  uint32_t client_id = 0;
+};
+
+// --- the stages -----------------------------------------------------------------------------
+
+struct GateOutcome {
+  double validation_accuracy = -1;
+  bool prune = false;
+};
+// Evaluates the net (θg ⊙ m_k) on the validation slice (on the training images when the client
+// has no validation slice; never on its test split) and applies LotteryFL's gate: prune when the
+// accuracy reaches the threshold and the mask's density is still above the target.
+absl::StatusOr<GateOutcome> Gate(const StepContext& ctx, NetImpl& net, const Mask& mask);
+
+struct PruneOutcome {
+  Mask mask;
+  bool changed = false;
+};
+// Drops prune.rate of each layer's surviving weights with the smallest |θg| (never below the
+// target density; lottery/prune.h).
+absl::StatusOr<PruneOutcome> Prune(const StepContext& ctx, const TensorSet& downlink, const Mask& mask);
+
+// The lottery-ticket reset: loads θ0 ⊙ mask (biases θ0) into the net.
+absl::Status RewindNet(const StepContext& ctx, const Mask& mask, NetImpl* net);
+
+// Float 0/1 masks per parameter of `layout` (undefined for never-pruned tensors); what the
+// Trainer's sources take.
+std::vector<torch::Tensor> TorchMasks(const Mask& mask, const TensorSet& layout);
+
+// Trains the net's own weights `epochs` epochs of masked SGD (pruned weights stay exactly 0).
+absl::StatusOr<TrainStats> TrainTicket(const StepContext& ctx, const std::vector<torch::Tensor>& masks,
+                                       int64_t epochs, NetImpl* net);
+
+struct BsqOutcome {
+  std::vector<QuantizedWeight> weights;  // exact levels of every prunable weight, as in the net
+  std::vector<int> start_bits;           // per prunable layer, the bits the search started from
+  std::vector<int> search_bits;          // what the search chose
+  std::vector<int> bits;                 // what was sent
+  bool precision_kept = false;           // the guard refused the search's bits
+};
+// The BSQ phase on the fp32-trained ticket in the net. `layer_bits` is the precision the server
+// holds for this client (empty: options.bsq.start_bits everywhere; a layer at 0 bits restarts
+// at 1). The search — bit-plane training with the group lasso — runs as extra epochs and only
+// its bits are kept; the fp32 ticket is then fine-tuned quantization-aware at those bits (half
+// of the phase's epochs; these count in the local epochs). The guard: when that costs more than
+// options.bsq.guard training accuracy against the fp32 ticket, the fp32 ticket is fine-tuned at
+// the start bits instead, one more bit per layer at a time until it passes (8 at most). Leaves
+// the exact dequantized weights in the net.
+absl::StatusOr<BsqOutcome> BsqPhase(const StepContext& ctx, const std::vector<torch::Tensor>& masks,
+                                    const std::vector<int>& layer_bits, NetImpl* net);
+// Of a BSQ phase of `epochs`, the epochs of fine-tuning at the learned bits (the rest searches).
+int64_t BsqFinetuneEpochs(int64_t epochs);
+
+struct EncodedUpdate {
+  std::string payload;
+  std::vector<int> layer_bits;  // per prunable layer, as sent
+  uint32_t mask_version = 0;    // the version the payload references
+};
+// Encodes the net's weights restricted to `mask`. A LotteryFL ticket never sends its mask: it
+// references `mask_version` (the server derives a pruned client's mask; server/round_coordinator.h).
+// `bsq` (nullable) supplies exact levels.
+absl::StatusOr<EncodedUpdate> Encode(const StepContext& ctx, NetImpl& net, const Mask& mask,
+                                     uint32_t mask_version, const BsqOutcome* bsq);
+
+// Decodes the client's own payload, loads it into the net and evaluates it on the local test
+// split, so the "personalized" accuracy is exactly that of the model the server receives.
+absl::StatusOr<double> Verify(const StepContext& ctx, const EncodedUpdate& update, const Mask& mask,
+                              NetImpl* net);
+
+// --- the whole step -------------------------------------------------------------------------
+
+struct ClientStepInput {
+  const DecodedModel* downlink = nullptr;  // θg ⊙ m_k as received
+  uint32_t mask_version = 0;               // the version of its mask
+  std::vector<int> layer_bits;             // the BSQ precision the server holds for this client
+};
+
+struct ClientStepResult {
+  EncodedUpdate update;
+  Mask mask;                    // the ticket after this step
+  bool mask_changed = false;
+  GateOutcome gate;             // validation_accuracy -1 under FedAvg
+  double local_accuracy = -1;   // the sent model on the local test split
+  bool precision_kept = false;
+  double train_seconds = 0, encode_seconds = 0;
+};
+
+// Gate → Prune → Rewind → Train → BsqPhase → Encode → Verify on a fresh net of the downlink's
+// layout (`net` must have it; its weights are overwritten).
+absl::StatusOr<ClientStepResult> RunClientStep(const StepContext& ctx, const ClientStepInput& in, NetImpl* net);
+
+}  // namespace lfl
+
+#endif  // LOTTERYFL_LOTTERY_CLIENT_STEP_H_
