@@ -29,7 +29,7 @@ set(CPACK_COMPONENT_RUNTIME_DESCRIPTION
 
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME lotteryfl-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
-  "libtorch-dev, libgrpc++-dev, libprotobuf-dev, libabsl-dev, libspdlog-dev, libboost-dev, libcli11-dev, nlohmann-json3-dev, zlib1g-dev, prometheus-cpp-dev")
+  "libtorch-dev, libgrpc++-dev, libprotobuf-dev, libabsl-dev, libspdlog-dev, libboost-dev, libcli11-dev, nlohmann-json3-dev, libtomlplusplus-dev, zlib1g-dev, prometheus-cpp-dev")
 set(CPACK_COMPONENT_DEV_DESCRIPTION
   "Static libraries, headers and the CMake package (find_package(lotteryfl CONFIG)) to embed\n"
   "lotteryfl clients and servers in another program.")

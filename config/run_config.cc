@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -10,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "toml++/toml.h"
 
 namespace lfl {
 
@@ -159,58 +161,88 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
 
 namespace {
 
-std::string TomlString(const std::string& s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') out += '\\';
-    out += ch;
-  }
-  return out + "\"";
+// toml++ holds integers as int64; a seed above INT64_MAX travels as a decimal string.
+toml::table TomlField(const RunConfig& config, const RunConfigField& field) {
+  toml::table one;
+  std::visit(
+      [&](auto member) {
+        const auto& v = config.*member;
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, uint64_t>) {
+          if (v <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+            one.insert(field.name, static_cast<int64_t>(v));
+          } else {
+            one.insert(field.name, std::to_string(v));
+          }
+        } else {
+          one.insert(field.name, v);
+        }
+      },
+      field.member);
+  return one;
 }
 
-std::string FormatDouble(double v) {
-  std::ostringstream os;
-  os.precision(std::numeric_limits<double>::max_digits10);
-  os << v;
-  std::string s = os.str();
-  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
-  return s;
+absl::Status WrongType(const RunConfigField& field, const char* expected) {
+  return absl::InvalidArgumentError(absl::StrCat("run config: '", field.name, "' must be ", expected));
+}
+
+// Sets one field from its TOML value; the value's type must be the field's (an integer is also
+// accepted for a floating-point field).
+absl::Status SetField(const RunConfigField& field, const toml::node& node, RunConfig& config) {
+  return std::visit(
+      [&](auto member) -> absl::Status {
+        auto& v = config.*member;
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          if (!node.is_string()) return WrongType(field, "a string");
+          v = *node.value<std::string>();
+        } else if constexpr (std::is_same_v<T, bool>) {
+          if (!node.is_boolean()) return WrongType(field, "true or false");
+          v = *node.value<bool>();
+        } else if constexpr (std::is_same_v<T, double>) {
+          if (!node.is_number()) return WrongType(field, "a number");
+          v = *node.value<double>();
+        } else if constexpr (std::is_same_v<T, uint64_t>) {
+          if (node.is_integer() && *node.value<int64_t>() >= 0) {
+            v = static_cast<uint64_t>(*node.value<int64_t>());
+          } else if (!node.is_string() || !absl::SimpleAtoi(*node.value<std::string>(), &v)) {
+            return WrongType(field, "a non-negative integer");
+          }
+        } else {
+          if (!node.is_integer()) return WrongType(field, "an integer");
+          v = *node.value<int64_t>();
+        }
+        return absl::OkStatus();
+      },
+      field.member);
 }
 
 }  // namespace
 
 std::string RunConfigToToml(const RunConfig& config) {
-  std::string out;
-  for (const RunConfigField& field : RunConfigFields()) {
-    std::string value = std::visit(
-        [&](auto member) -> std::string {
-          const auto& v = config.*member;
-          using T = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<T, std::string>) {
-            return TomlString(v);
-          } else if constexpr (std::is_same_v<T, bool>) {
-            return v ? "true" : "false";
-          } else if constexpr (std::is_same_v<T, double>) {
-            return FormatDouble(v);
-          } else {
-            return std::to_string(v);
-          }
-        },
-        field.member);
-    absl::StrAppend(&out, field.name, " = ", value, "\n");
-  }
-  return out;
+  // One `name = value` line per field, in the field table's order; toml++ quotes and escapes.
+  std::ostringstream out;
+  for (const RunConfigField& field : RunConfigFields()) out << TomlField(config, field) << "\n";
+  return out.str();
 }
 
-absl::StatusOr<RunConfig> RunConfigFromToml(const std::string& toml) {
-  RunConfig config;
-  CLI::App app;
-  AddRunConfigFlags(app, config);
-  std::istringstream in(toml);
+absl::StatusOr<RunConfig> RunConfigFromToml(const std::string& toml_text) {
+  toml::table table;
   try {
-    app.parse_from_stream(in);
-  } catch (const CLI::Error& e) {
-    return absl::InvalidArgumentError(absl::StrCat("run config: ", e.what()));
+    table = toml::parse(toml_text);
+  } catch (const toml::parse_error& e) {
+    return absl::InvalidArgumentError(absl::StrCat("run config: ", std::string(e.description()), " at line ",
+                                                   static_cast<uint64_t>(e.source().begin.line)));
+  }
+  RunConfig config;
+  for (const auto& [key, node] : table) {
+    const auto& fields = RunConfigFields();
+    auto field = std::find_if(fields.begin(), fields.end(),
+                              [&, &key = key](const RunConfigField& f) { return key.str() == f.name; });
+    if (field == fields.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("run config: unknown key '", std::string(key.str()), "'"));
+    }
+    if (absl::Status s = SetField(*field, node, config); !s.ok()) return s;
   }
   if (absl::Status s = ValidateRunConfig(config); !s.ok()) return s;
   return config;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 namespace lfl {
 namespace {
@@ -26,6 +27,52 @@ TEST(RunConfigTest, TomlRoundTripKeepsEveryField) {
 
 TEST(RunConfigTest, UnknownKeyIsAnError) {
   EXPECT_FALSE(RunConfigFromToml("no-such-key = 3\n").ok());
+}
+
+TEST(RunConfigTest, TomlStringsRoundTripQuotesBackslashesAndNewlines) {
+  for (const std::string& tricky :
+       {std::string("runs/with \"quotes\""), std::string("C:\\runs\\a\\"), std::string("two\nlines\r\n"),
+        std::string("tab\there, ''' triple ''' and \"\"\" quotes"), std::string("\x01 control \x7f"),
+        std::string("unicode: \xce\xb8\xe2\x8a\x99m")}) {
+    RunConfig c;
+    c.out = tricky;
+    c.data_dir = tricky + "/data";
+    const std::string toml = RunConfigToToml(c);
+    absl::StatusOr<RunConfig> back = RunConfigFromToml(toml);
+    ASSERT_TRUE(back.ok()) << back.status() << "\n" << toml;
+    EXPECT_EQ(back->out, tricky) << toml;
+    EXPECT_EQ(back->data_dir, tricky + "/data") << toml;
+  }
+}
+
+TEST(RunConfigTest, TomlNumbersRoundTripExactly) {
+  RunConfig c;
+  c.lr = 1.0 / 3.0;
+  c.beta = 1e-300;
+  c.target_density = -1;
+  c.bsq_alpha = 0;
+  c.seed = std::numeric_limits<uint64_t>::max();  // above int64: written as a decimal string
+  c.rounds = std::numeric_limits<int64_t>::max();
+  absl::StatusOr<RunConfig> back = RunConfigFromToml(RunConfigToToml(c));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->lr, c.lr);
+  EXPECT_EQ(back->beta, c.beta);
+  EXPECT_EQ(back->target_density, -1);
+  EXPECT_EQ(back->seed, c.seed);
+  EXPECT_EQ(back->rounds, c.rounds);
+}
+
+TEST(RunConfigTest, TomlValuesOfTheWrongTypeAreErrors) {
+  EXPECT_TRUE(RunConfigFromToml("rounds = 3\nlr = 1\n").ok()) << "an integer is a valid double";
+  EXPECT_FALSE(RunConfigFromToml("rounds = 2.5\n").ok());
+  EXPECT_FALSE(RunConfigFromToml("rounds = \"3\"\n").ok());
+  EXPECT_FALSE(RunConfigFromToml("weighted = 1\n").ok());
+  EXPECT_FALSE(RunConfigFromToml("dataset = 3\n").ok());
+  EXPECT_FALSE(RunConfigFromToml("seed = -1\n").ok());
+  EXPECT_FALSE(RunConfigFromToml("[table]\nrounds = 3\n").ok());
+  EXPECT_FALSE(RunConfigFromToml("rounds = 3\nrounds = 4\n").ok()) << "duplicate keys";
+  EXPECT_FALSE(RunConfigFromToml("out = \"unterminated\n").ok());
+  EXPECT_FALSE(RunConfigFromToml("rounds = 0\n").ok()) << "validated like flags";
 }
 
 TEST(RunConfigTest, FlagsOverrideDefaults) {
