@@ -6,9 +6,10 @@
 source "$(dirname "$0")/lib.sh" "$@"
 
 log "lotteryfl (prune rate 0.5, target 0.3) and local, 4 clients, 6 rounds"
-start_sim "$work/lottery" --clients 4 --fraction 1 --prune-rate 0.5 --target-density 0.3 --eval-every 1
+start_sim "$work/lottery" --clients 4 --fraction 1 --local-epochs 20 --lr 0.05 --prune-rate 0.5 --target-density 0.3 \
+  --eval-every 1
 lottery=$spawned
-start_sim "$work/local" --clients 4 --fraction 1 --algorithm local --eval-every 3
+start_sim "$work/local" --clients 4 --fraction 1 --local-epochs 20 --lr 0.05 --algorithm local --eval-every 3
 local_run=$spawned
 finish_sim "$lottery" "$work/lottery"
 finish_sim "$local_run" "$work/local"
