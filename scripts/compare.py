@@ -380,6 +380,10 @@ def main(argv=None):
         if not args.per_seed:
             return 0
         print()
+        for group in group_runs(runs):
+            if len(group) > 1:
+                for run in group:
+                    run.name = "%s/seed%s" % (group_label(group), run.seed)
     scope = "last %d rounds" % args.last if args.last else "all rounds"
     print("bytes over %s; 'Nx' = dense fp32 bytes / bytes sent; accuracies from the last "
           "evaluated round" % scope)

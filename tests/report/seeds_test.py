@@ -78,7 +78,7 @@ class SeedsTest(unittest.TestCase):
     def test_per_seed_adds_every_runs_own_row(self):
         out = self.compare(*self.bsq, "--per-seed")
         self.assertIn("mean ± sd over seeds", out)
-        self.assertEqual(sum(1 for l in out.splitlines() if l.startswith("seed")), 3)
+        self.assertEqual(sum(1 for l in out.splitlines() if re.match(r"bsq/seed[123] ", l)), 3)
 
     def test_markdown_table(self):
         out = self.compare(*self.bsq, *self.u4, "--markdown", "--last", "10")
