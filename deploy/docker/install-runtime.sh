@@ -22,4 +22,5 @@ rm -rf /var/lib/apt/lists/*
 groupadd --system --gid 10001 lotteryfl
 useradd --system --uid 10001 --gid lotteryfl --home-dir /var/lib/lotteryfl \
   --shell /usr/sbin/nologin lotteryfl
-install -d -o lotteryfl -g lotteryfl /var/lib/lotteryfl /var/lib/lotteryfl/runs
+install -d /var/lib/lotteryfl/runs
+chown lotteryfl:lotteryfl /var/lib/lotteryfl /var/lib/lotteryfl/runs

@@ -111,6 +111,10 @@ spec:
           env:
             - name: LFL_CLIENT_IDS_FILE
               value: /etc/lotteryfl/host/client-ids
+            # gRPC 1.51 polls an idle channel only every 5 s while the client sleeps between
+            # retries: TLS handshakes with a restarted server missed their deadline (docs/deploy.md).
+            - name: GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS
+              value: "200"
           resources:
             requests: {cpu: "1", memory: 2Gi}
             limits: {memory: 4Gi}
