@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -95,8 +96,22 @@ def already_done(out_dir, cmd):
 
 
 def run_all(jobs_list, max_jobs):
-    """Runs (cmd, out_dir) pairs, at most max_jobs at once; returns the failed ones."""
-    pending, running, failed = list(jobs_list), [], []
+    """Runs (cmd, out_dir) pairs, at most max_jobs at once; returns the failed ones. Stopping the
+    sweep (Ctrl-C, SIGTERM) stops the simulations it started."""
+    running = []
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return _run_all(jobs_list, max_jobs, running)
+    finally:
+        for proc, *_ in running:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc, *_ in running:
+            proc.wait()
+
+
+def _run_all(jobs_list, max_jobs, running):
+    pending, failed = list(jobs_list), []
     while pending or running:
         while pending and len(running) < max_jobs:
             cmd, out_dir = pending.pop(0)
