@@ -92,7 +92,10 @@ class Run:
     @property
     def mean_bits(self):
         """Bits per weight in the last round, weighted by layer size as the server records it
-        (`mean_bits`); older runs without it fall back to the unweighted mean over layers."""
+        (`mean_bits`); older runs without it fall back to the unweighted mean over layers.
+        None when the run sent nothing (`--algorithm local`)."""
+        if self.total("uplink_bytes") == 0:
+            return None
         recorded = self.rows[-1].get("mean_bits")
         if isinstance(recorded, (int, float)):
             return float(recorded)
