@@ -37,6 +37,10 @@ int main(int argc, char** argv) {
   app.add_option("--host-name", options.host_name, "name of this host in the server's logs");
   app.add_option("--give-up", options.give_up_seconds, "seconds to keep retrying an unreachable server")
       ->capture_default_str();
+  bool insecure = false;
+  app.add_flag("--insecure", insecure,
+               "allow a plaintext channel (no --tls-ca): tokens and models travel in clear text; only on a "
+               "network you trust");
   app.add_option("--probe", probe, "only check the server's gRPC health at this address: exit 0 when SERVING");
   if (std::optional<int> exit_code = lfl::ParseCommandLine(app, argc, argv)) return *exit_code;
 
@@ -69,6 +73,13 @@ int main(int argc, char** argv) {
     }
     options.tokens = *tokens;
   }
+  if (options.tls_ca.empty() && !insecure) {
+    spdlog::error("refusing a plaintext channel to {}: pass --tls-ca (the CA of the server's certificate, "
+                  "from scripts/gen-certs.sh), or --insecure on a network you trust",
+                  options.server);
+    return 2;
+  }
+  if (options.tls_ca.empty()) spdlog::warn("--insecure: TLS is OFF; tokens and models travel in CLEAR TEXT");
   lfl::SetMathThreads(1);
   lfl::ClientHost host(options);
   g_host = &host;

@@ -136,6 +136,19 @@ std::vector<float> Mask::AsFloat(size_t tensor) const {
   return out;
 }
 
+bool Mask::IsSubsetOf(const Mask& other) const {
+  if (tensors_.size() != other.tensors_.size()) return false;
+  for (size_t t = 0; t < tensors_.size(); ++t) {
+    const TensorBits& a = tensors_[t];
+    const TensorBits& b = other.tensors_[t];
+    if (a.prunable != b.prunable || a.numel != b.numel || a.words.size() != b.words.size()) return false;
+    for (size_t w = 0; w < a.words.size(); ++w) {
+      if ((a.words[w] & ~b.words[w]) != 0) return false;
+    }
+  }
+  return true;
+}
+
 bool Mask::operator==(const Mask& other) const { return tensors_ == other.tensors_; }
 
 std::string Mask::Serialize() const {

@@ -58,6 +58,10 @@ class Mask {
   // 0/1 per element of one tensor.
   std::vector<float> AsFloat(size_t tensor) const;
 
+  // True when every element this mask keeps is kept by `other` too (same layout required;
+  // false for a different layout).
+  bool IsSubsetOf(const Mask& other) const;
+
   bool operator==(const Mask& other) const;
   bool operator!=(const Mask& other) const { return !(*this == other); }
 

@@ -11,13 +11,16 @@
 #include "absl/strings/str_cat.h"
 #include "fl/byte_io.h"
 #include "quant/codec/codec.h"
+#include "server/authenticator.h"
 
 namespace lfl {
 namespace {
 
 constexpr uint32_t kMagic = 0x4c464c43;  // "LFLC"
-// Version 2 adds each client's BSQ bits per layer; version 1 files (no bits) still load.
-constexpr uint32_t kVersion = 2;
+// Version 2 adds each client's BSQ bits per layer; version 3 appends the SHA-256 of everything
+// before it, checked before anything else is parsed. Versions 1 and 2 still load.
+constexpr uint32_t kVersion = 3;
+constexpr size_t kDigestBytes = 32;
 
 absl::Status Corrupt(const std::string& what) {
   return absl::DataLossError(absl::StrCat("corrupt checkpoint: ", what));
@@ -54,7 +57,10 @@ std::string SerializeCheckpoint(const Checkpoint& cp) {
     w.U32(static_cast<uint32_t>(c.layer_bits.size()));
     for (int b : c.layer_bits) w.U32(static_cast<uint32_t>(b));
   }
-  return w.Take();
+  std::string out = w.Take();
+  const Sha256Digest digest = Sha256(out);
+  out.append(reinterpret_cast<const char*>(digest.data()), digest.size());
+  return out;
 }
 
 absl::StatusOr<Checkpoint> ParseCheckpoint(std::string_view bytes) {
@@ -63,6 +69,15 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(std::string_view bytes) {
   if (!in.U32(&magic) || magic != kMagic) return Corrupt("bad magic (not a lotteryfl checkpoint)");
   if (!in.U32(&version) || version < 1 || version > kVersion) {
     return Corrupt(absl::StrCat("unsupported version ", version));
+  }
+  if (version >= 3) {
+    if (bytes.size() < 8 + kDigestBytes) return Corrupt("truncated checksum");
+    const std::string_view covered = bytes.substr(0, bytes.size() - kDigestBytes);
+    const Sha256Digest digest = Sha256(covered);
+    if (std::memcmp(digest.data(), bytes.data() + covered.size(), kDigestBytes) != 0) {
+      return Corrupt("SHA-256 checksum mismatch (the file was changed or damaged)");
+    }
+    in = ByteReader(covered.substr(8));
   }
   Checkpoint cp;
   if (!in.U64(&cp.next_round) || !in.U64(&cp.seed) || !in.U64(&cp.totals_uplink) ||

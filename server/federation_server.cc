@@ -12,17 +12,20 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <grpcpp/health_check_service_interface.h>
+#include <prometheus/histogram.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "fl/strategy.h"
 #include "server/checkpoint.h"
 #include "server/federation_service.h"
+#include "server/http/families.h"
 #include "server/http/metrics_http_server.h"
-#include "server/http/prometheus_text.h"
+#include "server/http/process_collector.h"
 
 namespace lfl {
 
@@ -55,6 +58,18 @@ absl::StatusOr<std::map<int64_t, std::string>> ReadTokensFile(const std::string&
   return tokens;
 }
 
+absl::Status CheckTransportSecurity(const ServerOptions& options) {
+  if (options.listen.empty() || options.insecure) return absl::OkStatus();
+  std::vector<std::string> missing;
+  if (options.tls_cert.empty() || options.tls_key.empty()) missing.push_back("TLS (--tls-cert and --tls-key)");
+  if (options.tokens_file.empty()) missing.push_back("client tokens (--tokens)");
+  if (missing.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "refusing to listen on ", options.listen, " without ", absl::StrJoin(missing, " and "),
+      ": anyone who reaches the port could read the models and act as any client. Generate them with "
+      "scripts/gen-certs.sh and scripts/gen-tokens.sh, or pass --insecure on a network you trust"));
+}
+
 class FederationServer::Impl {
  public:
   boost::asio::io_context io;
@@ -64,6 +79,12 @@ class FederationServer::Impl {
   std::unique_ptr<Evaluator> evaluator;
   std::unique_ptr<FederationService> service;
   std::unique_ptr<grpc::Server> server;
+  // /metrics: the coordinator's state read at each scrape, the round latencies, the process.
+  prometheus::Histogram round_seconds{{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600}};
+  std::shared_ptr<prometheus::Collectable> federation_metrics, process_metrics;
+  // Served by the Boost.Beast MetricsHttpServer, not prometheus-cpp's Exposer: civetweb starts
+  // its workers with a fixed 100 KiB stack, smaller than the static TLS that LibTorch, OpenBLAS
+  // and glog bring into this process, so pthread_create fails and the Exposer cannot start.
   std::unique_ptr<MetricsHttpServer> http;
   RoundCallback on_round;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
@@ -77,6 +98,45 @@ class FederationServer::Impl {
   }
 };
 
+namespace {
+
+// The lotteryfl_* families of /metrics, read from the coordinator at each scrape.
+std::vector<prometheus::MetricFamily> FederationFamilies(const RoundCoordinator& coordinator,
+                                                         const prometheus::Histogram& round_seconds) {
+  const RoundCoordinator::Totals t = coordinator.totals();
+  const CoordinatorCounters c = coordinator.counters();
+  int64_t joined = 0;
+  for (const ClientState& client : coordinator.clients()) joined += (client.joined && !client.left) ? 1 : 0;
+  auto count = [](uint64_t n) { return static_cast<double>(n); };
+  prometheus::MetricFamily latency;
+  latency.name = "lotteryfl_round_duration_seconds";
+  latency.help = "wall time of each aggregated round, opened to aggregated (this process)";
+  latency.type = prometheus::MetricType::Histogram;
+  latency.metric.push_back(round_seconds.Collect());
+  return {
+      GaugeFamily("lotteryfl_round", "round being run (1-based)", count(coordinator.current_round())),
+      CounterFamily("lotteryfl_rounds_completed_total", "rounds aggregated", count(t.rounds_completed)),
+      CounterFamily("lotteryfl_uplink_bytes_total", "serialized update bytes received", count(t.uplink_bytes)),
+      CounterFamily("lotteryfl_downlink_bytes_total", "serialized model bytes sent", count(t.downlink_bytes)),
+      CounterFamily("lotteryfl_dense_fp32_bytes_total", "what dense fp32 updates would have cost",
+                    count(t.dense_fp32_bytes)),
+      GaugeFamily("lotteryfl_clients_joined", "clients joined and not left", static_cast<double>(joined)),
+      GaugeFamily("lotteryfl_finished", "1 when the run is over", coordinator.finished() ? 1 : 0),
+      std::move(latency),
+      CounterFamily("lotteryfl_updates_accepted_total", "updates folded into a round", count(c.updates_accepted)),
+      CounterFamily("lotteryfl_updates_refused_total", "updates refused after decoding (layout, mask, norm, reports)",
+                    count(c.updates_refused)),
+      CounterFamily("lotteryfl_uploads_refused_total", "uploads refused at the header, before any payload was read",
+                    count(c.uploads_refused)),
+      CounterFamily("lotteryfl_auth_failures_total", "refused credentials, on any call", count(c.auth_failures)),
+      CounterFamily("lotteryfl_checkpoint_failures_total", "failed checkpoint writes", count(c.checkpoint_failures)),
+      CounterFamily("lotteryfl_evaluation_failures_total", "failed evaluations", count(c.evaluation_failures)),
+      CounterFamily("lotteryfl_aggregation_failures_total", "failed aggregations", count(c.aggregation_failures)),
+  };
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Start(ServerOptions options, TensorSet theta0,
                                                                           std::unique_ptr<Evaluator> evaluator,
                                                                           RoundCallback on_round) {
@@ -85,19 +145,29 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Start(Server
   if (!strategy.ok()) return strategy.status();
   if (options.config.algorithm == "lotteryfl") *strategy = MakeLotteryFl(options.config.weighted);
 
+  if (absl::Status s = CheckTransportSecurity(options); !s.ok()) return s;
   CoordinatorOptions copts;
   copts.config = options.config;
   if (!options.tokens_file.empty()) {
-    absl::StatusOr<std::map<int64_t, std::string>> tokens = ReadTokensFile(options.tokens_file);
-    if (!tokens.ok()) return tokens.status();
-    copts.tokens = *std::move(tokens);
+    absl::StatusOr<Authenticator> auth = Authenticator::FromFile(options.tokens_file, options.config.clients);
+    if (!auth.ok()) return auth.status();
+    auth->set_enforce_host_binding(!options.tls_client_ca.empty());
+    copts.authenticator = std::make_shared<Authenticator>(*std::move(auth));
   }
+  copts.train_counts = options.train_counts;
+  copts.test_counts = options.test_counts;
+  copts.max_reported_samples = options.max_reported_samples;
+  copts.max_update_norm = options.max_update_norm;
 
   auto self = std::unique_ptr<FederationServer>(new FederationServer());
   self->impl_ = std::make_unique<Impl>();
   Impl& impl = *self->impl_;
   impl.evaluator = std::move(evaluator);
   impl.on_round = std::move(on_round);
+  impl.federation_metrics = std::make_shared<CallbackCollectable>([raw = self.get()] {
+    return FederationFamilies(*raw->coordinator_, raw->impl_->round_seconds);
+  });
+  impl.process_metrics = std::make_shared<ProcessCollector>();
   impl.tick_seconds = options.tick_seconds;
   const std::string checkpoint = options.config.out + "/checkpoint.bin";
   self->coordinator_ = std::make_unique<RoundCoordinator>(copts, std::move(theta0), *std::move(strategy),
@@ -113,12 +183,18 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Start(Server
 
   FederationServer* raw = self.get();
   impl.service = std::make_unique<FederationService>(
-      self->coordinator_.get(), [raw] { return raw->impl_->Now(); }, ServiceLimits{},
+      self->coordinator_.get(), [raw] { return raw->impl_->Now(); }, options.service_limits,
       [raw] { boost::asio::post(raw->impl_->io, [raw] { raw->impl_->timer.cancel(); }); });
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   builder.RegisterService(impl.service.get());
+  // Bounds what hostile peers can make gRPC itself buffer (all connections together), and how
+  // many streams one connection may open.
+  grpc::ResourceQuota quota("lotteryfl-server");
+  quota.Resize(static_cast<size_t>(options.memory_quota_bytes));
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   if (!options.listen.empty()) {
     std::shared_ptr<grpc::ServerCredentials> creds;
     if (!options.tls_cert.empty() || !options.tls_key.empty()) {
@@ -175,6 +251,7 @@ void FederationServer::TickLoop() {
   if (im.done.HasBeenNotified()) return;
   coordinator_->Tick(im.Now(), [this, &im](const RoundEvent& event) {
     if (!event.retried) {
+      im.round_seconds.Observe(event.metrics.wall_seconds);
       if (absl::Status s = recorder_->WriteRound(event.metrics); !s.ok()) {
         absl::MutexLock lock(&im.mu);
         im.result = s;
@@ -183,6 +260,10 @@ void FederationServer::TickLoop() {
     if (im.on_round) im.on_round(event);
   });
   im.service->Pump();
+  if (absl::Status fatal = coordinator_->fatal_error(); !fatal.ok()) {
+    absl::MutexLock lock(&im.mu);
+    im.result = fatal;
+  }
   if (coordinator_->finished()) {
     im.done.Notify();
     return;
@@ -212,7 +293,7 @@ absl::Status FederationServer::Wait() {
   }
   absl::Status summary =
       recorder_->WriteSummary(coordinator_->config(), coordinator_->totals(), impl_->Now(), layer_names);
-  if (summary.ok() && coordinator_->finished()) {
+  if (summary.ok() && coordinator_->finished() && coordinator_->fatal_error().ok()) {
     summary = WriteFileAtomically(coordinator_->config().out + "/model.bin",
                                   SerializeTensorSet(coordinator_->global_model()));
   }
@@ -234,24 +315,16 @@ FederationServer::~FederationServer() {
   if (impl_->server) impl_->server->Wait();
 }
 
+int FederationServer::open_uploads() const { return impl_->service->open_uploads(); }
+
 std::shared_ptr<grpc::Channel> FederationServer::InProcessChannel() {
   return impl_->server->InProcessChannel(grpc::ChannelArguments());
 }
 
 std::string FederationServer::RenderMetrics() const {
-  PrometheusText text;
-  const RoundCoordinator::Totals t = coordinator_->totals();
-  text.Gauge("lotteryfl_round", "round being run (1-based)", static_cast<double>(coordinator_->current_round()));
-  text.Counter("lotteryfl_rounds_completed_total", "rounds aggregated", static_cast<double>(t.rounds_completed));
-  text.Counter("lotteryfl_uplink_bytes_total", "serialized update bytes received", static_cast<double>(t.uplink_bytes));
-  text.Counter("lotteryfl_downlink_bytes_total", "serialized model bytes sent", static_cast<double>(t.downlink_bytes));
-  text.Counter("lotteryfl_dense_fp32_bytes_total", "what dense fp32 updates would have cost",
-               static_cast<double>(t.dense_fp32_bytes));
-  int64_t joined = 0;
-  for (const ClientState& c : coordinator_->clients()) joined += (c.joined && !c.left) ? 1 : 0;
-  text.Gauge("lotteryfl_clients_joined", "clients joined and not left", static_cast<double>(joined));
-  text.Gauge("lotteryfl_finished", "1 when the run is over", coordinator_->finished() ? 1 : 0);
-  return text.str();
+  return RenderText({impl_->federation_metrics.get(), impl_->process_metrics.get()});
 }
+
+int FederationServer::metrics_port() const { return impl_->http ? impl_->http->port() : 0; }
 
 }  // namespace lfl

@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "config/run_config.h"
+#include "server/federation_service.h"
 #include "server/round_coordinator.h"
 #include "server/run_recorder.h"
 
@@ -29,7 +30,20 @@ struct ServerOptions {
   bool resume = false;                   // continue from <out>/checkpoint.bin
   std::string tls_cert, tls_key;         // PEM files; both empty = plaintext
   std::string tls_client_ca;             // PEM; set = mutual TLS (clients must present a certificate)
-  std::string tokens_file;               // lines "<client-id> <token>"; empty = no tokens
+                                         // and host bindings in the tokens file are enforced
+  std::string tokens_file;               // server/authenticator.h format; empty = no tokens
+  // Listening on a network requires TLS and a tokens file unless this is set (the in-process
+  // simulator, with `listen` empty, needs neither).
+  bool insecure = false;
+  // Server-computed data sizes per client id (from the partition it assigned; see
+  // CoordinatorOptions): aggregation weights and the test_count check. Empty: unknown.
+  std::vector<int64_t> train_counts, test_counts;
+  int64_t max_reported_samples = 100000;  // clamp for clients whose data the server does not know
+  double max_update_norm = 1000;          // L2 bound on an update's distance to the global model; <= 0 off
+  // Transport limits: gRPC memory quota for the whole server, concurrent streams per connection.
+  int64_t memory_quota_bytes = 512ll << 20;
+  int max_concurrent_streams = 100;
+  ServiceLimits service_limits;
   bool handle_signals = true;            // SIGINT/SIGTERM → checkpoint and stop
   double tick_seconds = 0.02;
 };
@@ -56,8 +70,13 @@ class FederationServer {
   std::shared_ptr<grpc::Channel> InProcessChannel();
   RoundCoordinator& coordinator() { return *coordinator_; }
   const RunRecorder& recorder() const { return *recorder_; }
-  // Prometheus text of the current state.
+  // Upload streams open right now (FederationService's bounded set).
+  int open_uploads() const;
+  // The Prometheus text of the current state: what a scrape of /metrics returns, without
+  // prometheus-cpp's own exposer_* families.
   std::string RenderMetrics() const;
+  // The port /metrics is served on (ServerOptions::metrics_listen); 0 when off.
+  int metrics_port() const;
 
  private:
   FederationServer() = default;
@@ -69,8 +88,11 @@ class FederationServer {
   int port_ = 0;
 };
 
-// Reads "<client-id> <token>" lines ('#' comments allowed).
+// Reads "<client-id> <token>" lines ('#' comments allowed): a client host's own tokens.
 absl::StatusOr<std::map<int64_t, std::string>> ReadTokensFile(const std::string& path);
+// OK when `options` may start: listening on a network needs TLS (cert and key) and a tokens
+// file unless options.insecure; FailedPrecondition says what is missing and how to fix it.
+absl::Status CheckTransportSecurity(const ServerOptions& options);
 // Reads a whole file (TLS material).
 absl::StatusOr<std::string> ReadTextFile(const std::string& path);
 

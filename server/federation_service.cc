@@ -2,7 +2,10 @@
 
 #include <algorithm>
 
+#include <atomic>
+
 #include "absl/strings/str_cat.h"
+#include "server/upload_assembler.h"
 
 namespace lfl {
 
@@ -13,10 +16,19 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
-std::vector<Credential> ToCredentials(const google::protobuf::RepeatedPtrField<v1::Credential>& in) {
+std::string PeerIdentity(const grpc::ServerContextBase& ctx) {
+  std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
+  if (!auth || !auth->IsPeerAuthenticated()) return "";
+  std::vector<grpc::string_ref> cn = auth->FindPropertyValues("x509_common_name");
+  if (cn.empty()) return "";
+  return std::string(cn.front().data(), cn.front().size());
+}
+
+std::vector<Credential> ToCredentials(const google::protobuf::RepeatedPtrField<v1::Credential>& in,
+                                      const std::string& peer_identity) {
   std::vector<Credential> out;
   out.reserve(in.size());
-  for (const v1::Credential& c : in) out.push_back({c.client_id(), c.token()});
+  for (const v1::Credential& c : in) out.push_back({c.client_id(), c.token(), peer_identity});
   return out;
 }
 
@@ -39,7 +51,7 @@ grpc::ServerUnaryReactor* FederationService::Join(grpc::CallbackServerContext* c
     reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "join without clients"));
     return reactor;
   }
-  for (const Credential& c : ToCredentials(request->clients())) {
+  for (const Credential& c : ToCredentials(request->clients(), PeerIdentity(*ctx))) {
     absl::StatusOr<std::string> config = coordinator_->Join(c, clock_());
     if (!config.ok()) {
       reactor->Finish(ToGrpcStatus(config.status()));
@@ -52,9 +64,9 @@ grpc::ServerUnaryReactor* FederationService::Join(grpc::CallbackServerContext* c
   return reactor;
 }
 
-bool FederationService::AnswerPoll(const v1::PollRequest& request, v1::PollReply* reply, bool expired,
-                                   grpc::Status* status) {
-  absl::StatusOr<PollResult> result = coordinator_->Poll(ToCredentials(request.clients()), clock_());
+bool FederationService::AnswerPoll(const v1::PollRequest& request, const std::string& peer, v1::PollReply* reply,
+                                   bool expired, grpc::Status* status) {
+  absl::StatusOr<PollResult> result = coordinator_->Poll(ToCredentials(request.clients(), peer), clock_());
   if (!result.ok()) {
     *status = ToGrpcStatus(result.status());
     return true;
@@ -95,21 +107,46 @@ grpc::ServerUnaryReactor* FederationService::Poll(grpc::CallbackServerContext* c
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   grpc::Status status;
   const double wait = std::min(request->wait_ms(), limits_.max_poll_wait_ms) / 1000.0;
-  if (AnswerPoll(*request, reply, wait <= 0, &status)) {
+  std::string peer = PeerIdentity(*ctx);
+  if (AnswerPoll(*request, peer, reply, wait <= 0, &status)) {
     reactor->Finish(status);
     return reactor;
   }
   absl::MutexLock lock(&mu_);
-  waiters_.push_back({reactor, request, reply, clock_() + wait});
+  waiters_.push_back({reactor, request, reply, clock_() + wait, std::move(peer)});
   return reactor;
 }
 
+bool FederationService::RegisterUpload(UploadStream* stream) {
+  absl::MutexLock lock(&uploads_mu_);
+  if (static_cast<int>(uploads_.size()) >= limits_.max_concurrent_uploads) return false;
+  uploads_.insert(stream);
+  return true;
+}
+
+void FederationService::UnregisterUpload(UploadStream* stream) {
+  absl::MutexLock lock(&uploads_mu_);
+  uploads_.erase(stream);
+}
+
+int FederationService::open_uploads() {
+  absl::MutexLock lock(&uploads_mu_);
+  return static_cast<int>(uploads_.size());
+}
+
 void FederationService::Pump() {
-  absl::MutexLock lock(&mu_);
   const double now = clock_();
+  {
+    // A stream leaves the set (in OnDone) before it is deleted, under this lock.
+    absl::MutexLock lock(&uploads_mu_);
+    for (UploadStream* u : uploads_) {
+      if (now - u->last_activity() > limits_.upload_stall_seconds) u->Cancel();
+    }
+  }
+  absl::MutexLock lock(&mu_);
   for (auto it = waiters_.begin(); it != waiters_.end();) {
     grpc::Status status;
-    if (AnswerPoll(*it->request, it->reply, now >= it->deadline, &status)) {
+    if (AnswerPoll(*it->request, it->peer, it->reply, now >= it->deadline, &status)) {
       it->reactor->Finish(status);
       it = waiters_.erase(it);
     } else {
@@ -132,10 +169,10 @@ namespace {
 // Streams one downlink payload in chunks of at most max_chunk_bytes.
 class FetchReactor : public grpc::ServerWriteReactor<v1::Chunk> {
  public:
-  FetchReactor(FederationService* service, const v1::FetchRequest& request) {
+  FetchReactor(FederationService* service, const v1::FetchRequest& request, std::string peer) {
     const double start = service->now();
     absl::StatusOr<RoundCoordinator::DownlinkPayload> payload = service->coordinator()->Downlink(
-        {request.client().client_id(), request.client().token()}, request.round(), request.attempt(),
+        {request.client().client_id(), request.client().token(), std::move(peer)}, request.round(), request.attempt(),
         request.held_mask_version(), request.held_mask_hash(), start);
     if (!payload.ok()) {
       Finish(ToGrpcStatus(payload.status()));
@@ -183,120 +220,142 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::Chunk> {
   v1::Chunk message_;
 };
 
-// Receives an update: a header, then payload chunks; hands it to the coordinator whole.
-class SubmitReactor : public grpc::ServerReadReactor<v1::UpdateChunk> {
+// Receives an update: a header, admitted by the coordinator before any payload is read, then
+// payload chunks (UploadAssembler's rules); hands the whole payload to the coordinator.
+class SubmitReactor : public grpc::ServerReadReactor<v1::UpdateChunk>, public FederationService::UploadStream {
  public:
-  SubmitReactor(FederationService* service, v1::SubmitReply* reply) : service_(service), reply_(reply) {
+  SubmitReactor(FederationService* service, grpc::CallbackServerContext* ctx, v1::SubmitReply* reply)
+      : service_(service),
+        ctx_(ctx),
+        reply_(reply),
+        peer_(PeerIdentity(*ctx)),
+        assembler_(service->limits().max_chunk_bytes),
+        last_activity_(service->now()) {
+    if (!service_->RegisterUpload(this)) {
+      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          absl::StrCat("the server has ", service_->limits().max_concurrent_uploads,
+                                       " uploads open; retry later")));
+      return;
+    }
+    registered_ = true;
     StartRead(&chunk_);
   }
   void OnReadDone(bool ok) override {
+    last_activity_.store(service_->now());
     if (!ok) {
       Complete();
       return;
     }
-    if (grpc::Status s = Absorb(); !s.ok()) {
-      Finish(s);
+    if (grpc::Status s = Absorb(); !s.ok() || finished_) {
+      if (!finished_) End(s);
       return;
     }
     StartRead(&chunk_);
   }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (registered_) service_->UnregisterUpload(this);
+    ReleaseSlot();
+    delete this;
+  }
+  double last_activity() const override { return last_activity_.load(); }
+  void Cancel() override { ctx_->TryCancel(); }
 
  private:
+  // The client's upload slot is released before the status goes out, so a client that retries
+  // as soon as it sees the answer is never told that its own finished upload is still in flight.
+  void ReleaseSlot() {
+    if (admitted_) service_->coordinator()->EndUpload(report_.client_id);
+    admitted_ = false;
+  }
+  void End(const grpc::Status& status) {
+    ReleaseSlot();
+    Finish(status);
+  }
   grpc::Status Absorb() {
-    const ServiceLimits& limits = service_->limits();
-    if (chunk_.has_header()) {
-      if (have_header_) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "second update header");
-      header_ = chunk_.header();
-      have_header_ = true;
-      if (header_.payload_bytes() == 0 || header_.payload_bytes() > limits.max_update_bytes) {
-        return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                            absl::StrCat("declared update size ", header_.payload_bytes(), " bytes is outside (0, ",
-                                         limits.max_update_bytes, "]"));
-      }
-      header_bytes_ = chunk_.ByteSizeLong();
-      payload_.reserve(header_.payload_bytes());
+    if (!chunk_.has_header()) return ToGrpcStatus(assembler_.OnData(chunk_.data()));
+    if (assembler_.has_header()) return ToGrpcStatus(assembler_.OnHeader(0, nullptr));
+    const v1::UpdateHeader& h = chunk_.header();
+    report_.client_id = h.client().client_id();
+    report_.token = h.client().token();
+    report_.peer_identity = peer_;
+    report_.round = h.round();
+    report_.attempt = h.attempt();
+    report_.num_samples = h.num_samples();
+    report_.local_accuracy = h.local_accuracy();
+    report_.test_count = h.test_count();
+    report_.validation_accuracy = h.validation_accuracy();
+    report_.pruned = h.pruned();
+    report_.train_seconds = h.train_seconds();
+    report_.encode_seconds = h.encode_seconds();
+    report_.network_seconds = h.network_seconds();
+    report_.header_bytes = chunk_.ByteSizeLong();
+    absl::Status s = assembler_.OnHeader(h.payload_bytes(), [this](uint64_t declared) {
+      return service_->coordinator()->BeginUpload(report_, declared, service_->now());
+    });
+    if (absl::IsAlreadyExists(s)) {
+      // A retry of an accepted update: acknowledge it without reading the payload again.
+      reply_->set_duplicate(true);
+      finished_ = true;
+      Finish(grpc::Status::OK);
       return grpc::Status::OK;
     }
-    if (!have_header_) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "update data before its header");
-    if (chunk_.data().size() > limits.max_chunk_bytes) {
-      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "update chunk larger than 1 MiB");
-    }
-    if (payload_.size() + chunk_.data().size() > header_.payload_bytes()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "update longer than its declared size");
-    }
-    payload_.append(chunk_.data());
-    return grpc::Status::OK;
+    admitted_ = s.ok();
+    return ToGrpcStatus(s);
   }
 
   void Complete() {
-    if (!have_header_) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty update stream"));
+    absl::StatusOr<std::string> payload = assembler_.Finish();
+    if (!payload.ok()) {
+      End(ToGrpcStatus(payload.status()));
       return;
     }
-    if (payload_.size() != header_.payload_bytes()) {
-      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          absl::StrCat("truncated update: ", payload_.size(), " of ", header_.payload_bytes(),
-                                       " bytes")));
-      return;
-    }
-    UpdateReport r;
-    r.client_id = header_.client().client_id();
-    r.token = header_.client().token();
-    r.round = header_.round();
-    r.attempt = header_.attempt();
-    r.num_samples = header_.num_samples();
-    r.local_accuracy = header_.local_accuracy();
-    r.test_count = header_.test_count();
-    r.validation_accuracy = header_.validation_accuracy();
-    r.pruned = header_.pruned();
-    r.train_seconds = header_.train_seconds();
-    r.encode_seconds = header_.encode_seconds();
-    r.network_seconds = header_.network_seconds();
-    r.header_bytes = header_bytes_;
-    absl::StatusOr<bool> duplicate = service_->coordinator()->Submit(r, payload_, service_->now());
+    absl::StatusOr<bool> duplicate = service_->coordinator()->Submit(report_, *payload, service_->now());
     if (!duplicate.ok()) {
-      Finish(ToGrpcStatus(duplicate.status()));
+      End(ToGrpcStatus(duplicate.status()));
       return;
     }
     reply_->set_duplicate(*duplicate);
     service_->NotifySubmitted();
-    Finish(grpc::Status::OK);
+    End(grpc::Status::OK);
   }
 
   FederationService* service_;
+  grpc::CallbackServerContext* ctx_;
   v1::SubmitReply* reply_;
+  const std::string peer_;
+  UploadAssembler assembler_;
+  std::atomic<double> last_activity_;
   v1::UpdateChunk chunk_;
-  v1::UpdateHeader header_;
-  bool have_header_ = false;
-  uint64_t header_bytes_ = 0;
-  std::string payload_;
+  UpdateReport report_;
+  bool registered_ = false;
+  bool admitted_ = false;
+  bool finished_ = false;
 };
 
 }  // namespace
 
 grpc::ServerWriteReactor<v1::Chunk>* FederationService::FetchModel(grpc::CallbackServerContext* ctx,
                                                                    const v1::FetchRequest* request) {
-  return new FetchReactor(this, *request);
+  return new FetchReactor(this, *request, PeerIdentity(*ctx));
 }
 
 grpc::ServerReadReactor<v1::UpdateChunk>* FederationService::SubmitUpdate(grpc::CallbackServerContext* ctx,
                                                                           v1::SubmitReply* reply) {
-  return new SubmitReactor(this, reply);
+  return new SubmitReactor(this, ctx, reply);
 }
 
 grpc::ServerUnaryReactor* FederationService::Heartbeat(grpc::CallbackServerContext* ctx,
                                                        const v1::HeartbeatRequest* request,
                                                        v1::HeartbeatReply* reply) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(coordinator_->Heartbeat(ToCredentials(request->clients()), clock_())));
+  reactor->Finish(ToGrpcStatus(coordinator_->Heartbeat(ToCredentials(request->clients(), PeerIdentity(*ctx)), clock_())));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* FederationService::Leave(grpc::CallbackServerContext* ctx,
                                                    const v1::LeaveRequest* request, v1::LeaveReply* reply) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(coordinator_->Leave(ToCredentials(request->clients()), clock_())));
+  reactor->Finish(ToGrpcStatus(coordinator_->Leave(ToCredentials(request->clients(), PeerIdentity(*ctx)), clock_())));
   return reactor;
 }
 

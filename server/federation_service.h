@@ -10,6 +10,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -23,9 +24,13 @@ namespace lfl {
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 struct ServiceLimits {
-  uint64_t max_update_bytes = 256ull << 20;  // a larger declared or streamed update is refused
-  uint32_t max_chunk_bytes = 1u << 20;       // chunks are at most 1 MiB both ways
+  uint32_t max_chunk_bytes = 1u << 20;  // chunks are at most 1 MiB both ways
   uint32_t max_poll_wait_ms = 2000;
+  // Upload streams open at once (headers not yet seen included); more are refused at once.
+  // (The declared size of each is capped by RoundCoordinator::max_update_bytes().)
+  int max_concurrent_uploads = 64;
+  // An upload stream that delivers nothing for this long is cancelled.
+  double upload_stall_seconds = 30;
 };
 
 class FederationService final : public lotteryfl::v1::Federation::CallbackService {
@@ -49,12 +54,24 @@ class FederationService final : public lotteryfl::v1::Federation::CallbackServic
   grpc::ServerUnaryReactor* Leave(grpc::CallbackServerContext* ctx, const lotteryfl::v1::LeaveRequest* request,
                                   lotteryfl::v1::LeaveReply* reply) override;
 
-  // Completes parked polls that have work, a finished run, or an expired wait.
+  // Completes parked polls that have work, a finished run, or an expired wait, and cancels
+  // upload streams stalled past limits().upload_stall_seconds.
   void Pump();
   // Completes every parked poll (before the gRPC server shuts down).
   void ReleaseAll();
 
   RoundCoordinator* coordinator() { return coordinator_; }
+  // Upload streams register while they are open (see ServiceLimits). Register returns false
+  // when max_concurrent_uploads are already open.
+  class UploadStream {
+   public:
+    virtual ~UploadStream() = default;
+    virtual double last_activity() const = 0;
+    virtual void Cancel() = 0;
+  };
+  bool RegisterUpload(UploadStream* stream);
+  void UnregisterUpload(UploadStream* stream);
+  int open_uploads();
   const ServiceLimits& limits() const { return limits_; }
   double now() const { return clock_(); }
   void NotifySubmitted() { on_submit_(); }
@@ -65,10 +82,11 @@ class FederationService final : public lotteryfl::v1::Federation::CallbackServic
     const lotteryfl::v1::PollRequest* request;
     lotteryfl::v1::PollReply* reply;
     double deadline;
+    std::string peer;
   };
   // Fills reply; returns true when the poll should complete now.
-  bool AnswerPoll(const lotteryfl::v1::PollRequest& request, lotteryfl::v1::PollReply* reply, bool expired,
-                  grpc::Status* status);
+  bool AnswerPoll(const lotteryfl::v1::PollRequest& request, const std::string& peer,
+                  lotteryfl::v1::PollReply* reply, bool expired, grpc::Status* status);
 
   RoundCoordinator* const coordinator_;
   const std::function<double()> clock_;
@@ -77,9 +95,14 @@ class FederationService final : public lotteryfl::v1::Federation::CallbackServic
 
   absl::Mutex mu_;
   std::list<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex uploads_mu_;
+  std::set<UploadStream*> uploads_ ABSL_GUARDED_BY(uploads_mu_);
 };
 
-std::vector<Credential> ToCredentials(const google::protobuf::RepeatedPtrField<lotteryfl::v1::Credential>& in);
+// The common name of the peer's verified client certificate (mutual TLS); empty otherwise.
+std::string PeerIdentity(const grpc::ServerContextBase& ctx);
+std::vector<Credential> ToCredentials(const google::protobuf::RepeatedPtrField<lotteryfl::v1::Credential>& in,
+                                      const std::string& peer_identity = "");
 
 }  // namespace lfl
 

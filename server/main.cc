@@ -21,8 +21,25 @@ int main(int argc, char** argv) {
   app.add_option("--tls-key", options.tls_key, "server private key (PEM)");
   app.add_option("--tls-client-ca", options.tls_client_ca, "CA (PEM) for mutual TLS: clients must present a cert");
   app.add_option("--tokens", options.tokens_file, "file of '<client-id> <token>' lines; every call is checked");
-  bool insecure = false;
-  app.add_flag("--insecure", insecure, "accept running without TLS (traffic in clear text)");
+  app.add_flag("--insecure", options.insecure,
+               "allow listening without TLS and/or without a tokens file (then anyone who reaches the port can "
+               "read models and act as any client); only on a network you trust");
+  app.add_option("--max-update-norm", options.max_update_norm,
+                 "refuse an update whose L2 distance to the global model it was trained from exceeds this "
+                 "(<= 0: no bound)")
+      ->capture_default_str();
+  app.add_option("--max-client-samples", options.max_reported_samples,
+                 "clamp for the sample count a client reports when the server did not assign its data")
+      ->capture_default_str();
+  app.add_option("--max-concurrent-uploads", options.service_limits.max_concurrent_uploads,
+                 "upload streams open at once; more are refused with RESOURCE_EXHAUSTED")
+      ->capture_default_str();
+  app.add_option("--upload-stall-seconds", options.service_limits.upload_stall_seconds,
+                 "cancel an upload stream that delivers nothing for this long")
+      ->capture_default_str();
+  app.add_option("--memory-quota-bytes", options.memory_quota_bytes,
+                 "gRPC memory quota of the server in bytes (all connections together)")
+      ->capture_default_str();
   if (std::optional<int> exit_code = lfl::ParseCommandLine(app, argc, argv)) return *exit_code;
 
   if (absl::Status s = lfl::ValidateRunConfig(options.config); !s.ok()) {
@@ -33,15 +50,26 @@ int main(int argc, char** argv) {
     spdlog::error("--tls-cert and --tls-key go together");
     return 2;
   }
-  if (options.tls_cert.empty()) {
-    spdlog::warn("TLS is OFF: models, updates and tokens travel in CLEAR TEXT on {}{}", options.listen,
-                 insecure ? "" : " (pass --tls-cert/--tls-key, or --insecure to silence this on trusted networks)");
+  if (absl::Status s = lfl::CheckTransportSecurity(options); !s.ok()) {
+    spdlog::error("{}", std::string(s.message()));
+    return 2;
+  }
+  if (options.insecure && (options.tls_cert.empty() || options.tokens_file.empty())) {
+    spdlog::warn("--insecure: {}{} on {}", options.tls_cert.empty() ? "TLS is OFF (traffic in CLEAR TEXT)" : "",
+                 options.tokens_file.empty() ? (options.tls_cert.empty() ? "; no tokens (any peer may act as any client)"
+                                                                         : "no tokens (any peer may act as any client)")
+                                             : "",
+                 options.listen);
   }
   lfl::SetMathThreads(2);
   auto data = lfl::LoadRunData(options.config);
   if (!data.ok()) {
     spdlog::error("{}", std::string(data.status().message()));
     return 1;
+  }
+  for (const lfl::ClientSplit& split : (*data)->partition.clients) {
+    options.train_counts.push_back(static_cast<int64_t>(split.train.size()));
+    options.test_counts.push_back(static_cast<int64_t>(split.test.size()));
   }
   const int64_t rounds = options.config.rounds;
   auto server = lfl::FederationServer::Start(

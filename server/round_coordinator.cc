@@ -25,6 +25,14 @@ EncodeSpec DownlinkSpec(const RunConfig& config) {
   return spec;
 }
 
+std::shared_ptr<const Authenticator> MakeAuthenticator(const CoordinatorOptions& o) {
+  if (o.authenticator) return o.authenticator;
+  if (o.tokens.empty()) return std::make_shared<Authenticator>(Authenticator::AllowAll(o.config.clients));
+  return std::make_shared<Authenticator>(Authenticator::FromTokens(o.config.clients, o.tokens));
+}
+
+bool ValidAccuracy(double a) { return a == -1 || (a >= 0 && a <= 1); }
+
 double Mean(const std::vector<double>& v) {
   if (v.empty()) return -1;
   double s = 0;
@@ -42,7 +50,9 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, TensorSet theta0,
       strategy_(std::move(strategy)),
       evaluator_(evaluator),
       checkpoint_path_(std::move(checkpoint_path)),
-      dense_bytes_per_model_(4 * theta0.TotalElements()) {
+      dense_bytes_per_model_(4 * theta0.TotalElements()),
+      max_update_bytes_(MaxEncodedBytes(theta0)),
+      authenticator_(MakeAuthenticator(options_)) {
   absl::MutexLock lock(&mu_);
   clients_.resize(static_cast<size_t>(options_.config.clients));
   for (ClientState& c : clients_) c.mask = Mask::Full(theta0);
@@ -51,17 +61,9 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, TensorSet theta0,
 }
 
 absl::Status RoundCoordinator::Authenticate(const Credential& c) const {
-  if (c.client_id < 0 || c.client_id >= static_cast<int64_t>(clients_.size())) {
-    return absl::NotFoundError(absl::StrCat("unknown client id ", c.client_id, " (this run has clients 0-",
-                                            clients_.size() - 1, ")"));
-  }
-  if (!options_.tokens.empty()) {
-    auto it = options_.tokens.find(c.client_id);
-    if (it == options_.tokens.end() || it->second != c.token) {
-      return absl::UnauthenticatedError(absl::StrCat("bad or missing token for client ", c.client_id));
-    }
-  }
-  return absl::OkStatus();
+  absl::Status s = authenticator_->Check(c);
+  if (!s.ok()) ++counters_.auth_failures;
+  return s;
 }
 
 void RoundCoordinator::MarkLive(int64_t id, double now) { clients_[id].last_seen = now; }
@@ -94,7 +96,10 @@ absl::Status RoundCoordinator::Leave(const std::vector<Credential>& clients, dou
   for (const Credential& c : clients) {
     if (absl::Status s = Authenticate(c); !s.ok()) return s;
   }
-  for (const Credential& c : clients) clients_[c.client_id].left = true;
+  for (const Credential& c : clients) {
+    clients_[c.client_id].left = true;
+    uploading_.erase(c.client_id);
+  }
   ++state_version_;
   return absl::OkStatus();
 }
@@ -179,9 +184,121 @@ absl::StatusOr<RoundCoordinator::DownlinkPayload> RoundCoordinator::Downlink(con
   return DownlinkPayload{*std::move(bytes), version, std::move(layer_bits)};
 }
 
+absl::Status RoundCoordinator::CheckTask(const UpdateReport& report) const {
+  if (phase_ != Phase::kRoundOpen || report.round != round_ || report.attempt != attempt_) {
+    return absl::FailedPreconditionError(absl::StrCat("update for round ", report.round, " attempt ", report.attempt,
+                                                      " refused: the open round is ", round_, " attempt ", attempt_));
+  }
+  if (!IsSampled(report.client_id)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("client ", report.client_id, " was not sampled in round ", round_));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RoundCoordinator::BeginUpload(const UpdateReport& header, uint64_t payload_bytes, double now) {
+  absl::MutexLock lock(&mu_);
+  absl::Status s = Authenticate({header.client_id, header.token, header.peer_identity});
+  if (s.ok()) s = CheckTask(header);
+  if (s.ok() && accepted_.count(header.client_id)) {
+    s = absl::AlreadyExistsError(absl::StrCat("the update of client ", header.client_id, " for round ", round_,
+                                              " was already accepted"));
+  }
+  if (s.ok() && (payload_bytes == 0 || payload_bytes > max_update_bytes_)) {
+    s = absl::ResourceExhaustedError(absl::StrCat("declared update size ", payload_bytes,
+                                                  " bytes is outside (0, ", max_update_bytes_,
+                                                  "], the largest encoding of this run's model"));
+  }
+  if (s.ok() && !uploading_.insert(header.client_id).second) {
+    s = absl::ResourceExhaustedError(
+        absl::StrCat("client ", header.client_id, " already has an upload in flight"));
+  }
+  if (!s.ok()) {
+    ++counters_.uploads_refused;
+    return s;
+  }
+  MarkLive(header.client_id, now);
+  return absl::OkStatus();
+}
+
+void RoundCoordinator::EndUpload(int64_t client_id) {
+  absl::MutexLock lock(&mu_);
+  uploading_.erase(client_id);
+}
+
+absl::Status RoundCoordinator::CheckReport(const UpdateReport& report) const {
+  if (!ValidAccuracy(report.local_accuracy) || !ValidAccuracy(report.validation_accuracy)) {
+    return absl::InvalidArgumentError(absl::StrCat("accuracies must be in [0, 1] (or -1: not measured); got local ",
+                                                   report.local_accuracy, ", validation ",
+                                                   report.validation_accuracy));
+  }
+  const size_t id = static_cast<size_t>(report.client_id);
+  if (!options_.test_counts.empty() && id < options_.test_counts.size() &&
+      report.test_count != options_.test_counts[id]) {
+    return absl::InvalidArgumentError(absl::StrCat("test_count ", report.test_count, " is not the ",
+                                                   options_.test_counts[id], " test images the server assigned"));
+  }
+  if (options_.test_counts.empty() && (report.test_count < 0 || report.test_count > options_.max_reported_samples)) {
+    return absl::InvalidArgumentError(absl::StrCat("test_count ", report.test_count, " out of range"));
+  }
+  return absl::OkStatus();
+}
+
+double RoundCoordinator::AggregationWeight(const UpdateReport& report) const {
+  const size_t id = static_cast<size_t>(report.client_id);
+  // The server's own partition says how much data the client trains on; a report cannot change it.
+  if (!options_.train_counts.empty() && id < options_.train_counts.size()) {
+    return strategy_->UpdateWeight(options_.train_counts[id]);
+  }
+  return strategy_->UpdateWeight(std::clamp<int64_t>(report.num_samples, 1, options_.max_reported_samples));
+}
+
+absl::Status RoundCoordinator::CheckUpdate(const DecodedModel& decoded, const TensorSet& global, const Mask& held,
+                                           double* norm) const {
+  if (!strategy_->uses_masks() && decoded.mask.Density() < 1.0) {
+    return absl::InvalidArgumentError("a sparse update was sent to a dense (fedavg) run");
+  }
+  if (quant_mode_ == QuantMode::kBsq) {
+    for (int bits : decoded.layer_bits) {
+      if (bits > codec::kMaxQuantBits) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("a bsq run takes quantized weights (at most 8 bits), got ", bits));
+      }
+    }
+  }
+  if (decoded.mask_sent) {
+    // An explicit mask may only drop weights the ticket still holds, and no deeper than the target.
+    if (!decoded.mask.IsSubsetOf(held)) {
+      return absl::InvalidArgumentError("the mask keeps weights its ticket had already pruned");
+    }
+    const double target = options_.config.EffectiveTargetDensity();
+    const double floor = std::min(target, held.Density());
+    if (decoded.mask.Density() < floor - 1e-9) {
+      return absl::InvalidArgumentError(absl::StrCat("the mask's density ", decoded.mask.Density(),
+                                                     " is below the target ", target));
+    }
+  }
+  double sq = 0;
+  for (size_t t = 0; t < global.tensors.size(); ++t) {
+    const std::vector<float>& v = decoded.values.tensors[t].values;
+    const std::vector<float>& g = global.tensors[t].values;
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (!decoded.mask.Get(t, static_cast<int64_t>(i))) continue;
+      const double d = static_cast<double>(v[i]) - static_cast<double>(g[i]);
+      sq += d * d;
+    }
+  }
+  *norm = std::sqrt(sq);
+  if (options_.max_update_norm > 0 && !(*norm <= options_.max_update_norm)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("update norm ", *norm, " exceeds --max-update-norm ", options_.max_update_norm));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::string_view payload,
                                               double now) {
-  const Credential credential{report.client_id, report.token};
+  const Credential credential{report.client_id, report.token, report.peer_identity};
   TensorSet layout;
   Mask held;
   uint32_t held_version = 0;
@@ -189,15 +306,7 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   {
     absl::MutexLock lock(&mu_);
     if (absl::Status s = Authenticate(credential); !s.ok()) return s;
-    if (phase_ != Phase::kRoundOpen || report.round != round_ || report.attempt != attempt_) {
-      return absl::FailedPreconditionError(absl::StrCat("update for round ", report.round, " attempt ",
-                                                        report.attempt, " refused: the open round is ", round_,
-                                                        " attempt ", attempt_));
-    }
-    if (!IsSampled(report.client_id)) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("client ", report.client_id, " was not sampled in round ", round_));
-    }
+    if (absl::Status s = CheckTask(report); !s.ok()) return s;
     if (accepted_.count(report.client_id)) return true;
     MarkLive(report.client_id, now);
     layout = global_;
@@ -208,35 +317,33 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
       derived = it->second.mask;
     }
   }
-  if (report.num_samples < 1 || report.num_samples > (int64_t{1} << 31)) {
-    return absl::InvalidArgumentError(absl::StrCat("num_samples ", report.num_samples, " out of range"));
+  auto refuse = [&](const absl::Status& s) {
+    absl::MutexLock lock(&mu_);
+    ++counters_.updates_refused;
+    ++pending_.refused;
+    return absl::Status(s.code(), absl::StrCat("update of client ", report.client_id, " refused: ", s.message()));
+  };
+  if (payload.size() > max_update_bytes_) {
+    return refuse(absl::ResourceExhaustedError(absl::StrCat(payload.size(), " bytes exceed the largest encoding of ",
+                                                            "this run's model (", max_update_bytes_, ")")));
   }
+  if (absl::Status s = CheckReport(report); !s.ok()) return refuse(s);
   std::vector<HeldMask> candidates{{held_version, &held}};
   if (derived) candidates.push_back({held_version + 1, &*derived});
   absl::StatusOr<DecodedModel> decoded = DecodeModel(payload, layout, candidates);
-  if (!decoded.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("update of client ", report.client_id,
-                                                   " refused: ", decoded.status().message()));
-  }
-  if (!strategy_->uses_masks() && decoded->mask.Density() < 1.0) {
-    return absl::InvalidArgumentError("a sparse update was sent to a dense (fedavg) run");
-  }
-  if (quant_mode_ == QuantMode::kBsq) {
-    for (int bits : decoded->layer_bits) {
-      if (bits > codec::kMaxQuantBits) {
-        return absl::InvalidArgumentError(absl::StrCat("update of client ", report.client_id, " refused: a bsq run ",
-                                                       "takes quantized weights (at most 8 bits), got ", bits));
-      }
-    }
-  }
+  if (!decoded.ok()) return refuse(absl::InvalidArgumentError(decoded.status().message()));
+  double norm = 0;
+  if (absl::Status s = CheckUpdate(*decoded, layout, held, &norm); !s.ok()) return refuse(s);
+  const double weight = AggregationWeight(report);
   absl::MutexLock lock(&mu_);
   if (phase_ != Phase::kRoundOpen || report.round != round_ || report.attempt != attempt_) {
     return absl::FailedPreconditionError(absl::StrCat("round ", report.round, " closed while the update arrived"));
   }
   if (accepted_.count(report.client_id)) return true;
   const Mask* mask = strategy_->uses_masks() ? &decoded->mask : nullptr;
-  if (absl::Status s = accumulator_->Add(decoded->values, mask, strategy_->UpdateWeight(report.num_samples));
-      !s.ok()) {
+  if (absl::Status s = accumulator_->Add(decoded->values, mask, weight); !s.ok()) {
+    ++counters_.updates_refused;
+    ++pending_.refused;
     return absl::InvalidArgumentError(absl::StrCat("update of client ", report.client_id, " refused: ", s.message()));
   }
   const bool new_mask = decoded->mask_sent || (decoded->mask_referenced && decoded->referenced_version != held_version);
@@ -244,6 +351,8 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   accepted_bits_[report.client_id] = decoded->layer_bits;
   reports_[report.client_id] = report;
   pending_.uplink_bytes += payload.size() + report.header_bytes;
+  pending_.max_update_norm = std::max(pending_.max_update_norm, norm);
+  ++counters_.updates_accepted;
   ++state_version_;
   return false;
 }
@@ -305,16 +414,21 @@ std::vector<RoundEvent> RoundCoordinator::Tick(double now, const std::function<v
           now - waiting_since_ >= options_.config.join_timeout && live >= options_.config.min_clients;
       if (all_here || waited) StartRound(now);
     }
-    if (phase_ == Phase::kRoundOpen && (accepted_.size() == sampled_.size() || now >= deadline_)) {
+    if (phase_ == Phase::kRoundOpen && (RoundComplete() || now >= deadline_)) {
       events.push_back(CloseRound(now, &eval));
     }
   }
   // Evaluation runs outside the lock: the next round is already open and polls are answered.
   if (!eval.masks.empty()) {
     const auto t0 = absl::Now();
-    if (absl::StatusOr<EvalResult> r = evaluator_->Evaluate(eval.global, eval.masks); r.ok()) {
+    absl::StatusOr<EvalResult> r = evaluator_->Evaluate(eval.global, eval.masks);
+    if (r.ok()) {
       events.back().metrics.global_accuracy = r->global_accuracy;
       events.back().metrics.global_masked_accuracy = r->global_masked_accuracy;
+    } else {
+      events.back().metrics.errors.push_back(absl::StrCat("evaluation failed: ", r.status().message()));
+      absl::MutexLock lock(&mu_);
+      ++counters_.evaluation_failures;
     }
     events.back().metrics.aggregate_seconds += absl::ToDoubleSeconds(absl::Now() - t0);
   }
@@ -323,12 +437,45 @@ std::vector<RoundEvent> RoundCoordinator::Tick(double now, const std::function<v
   }
   // The checkpoint follows the recorded row, so a crash in between re-runs the round instead of
   // losing its row. The state it saves (model, tickets, totals) changes only when a round closes,
-  // and only this thread closes rounds. A failed write is reported by the next CheckpointNow.
+  // and only this thread closes rounds. A write that fails kCheckpointAttempts times stops the
+  // run (fatal_error()); one that fails and then succeeds is counted and logged by the server.
   if (eval.checkpoint_due) {
     absl::MutexLock lock(&mu_);
-    (void)WriteCheckpoint();
+    WriteCheckpointWithRetry();
   }
   return events;
+}
+
+bool RoundCoordinator::RoundComplete() const {
+  // Every sampled client answered, or left the federation (a round never waits on them; the
+  // quorum and the deadline still apply to the rest).
+  for (int64_t id : sampled_) {
+    if (accepted_.count(id) == 0 && !clients_[id].left) return false;
+  }
+  return true;
+}
+
+void RoundCoordinator::WriteCheckpointWithRetry() {
+  absl::Status last;
+  for (int attempt = 0; attempt < kCheckpointAttempts; ++attempt) {
+    last = WriteCheckpoint();
+    if (last.ok()) return;
+    ++counters_.checkpoint_failures;
+  }
+  fatal_ = absl::DataLossError(absl::StrCat("checkpoint of round ", round_ - 1, " failed ", kCheckpointAttempts,
+                                            " times; stopping so that no round is lost: ", last.message()));
+  phase_ = Phase::kFinished;
+  ++state_version_;
+}
+
+absl::Status RoundCoordinator::fatal_error() const {
+  absl::MutexLock lock(&mu_);
+  return fatal_;
+}
+
+CoordinatorCounters RoundCoordinator::counters() const {
+  absl::MutexLock lock(&mu_);
+  return counters_;
 }
 
 RoundEvent RoundCoordinator::CloseRound(double now, EvalJob* eval) {
@@ -347,7 +494,13 @@ RoundEvent RoundCoordinator::CloseRound(double now, EvalJob* eval) {
   }
   const double t0 = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
   absl::StatusOr<TensorSet> next = accumulator_->Finish(global_);
-  if (next.ok()) global_ = *std::move(next);
+  if (next.ok()) {
+    global_ = *std::move(next);
+  } else {
+    // The global model stays as it was; the round's tickets are still committed below.
+    ++counters_.aggregation_failures;
+    m.errors.push_back(absl::StrCat("aggregation failed, the global model is unchanged: ", next.status().message()));
+  }
   for (auto& [id, mask] : accepted_) {
     ClientState& c = clients_[id];
     if (mask) {
@@ -367,6 +520,8 @@ RoundEvent RoundCoordinator::CloseRound(double now, EvalJob* eval) {
     m.pruned_clients += r.pruned ? 1 : 0;
   }
   m.uplink_bytes = pending_.uplink_bytes;
+  m.refused = pending_.refused;
+  m.max_update_norm = pending_.max_update_norm;
   m.downlink_bytes = pending_.downlink_bytes;
   m.dense_fp32_bytes = static_cast<uint64_t>(m.completed) * static_cast<uint64_t>(dense_bytes_per_model_);
   pending_ = RoundMetrics();

@@ -34,6 +34,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -46,9 +47,21 @@
 #include "fl/mask.h"
 #include "fl/strategy.h"
 #include "fl/tensor_set.h"
+#include "server/authenticator.h"
 #include "wire/model_payload.h"
 
 namespace lfl {
+
+// Failures and refusals since the start of this process (Prometheus counters).
+struct CoordinatorCounters {
+  uint64_t updates_accepted = 0;
+  uint64_t updates_refused = 0;     // by Submit: decode, layout, mask, norm, report checks
+  uint64_t uploads_refused = 0;     // at the header, before any payload was read (BeginUpload)
+  uint64_t auth_failures = 0;       // every refused credential, on any call
+  uint64_t checkpoint_failures = 0; // failed checkpoint writes (each attempt)
+  uint64_t evaluation_failures = 0;
+  uint64_t aggregation_failures = 0;
+};
 
 struct EvalResult {
   double global_accuracy = -1;         // global model on the dataset's whole test set
@@ -67,9 +80,10 @@ class Evaluator {
 struct UpdateReport {
   int64_t client_id = 0;
   std::string token;
+  std::string peer_identity;  // the mutual-TLS certificate's common name (empty without mTLS)
   uint64_t round = 0;
   uint32_t attempt = 0;
-  int64_t num_samples = 1;
+  int64_t num_samples = 1;  // informational where the server assigned the data (see CoordinatorOptions)
   double local_accuracy = -1;
   int64_t test_count = 0;
   double validation_accuracy = -1;
@@ -94,12 +108,30 @@ struct RoundMetrics {
   double train_seconds = 0, encode_seconds = 0, network_seconds = 0, aggregate_seconds = 0;
   double wall_seconds = 0;  // this round, open to aggregated
   int64_t pruned_clients = 0;
+  int64_t refused = 0;  // updates of this round refused by Submit (malformed, outliers, lies)
+  double max_update_norm = 0;  // largest L2 distance of an accepted update to the global model
+  // Failures while closing this round (aggregation, evaluation, checkpoint of the previous
+  // round), each a message; also counted in CoordinatorCounters. Empty in a healthy run.
+  std::vector<std::string> errors;
 };
 
 struct CoordinatorOptions {
   RunConfig config;
-  std::map<int64_t, std::string> tokens;  // client id → token; empty = tokens not required
+  // Who may speak for which client id. Null: `tokens` below (tests); both empty = any id of
+  // the run is accepted without a token (--insecure, the in-process simulator).
+  std::shared_ptr<const Authenticator> authenticator;
+  std::map<int64_t, std::string> tokens;  // client id → plain token (tests)
   double liveness_seconds = 15;           // a client unseen this long is not sampled
+  // What the server computed itself from the partition it assigned (index = client id):
+  // training images (the aggregation weight, whatever num_samples a client reports) and local
+  // test images (a reported test_count must equal it). Empty: the server does not know the
+  // clients' data; reported counts are then clamped to [1, max_reported_samples].
+  std::vector<int64_t> train_counts;
+  std::vector<int64_t> test_counts;
+  int64_t max_reported_samples = 100000;
+  // An update whose L2 distance to the global model it was trained from (over the elements it
+  // keeps) exceeds this is refused as an outlier; <= 0 disables the check.
+  double max_update_norm = 1000;
 };
 
 // Per-client state the server keeps (and checkpoints).
@@ -127,11 +159,6 @@ struct PollResult {
   enum State { kWait, kTrain, kFinished } state = kWait;
   std::vector<Task> tasks;
   uint64_t round = 0;
-};
-
-struct Credential {
-  int64_t client_id = 0;
-  std::string token;
 };
 
 // Emitted by Tick when a round is aggregated.
@@ -170,6 +197,18 @@ class RoundCoordinator {
   // and touch nothing.
   absl::StatusOr<bool> Submit(const UpdateReport& report, std::string_view payload, double now);
 
+  // Checks an upload's header before any of its payload is read: the credential, the task
+  // (round open, this round and attempt, the client sampled and not yet accepted), the declared
+  // size against max_update_bytes(), and that no other upload of this client is in flight.
+  // On OK the client holds the upload slot until EndUpload (call it exactly once, whatever
+  // happens to the stream). A duplicate of an accepted update is refused here with
+  // AlreadyExists; the client treats that as success.
+  absl::Status BeginUpload(const UpdateReport& header, uint64_t payload_bytes, double now);
+  void EndUpload(int64_t client_id);
+  // The largest payload an honest client of this run can send: the worst-case encoding of
+  // the model layout (every tensor raw fp32 with an explicit mask bitmap, plus record headers).
+  uint64_t max_update_bytes() const { return max_update_bytes_; }
+
   // Advances the state machine: starts rounds, closes them at their deadline or when every
   // sampled client has submitted, aggregates, evaluates, checkpoints. Call it after every
   // submission and periodically (the service uses a Boost.Asio timer).
@@ -179,6 +218,11 @@ class RoundCoordinator {
 
   // Writes a checkpoint of the last completed round now (SIGTERM).
   absl::Status CheckpointNow();
+  // Set when the run cannot go on (a checkpoint that failed kCheckpointAttempts times in a
+  // row); the server stops with it. OK otherwise.
+  absl::Status fatal_error() const;
+  static constexpr int kCheckpointAttempts = 3;
+  CoordinatorCounters counters() const;
 
   bool finished() const;
   uint64_t current_round() const;
@@ -199,7 +243,15 @@ class RoundCoordinator {
   // evaluation time never eats into the next round's deadline.
   enum class Phase { kWaitingForClients, kRoundOpen, kBetweenRounds, kFinished };
 
-  absl::Status Authenticate(const Credential& c) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status Authenticate(const Credential& c) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckTask(const UpdateReport& report) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status CheckReport(const UpdateReport& report) const;
+  // On OK, *norm is the update's L2 distance to `global` over the elements it keeps.
+  absl::Status CheckUpdate(const DecodedModel& decoded, const TensorSet& global, const Mask& held,
+                           double* norm) const;
+  double AggregationWeight(const UpdateReport& report) const;
+  bool RoundComplete() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void WriteCheckpointWithRetry() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkLive(int64_t id, double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartRound(double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<int64_t> Sample(double now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -219,6 +271,8 @@ class RoundCoordinator {
   Evaluator* const evaluator_;
   const std::string checkpoint_path_;
   const int64_t dense_bytes_per_model_;
+  const uint64_t max_update_bytes_;
+  const std::shared_ptr<const Authenticator> authenticator_;
 
   mutable absl::Mutex mu_;
   Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kWaitingForClients;
@@ -247,6 +301,9 @@ class RoundCoordinator {
   RoundMetrics pending_ ABSL_GUARDED_BY(mu_);  // bytes of the open round
   Totals totals_ ABSL_GUARDED_BY(mu_);
   uint64_t state_version_ ABSL_GUARDED_BY(mu_) = 0;
+  std::set<int64_t> uploading_ ABSL_GUARDED_BY(mu_);  // clients with an upload in flight
+  mutable CoordinatorCounters counters_ ABSL_GUARDED_BY(mu_);
+  absl::Status fatal_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace lfl

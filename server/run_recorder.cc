@@ -36,6 +36,9 @@ std::string RoundMetricsToJson(const RoundMetrics& m) {
   j["network_seconds"] = m.network_seconds;
   j["aggregate_seconds"] = m.aggregate_seconds;
   j["wall_seconds"] = m.wall_seconds;
+  j["refused"] = m.refused;
+  j["max_update_norm"] = m.max_update_norm;
+  j["errors"] = m.errors;
   return j.dump();
 }
 
@@ -69,6 +72,13 @@ absl::StatusOr<RoundMetrics> RoundMetricsFromJson(const std::string& line) {
   num("network_seconds", &m.network_seconds);
   num("aggregate_seconds", &m.aggregate_seconds);
   num("wall_seconds", &m.wall_seconds);
+  num("refused", &m.refused);
+  num("max_update_norm", &m.max_update_norm);
+  if (j.contains("errors") && j["errors"].is_array()) {
+    for (const auto& e : j["errors"]) {
+      if (e.is_string()) m.errors.push_back(e.get<std::string>());
+    }
+  }
   return m;
 }
 

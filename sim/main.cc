@@ -57,6 +57,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   server_options.listen.clear();
+  for (const lfl::ClientSplit& split : (*data)->partition.clients) {
+    server_options.train_counts.push_back(static_cast<int64_t>(split.train.size()));
+    server_options.test_counts.push_back(static_cast<int64_t>(split.test.size()));
+  }
   const int64_t rounds = config.rounds;
   auto server = lfl::FederationServer::Start(
       server_options, (*data)->theta0, std::make_unique<lfl::TorchEvaluator>(*data),

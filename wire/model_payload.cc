@@ -104,9 +104,39 @@ absl::StatusOr<DecodedModel> DecodeModel(std::string_view bytes, const TensorSet
   return DecodeModel(bytes, layout, held);
 }
 
+codec::DecodeLimits LayoutDecodeLimits(const TensorSet& layout) {
+  codec::DecodeLimits limits;
+  uint64_t largest = 1, total = 0;
+  uint32_t rank = 0;
+  for (const NamedTensor& t : layout.tensors) {
+    largest = std::max<uint64_t>(largest, static_cast<uint64_t>(t.numel()));
+    total += static_cast<uint64_t>(t.numel());
+    rank = std::max<uint32_t>(rank, static_cast<uint32_t>(t.shape.size()));
+  }
+  limits.max_elements_per_tensor = largest;
+  limits.max_total_elements = std::max<uint64_t>(total, 1);
+  limits.max_tensors = static_cast<uint32_t>(std::max<size_t>(layout.size(), 1));
+  limits.max_rank = std::max<uint32_t>(rank, 1);
+  return limits;
+}
+
+uint64_t MaxEncodedBytes(const TensorSet& layout) {
+  // Header, body header (round, client id, tensor count as varints), then per record: id,
+  // rank, dims, bits, scale, mask version and kind, kept count (each at most a 10-byte varint
+  // or a fixed field), a bitmap mask, raw float32 values, and a sign plane with its markers.
+  uint64_t bytes = 20 + 3 * 10;
+  for (const NamedTensor& t : layout.tensors) {
+    const uint64_t n = static_cast<uint64_t>(t.numel());
+    bytes += 16 * 10 + 10 * t.shape.size() + (n + 7) / 8 + 4 * n + (n + 7) / 8 + 16;
+  }
+  return bytes;
+}
+
 absl::StatusOr<DecodedModel> DecodeModel(std::string_view bytes, const TensorSet& layout,
                                          const std::vector<HeldMask>& held) {
-  absl::StatusOr<codec::Payload> payload = codec::Decode(bytes);
+  // Limits from the layout: a record cannot make the decoder allocate beyond what the model
+  // itself needs, however few bytes ask for it.
+  absl::StatusOr<codec::Payload> payload = codec::Decode(bytes, LayoutDecodeLimits(layout));
   if (!payload.ok()) return payload.status();
   if (payload->tensors.size() != layout.size()) {
     return absl::InvalidArgumentError(absl::StrCat("payload has ", payload->tensors.size(),

@@ -66,6 +66,13 @@ struct DecodedModel {
   uint32_t client_id = 0;
 };
 
+// Decode limits derived from a model layout: at most its tensor count, its largest tensor's
+// numel per record, its total numel per payload and its largest rank. DecodeModel uses them.
+codec::DecodeLimits LayoutDecodeLimits(const TensorSet& layout);
+// An upper bound on the bytes EncodeModel can produce for `layout` (every tensor raw fp32
+// with an explicit bitmap mask, plus headers): the largest update an honest sender can send.
+uint64_t MaxEncodedBytes(const TensorSet& layout);
+
 // A mask the receiver holds, which a payload may reference by version.
 struct HeldMask {
   uint32_t version = 0;

@@ -185,7 +185,7 @@ start_server() {
 start_client() {
   local logfile=$1 port=$2 ids=$3
   shift 3
-  spawn "$logfile" "$bin/lotteryfl-client" --server "127.0.0.1:$port" --client-ids "$ids" --parallel 2 "$@"
+  spawn "$logfile" "$bin/lotteryfl-client" --server "127.0.0.1:$port" --client-ids "$ids" --parallel 2 --insecure "$@"
 }
 
 # same_model A B: A/model.bin and B/model.bin exist and are byte-identical.

@@ -1,3 +1,4 @@
+#include "server/authenticator.h"
 #include "server/checkpoint.h"
 
 #include <cstdint>
@@ -82,6 +83,13 @@ std::string SerializeV1(const Checkpoint& cp, uint32_t version = 1, bool bits_an
   return w.Take();
 }
 
+// Version 3 is the version 2 body followed by the SHA-256 of everything before it.
+std::string WithDigest(std::string bytes) {
+  const Sha256Digest d = Sha256(bytes);
+  bytes.append(reinterpret_cast<const char*>(d.data()), d.size());
+  return bytes;
+}
+
 void ExpectSameExceptBits(const Checkpoint& a, const Checkpoint& b) {
   EXPECT_EQ(a.next_round, b.next_round);
   EXPECT_EQ(a.seed, b.seed);
@@ -135,8 +143,9 @@ TEST(CheckpointTest, VersionOneParsesWithEmptyBits) {
   ASSERT_TRUE(back.ok()) << back.status();
   ExpectSameExceptBits(*back, cp);
   for (const CheckpointClient& c : back->clients) EXPECT_TRUE(c.layer_bits.empty());
-  // Version 2 of the same state is exactly 4 bytes per client (an empty count) longer.
-  EXPECT_EQ(SerializeCheckpoint(Sample({{}, {}, {}})).size(), v1.size() + 4 * cp.clients.size());
+  // Version 3 of the same state is exactly 4 bytes per client (an empty count) and a 32-byte
+  // SHA-256 longer.
+  EXPECT_EQ(SerializeCheckpoint(Sample({{}, {}, {}})).size(), v1.size() + 4 * cp.clients.size() + 32);
 }
 
 TEST(CheckpointTest, BodyMustMatchTheDeclaredVersion) {
@@ -144,13 +153,19 @@ TEST(CheckpointTest, BodyMustMatchTheDeclaredVersion) {
   // A v1 header over a body with bits, and a v2 header over a body without them.
   EXPECT_TRUE(IsCorrupt(ParseCheckpoint(SerializeV1(cp, 1, /*bits_anyway=*/true)).status()));
   EXPECT_TRUE(IsCorrupt(ParseCheckpoint(SerializeV1(cp, 2, /*bits_anyway=*/false)).status()));
-  // The v2 header over the v2 body is what SerializeCheckpoint writes.
-  EXPECT_EQ(SerializeV1(cp, 2, /*bits_anyway=*/true), SerializeCheckpoint(cp));
+  // Version 2 files still load; version 3 (what SerializeCheckpoint writes) is the v2 body
+  // under a v3 header, followed by its SHA-256.
+  absl::StatusOr<Checkpoint> v2 = ParseCheckpoint(SerializeV1(cp, 2, /*bits_anyway=*/true));
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  ExpectSameExceptBits(*v2, cp);
+  EXPECT_EQ(WithDigest(SerializeV1(cp, 3, /*bits_anyway=*/true)), SerializeCheckpoint(cp));
+  // A v3 header without (or with a wrong) digest is refused.
+  EXPECT_TRUE(IsCorrupt(ParseCheckpoint(SerializeV1(cp, 3, true)).status()));
 }
 
 TEST(CheckpointTest, UnknownVersionsAreRefused) {
   const Checkpoint cp = Sample({{3}});
-  for (uint32_t version : {0u, 3u, 0xffffffffu}) {
+  for (uint32_t version : {0u, 4u, 0xffffffffu}) {
     absl::Status s = ParseCheckpoint(SerializeV1(cp, version, true)).status();
     EXPECT_TRUE(IsCorrupt(s)) << version << ": " << s;
   }
@@ -169,7 +184,7 @@ TEST(CheckpointTest, TooManyLayersAreRefused) {
   absl::Status s = ParseCheckpoint(SerializeCheckpoint(Sample({{3, 3, 3, 3}}))).status();
   EXPECT_TRUE(IsCorrupt(s)) << s;
   // An absurd count is refused before anything is read for it.
-  std::string bytes = SerializeCheckpoint(Sample(std::vector<std::vector<int>>(1)));
+  std::string bytes = SerializeV1(Sample(std::vector<std::vector<int>>(1)), 2, true);
   ASSERT_GE(bytes.size(), 4u);
   for (size_t i = bytes.size() - 4; i < bytes.size(); ++i) bytes[i] = '\xff';  // the last client's count
   s = ParseCheckpoint(bytes).status();
