@@ -200,9 +200,11 @@ up() {
   server=$(dc "$name" ps -q server)
   clients=$(for s in $(dc "$name" config --services); do [ "$s" = server ] || dc "$name" ps -q "$s"; done)
   [ -n "$server" ] || fail "$name: no server container"
-  [ "$(docker inspect -f '{{.State.Health.Status}}' "$server")" = healthy ] ||
-    fail "$name: server is not healthy after up"
-  log "$name: up in $((SECONDS - t)) s: server healthy, $(wc -w <<<"$clients") client containers started"
+  # `up` created the clients only once the server was healthy (depends_on: service_healthy).
+  docker inspect -f '{{range .State.Health.Log}}{{.ExitCode}} {{end}}' "$server" | grep -qw 0 ||
+    fail "$name: the server's health check never passed"
+  log "$name: up in $((SECONDS - t)) s: server healthy, $(wc -w <<<"$clients") client containers started" \
+    "(health now: $(docker inspect -f '{{.State.Health.Status}}' "$server"))"
   local net
   net=$(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$server")
   for n in $net; do
@@ -301,8 +303,12 @@ pid=$(docker inspect -f '{{.State.Pid}}' "$server")
 kill -KILL "$pid"
 # Read what the killed server left before the restarted one (which first waits for the clients
 # to rejoin) can add to it.
-run_file "$server" metrics.jsonl >"$work/b/metrics-at-kill.jsonl"
+for _ in $(seq 20); do
+  run_file "$server" metrics.jsonl >"$work/b/metrics-at-kill.jsonl" 2>/dev/null && break
+  sleep 0.5
+done
 killed_after=$(grep -c '"round"' "$work/b/metrics-at-kill.jsonl" || true)
+[ "$killed_after" -ge 2 ] || fail "b: cannot read the rounds the killed server recorded"
 log "b: server container's init (host pid $pid) killed with SIGKILL; $killed_after rounds recorded"
 [ "$killed_after" -lt "$ROUNDS" ] || fail "b: the run finished before the kill"
 deadline=$((SECONDS + 60))
