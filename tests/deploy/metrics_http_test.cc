@@ -1,5 +1,7 @@
-// The /metrics endpoint as Prometheus sees it: real HTTP scrapes of a
-// MetricsEndpoint on 127.0.0.1, asserting the values served.
+// The /metrics endpoint as Prometheus sees it: real HTTP scrapes of the Boost.Beast
+// MetricsHttpServer on 127.0.0.1, serving prometheus-cpp families (a histogram, the process
+// metrics) and asserting the values served; and the server's HTTP edges (404/405/400/500,
+// keep-alive, a stalled client, bad addresses).
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -8,18 +10,20 @@
 
 #include <atomic>
 #include <chrono>
-#include <ctime>
+#include <cmath>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
+#include <memory>
+#include <stdexcept>
 #include <string>
-#include <thread>
 
 #include <prometheus/histogram.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/http/families.h"
-#include "server/http/metrics_endpoint.h"
+#include "server/http/metrics_http_server.h"
 #include "server/http/process_collector.h"
 
 namespace lfl {
@@ -76,13 +80,23 @@ double Sample(const std::string& scrape, const std::string& name) {
   return std::nan("");
 }
 
-std::unique_ptr<MetricsEndpoint> ListenOrDie(std::vector<std::shared_ptr<prometheus::Collectable>> collectables,
-                                             const MetricsEndpointOptions& options = {}) {
-  auto endpoint = MetricsEndpoint::Listen("127.0.0.1:0", std::move(collectables), options);
-  EXPECT_TRUE(endpoint.ok()) << endpoint.status();
-  return endpoint.ok() ? std::move(*endpoint) : nullptr;
+std::unique_ptr<MetricsHttpServer> StartOrDie(MetricsHttpServer::RenderFn render,
+                                              const MetricsHttpOptions& options = {}) {
+  auto server = MetricsHttpServer::Start("127.0.0.1", 0, std::move(render), options);
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? std::move(*server) : nullptr;
 }
 
+// Renders the collectables the way FederationServer does: prometheus-cpp's text serializer.
+MetricsHttpServer::RenderFn Serve(std::vector<std::shared_ptr<prometheus::Collectable>> collectables) {
+  return [collectables] {
+    std::vector<const prometheus::Collectable*> raw;
+    for (const auto& c : collectables) raw.push_back(c.get());
+    return RenderText(raw);
+  };
+}
+
+// A gauge that counts the scrapes (so each one is visibly fresh) and a fixed counter.
 std::shared_ptr<prometheus::Collectable> CountingScrapes(std::atomic<int>* scrapes) {
   return std::make_shared<CallbackCollectable>([scrapes] {
     return std::vector<prometheus::MetricFamily>{
@@ -91,23 +105,22 @@ std::shared_ptr<prometheus::Collectable> CountingScrapes(std::atomic<int>* scrap
   });
 }
 
-TEST(MetricsEndpointTest, ScrapeServesFreshValuesInTheTextFormat) {
+TEST(MetricsHttpServerTest, ScrapeServesFreshFamiliesInTheTextFormat) {
   std::atomic<int> scrapes{0};
-  auto endpoint = ListenOrDie({CountingScrapes(&scrapes)});
-  ASSERT_NE(endpoint, nullptr);
-  ASSERT_NE(endpoint->port(), 0);
+  auto server = StartOrDie(Serve({CountingScrapes(&scrapes)}));
+  ASSERT_NE(server, nullptr);
+  ASSERT_NE(server->port(), 0);
 
-  const std::string first = Exchange(endpoint->port(), Get("/metrics"));
+  const std::string first = Exchange(server->port(), Get("/metrics"));
   EXPECT_THAT(first, StartsWith("HTTP/1.1 200"));
-  EXPECT_THAT(first, HasSubstr("Content-Type: text/plain"));
+  EXPECT_THAT(first, HasSubstr("Content-Type: text/plain; version=0.0.4"));
   EXPECT_THAT(Body(first), HasSubstr("# TYPE lotteryfl_round gauge\nlotteryfl_round 1\n"));
   EXPECT_THAT(Body(first), HasSubstr("# TYPE lotteryfl_uplink_bytes_total counter\n"));
   EXPECT_EQ(Sample(Body(first), "lotteryfl_uplink_bytes_total"), 1234567);
-  const std::string second = Body(Exchange(endpoint->port(), Get("/metrics?name[]=x")));
-  EXPECT_EQ(Sample(second, "lotteryfl_round"), 2);
+  EXPECT_EQ(Sample(Body(Exchange(server->port(), Get("/metrics?name[]=x"))), "lotteryfl_round"), 2);
 }
 
-TEST(MetricsEndpointTest, ServesEveryCollectableAndAHistogram) {
+TEST(MetricsHttpServerTest, ServesAHistogramAndTheProcessMetrics) {
   auto histogram = std::make_shared<prometheus::Histogram>(prometheus::Histogram::BucketBoundaries{1, 10});
   histogram->Observe(0.5);
   histogram->Observe(4);
@@ -119,26 +132,32 @@ TEST(MetricsEndpointTest, ServesEveryCollectableAndAHistogram) {
     family.metric.push_back(histogram->Collect());
     return std::vector<prometheus::MetricFamily>{family};
   });
-  auto endpoint = ListenOrDie({rounds, std::make_shared<ProcessCollector>()});
-  ASSERT_NE(endpoint, nullptr);
-  const std::string scrape = Body(Exchange(endpoint->port(), Get("/metrics")));
+  auto server = StartOrDie(Serve({rounds, std::make_shared<ProcessCollector>()}));
+  ASSERT_NE(server, nullptr);
+  const std::string scrape = Body(Exchange(server->port(), Get("/metrics")));
+  EXPECT_THAT(scrape, HasSubstr("# TYPE lotteryfl_round_duration_seconds histogram\n"));
   EXPECT_THAT(scrape, HasSubstr("lotteryfl_round_duration_seconds_bucket{le=\"1\"} 1\n"));
   EXPECT_THAT(scrape, HasSubstr("lotteryfl_round_duration_seconds_bucket{le=\"10\"} 2\n"));
   EXPECT_THAT(scrape, HasSubstr("lotteryfl_round_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
   EXPECT_EQ(Sample(scrape, "lotteryfl_round_duration_seconds_count"), 2);
   EXPECT_EQ(Sample(scrape, "lotteryfl_round_duration_seconds_sum"), 4.5);
   EXPECT_GT(Sample(scrape, "process_resident_memory_bytes"), 1 << 20);
+
+  histogram->Observe(20);
+  const std::string later = Body(Exchange(server->port(), Get("/metrics")));
+  EXPECT_EQ(Sample(later, "lotteryfl_round_duration_seconds_count"), 3);
+  EXPECT_THAT(later, HasSubstr("lotteryfl_round_duration_seconds_bucket{le=\"10\"} 2\n"));
 }
 
-TEST(MetricsEndpointTest, ProcessMetricsDescribeThisProcess) {
-  auto endpoint = ListenOrDie({std::make_shared<ProcessCollector>()});
-  ASSERT_NE(endpoint, nullptr);
+TEST(MetricsHttpServerTest, ProcessMetricsDescribeThisProcess) {
+  auto server = StartOrDie(Serve({std::make_shared<ProcessCollector>()}));
+  ASSERT_NE(server, nullptr);
   // Burn 0.2 s of CPU so the counter has something to show; it must match this process's clock.
   auto cpu_seconds = [] { return static_cast<double>(std::clock()) / CLOCKS_PER_SEC; };
   volatile double sink = 0;
   for (const double until = cpu_seconds() + 0.2; cpu_seconds() < until;) sink = sink + 1;
   const double cpu_before = cpu_seconds();
-  const std::string scrape = Body(Exchange(endpoint->port(), Get("/metrics")));
+  const std::string scrape = Body(Exchange(server->port(), Get("/metrics")));
   const double cpu_after = cpu_seconds();
 
   // /proc counts whole clock ticks (10 ms) and splits the precise runtime into user and
@@ -161,94 +180,123 @@ TEST(MetricsEndpointTest, ProcessMetricsDescribeThisProcess) {
   EXPECT_GT(start, now - 3600) << "the test process started within the hour";
 }
 
-TEST(MetricsEndpointTest, HealthzAnswersWithoutCollecting) {
+TEST(MetricsHttpServerTest, HealthzAnswersOkWithoutCollecting) {
   std::atomic<int> scrapes{0};
-  auto endpoint = ListenOrDie({CountingScrapes(&scrapes)});
-  ASSERT_NE(endpoint, nullptr);
-  const std::string response = Exchange(endpoint->port(), Get("/healthz"));
+  auto server = StartOrDie(Serve({CountingScrapes(&scrapes)}));
+  ASSERT_NE(server, nullptr);
+  const std::string response = Exchange(server->port(), Get("/healthz"));
   EXPECT_THAT(response, StartsWith("HTTP/1.1 200"));
   EXPECT_EQ(Body(response), "ok");
   EXPECT_EQ(scrapes.load(), 0);
 }
 
-TEST(MetricsEndpointTest, UnknownPathIs404WrongMethodIs405AndTheServerKeepsServing) {
+TEST(MetricsHttpServerTest, UnknownPathIs404AndWrongMethodIs405) {
   std::atomic<int> scrapes{0};
-  auto endpoint = ListenOrDie({CountingScrapes(&scrapes)});
-  ASSERT_NE(endpoint, nullptr);
-  EXPECT_THAT(Exchange(endpoint->port(), Get("/nope")), StartsWith("HTTP/1.1 404"));
-  EXPECT_THAT(Exchange(endpoint->port(), Get("/metricsx")), StartsWith("HTTP/1.1 404"));
-  EXPECT_THAT(Exchange(endpoint->port(), Get("/metrics/x")), StartsWith("HTTP/1.1 404"));
+  auto server = StartOrDie(Serve({CountingScrapes(&scrapes)}));
+  ASSERT_NE(server, nullptr);
+  EXPECT_THAT(Exchange(server->port(), Get("/nope")), StartsWith("HTTP/1.1 404"));
+  EXPECT_THAT(Exchange(server->port(), Get("/metricsx")), StartsWith("HTTP/1.1 404"));
+  EXPECT_THAT(Exchange(server->port(), Get("/metrics/x")), StartsWith("HTTP/1.1 404"));
   const std::string post =
       "POST /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi";
-  EXPECT_THAT(Exchange(endpoint->port(), post), StartsWith("HTTP/1.1 405"));
+  EXPECT_THAT(Exchange(server->port(), post), StartsWith("HTTP/1.1 405"));
   EXPECT_EQ(scrapes.load(), 0);
-  EXPECT_THAT(Exchange(endpoint->port(), "\x01\x02 garbage \xff\r\n\r\n"), ::testing::Not(StartsWith("HTTP/1.1 200")));
-  EXPECT_THAT(Exchange(endpoint->port(), Get("/metrics")), StartsWith("HTTP/1.1 200"));
 }
 
-TEST(MetricsEndpointTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+TEST(MetricsHttpServerTest, GarbageIs400AndTheServerKeepsServing) {
   std::atomic<int> scrapes{0};
-  auto endpoint = ListenOrDie({CountingScrapes(&scrapes)});
-  ASSERT_NE(endpoint, nullptr);
+  auto server = StartOrDie(Serve({CountingScrapes(&scrapes)}));
+  ASSERT_NE(server, nullptr);
+  EXPECT_THAT(Exchange(server->port(), "\x01\x02 garbage \xff\r\n\r\n"), StartsWith("HTTP/1.1 400"));
+  EXPECT_THAT(Exchange(server->port(), "GET /metrics HTTP/9\r\n\r\n"), StartsWith("HTTP/1.1 400"));
+  const std::string after = Exchange(server->port(), Get("/metrics"));
+  EXPECT_THAT(after, StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(Sample(Body(after), "lotteryfl_round"), 1);
+}
+
+TEST(MetricsHttpServerTest, OversizedRequestIs400) {
+  MetricsHttpOptions options;
+  options.max_request_bytes = 1024;
+  auto server = StartOrDie([] { return std::string("up 1\n"); }, options);
+  ASSERT_NE(server, nullptr);
+  const std::string huge = "GET /metrics HTTP/1.1\r\nHost: t\r\nX-Pad: " + std::string(4096, 'a') +
+                           "\r\nConnection: close\r\n\r\n";
+  EXPECT_THAT(Exchange(server->port(), huge), StartsWith("HTTP/1.1 400"));
+}
+
+TEST(MetricsHttpServerTest, RenderThatThrowsIs500) {
+  auto server = StartOrDie([]() -> std::string { throw std::runtime_error("boom"); });
+  ASSERT_NE(server, nullptr);
+  EXPECT_THAT(Exchange(server->port(), Get("/metrics")), StartsWith("HTTP/1.1 500"));
+}
+
+TEST(MetricsHttpServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+  std::atomic<int> scrapes{0};
+  auto server = StartOrDie(Serve({CountingScrapes(&scrapes)}));
+  ASSERT_NE(server, nullptr);
   const std::string response =
-      Exchange(endpoint->port(), "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" + Get("/metrics"));
+      Exchange(server->port(), "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n" + Get("/metrics"));
   EXPECT_THAT(response, StartsWith("HTTP/1.1 200"));
   const size_t second = response.find("HTTP/1.1 200", 1);
   ASSERT_NE(second, std::string::npos) << response;
   EXPECT_EQ(Sample(Body(response.substr(second)), "lotteryfl_round"), 1);
 }
 
-TEST(MetricsEndpointTest, StalledClientIsDroppedAndDoesNotBlockOthers) {
-  MetricsEndpointOptions options;
+TEST(MetricsHttpServerTest, StalledClientIsDroppedAndDoesNotBlockOthers) {
+  MetricsHttpOptions options;
   options.io_timeout = std::chrono::milliseconds(300);
-  options.threads = 2;
   std::atomic<int> scrapes{0};
-  auto endpoint = ListenOrDie({CountingScrapes(&scrapes)}, options);
-  ASSERT_NE(endpoint, nullptr);
+  auto server = StartOrDie(Serve({CountingScrapes(&scrapes)}), options);
+  ASSERT_NE(server, nullptr);
 
   asio::io_context io;
-  tcp::socket stalled = Connect(io, endpoint->port());
+  tcp::socket stalled = Connect(io, server->port());
   asio::write(stalled, asio::buffer(std::string("GET /metrics HTTP/1.1\r\nHo")));
   const auto start = std::chrono::steady_clock::now();
-  EXPECT_EQ(Sample(Body(Exchange(endpoint->port(), Get("/metrics"))), "lotteryfl_round"), 1);
+  EXPECT_EQ(Sample(Body(Exchange(server->port(), Get("/metrics"))), "lotteryfl_round"), 1);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(250));
   const std::string leftover = ReadAll(stalled);  // returns when the server closes
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   EXPECT_THAT(leftover, ::testing::Not(HasSubstr("lotteryfl_round")));
 }
 
-TEST(MetricsEndpointTest, StopIsIdempotentAndReleasesThePort) {
-  std::atomic<int> scrapes{0};
-  auto endpoint = ListenOrDie({CountingScrapes(&scrapes)});
-  ASSERT_NE(endpoint, nullptr);
-  const uint16_t port = endpoint->port();
-  endpoint->Stop();
-  endpoint->Stop();
-  auto again = MetricsEndpoint::Listen("127.0.0.1:" + std::to_string(port), {});
+TEST(MetricsHttpServerTest, StopIsIdempotentAndReleasesThePort) {
+  auto server = StartOrDie([] { return std::string("up 1\n"); });
+  ASSERT_NE(server, nullptr);
+  const uint16_t port = server->port();
+  asio::io_context io;
+  tcp::socket idle = Connect(io, port);  // an open connection must not hang Stop
+  server->Stop();
+  server->Stop();
+  EXPECT_TRUE(ReadAll(idle).empty());
+  auto again = MetricsHttpServer::Start("127.0.0.1", port, [] { return std::string(); });
   EXPECT_TRUE(again.ok()) << again.status();
 }
 
-TEST(MetricsEndpointTest, RejectsBadAddressesAndBusyPorts) {
-  EXPECT_EQ(MetricsEndpoint::Listen("", {}).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(MetricsEndpoint::Listen("127.0.0.1", {}).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(MetricsEndpoint::Listen("127.0.0.1:99999", {}).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(MetricsEndpoint::Listen("no such host.invalid:0", {}).status().code(),
+TEST(MetricsHttpServerTest, RejectsBadAddressesAndBusyPorts) {
+  auto render = [] { return std::string(); };
+  EXPECT_EQ(MetricsHttpServer::Start("", 0, render).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MetricsHttpServer::Start("no such host.invalid", 0, render).status().code(),
             absl::StatusCode::kInvalidArgument);
-  auto first = ListenOrDie({});
+  EXPECT_EQ(MetricsHttpServer::Start("127.0.0.1", 0, nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MetricsHttpServer::Listen("", render).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MetricsHttpServer::Listen("127.0.0.1", render).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MetricsHttpServer::Listen("127.0.0.1:99999", render).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto first = StartOrDie(render);
   ASSERT_NE(first, nullptr);
-  EXPECT_EQ(MetricsEndpoint::Listen("127.0.0.1:" + std::to_string(first->port()), {}).status().code(),
+  EXPECT_EQ(MetricsHttpServer::Start("127.0.0.1", first->port(), render).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(MetricsHttpServer::Listen("127.0.0.1:" + std::to_string(first->port()), render).status().code(),
             absl::StatusCode::kUnavailable);
 }
 
-TEST(MetricsEndpointTest, ListensOnHostNamesButNotIpv6) {
+TEST(MetricsHttpServerTest, ListenTakesHostPort) {
   std::atomic<int> scrapes{0};
-  auto named = MetricsEndpoint::Listen("localhost:0", {CountingScrapes(&scrapes)});
-  ASSERT_TRUE(named.ok()) << named.status();
-  EXPECT_EQ(Sample(Body(Exchange((*named)->port(), Get("/metrics"))), "lotteryfl_round"), 1);
-  // Debian's civetweb has no IPv6: refused up front with the reason, not a bind failure.
-  absl::StatusOr<std::unique_ptr<MetricsEndpoint>> v6 = MetricsEndpoint::Listen("[::1]:0", {});
-  EXPECT_EQ(v6.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(v6.status().message()), HasSubstr("IPv6"));
+  auto server = MetricsHttpServer::Listen("127.0.0.1:0", Serve({CountingScrapes(&scrapes)}));
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_EQ(Sample(Body(Exchange((*server)->port(), Get("/metrics"))), "lotteryfl_round"), 1);
 }
 
 }  // namespace
