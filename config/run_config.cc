@@ -68,6 +68,10 @@ const std::vector<RunConfigField>& RunConfigFields() {
        "accurate at some cost in bytes, see README)",
        &R::bsq_min_bits},
       {"bsq-start-bits", "bsq: bits every layer starts the run at (BSQ: 8)", &R::bsq_start_bits},
+      {"bsq-finetune",
+       "bsq: fine-tune the fp32 ticket quantization-aware at the searched bits (false: round it to them, "
+       "as the uniform modes do)",
+       &R::bsq_finetune},
       {"bsq-guard",
        "bsq: largest drop in training accuracy (fp32 ticket -> quantized) a round's lower precision may cost; "
        "beyond it the client keeps its previous bits",

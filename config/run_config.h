@@ -74,6 +74,7 @@ struct RunConfig {
   int64_t downlink_bits = 8;          // bits of the quantized downlink with --quant bsq
   int64_t bsq_min_bits = 0;           // no layer is sent below this precision (BSQ: 0)
   int64_t bsq_start_bits = 8;         // precision of a layer the client has none for yet (BSQ: 8)
+  bool bsq_finetune = true;           // fine-tune at the searched bits (false: round to them)
   double bsq_guard = 0.05;            // largest drop of training accuracy a lower precision may
                                       // cost; beyond it the client keeps its previous precision
 

@@ -138,14 +138,18 @@ absl::StatusOr<TrainStats> TrainTicket(const StepContext& ctx, const std::vector
 
 int64_t BsqFinetuneEpochs(int64_t epochs) { return epochs / 2; }
 
+int64_t BsqFinetuneEpochs(const BsqPhaseOptions& options) {
+  return options.finetune ? BsqFinetuneEpochs(options.epochs) : 0;
+}
+
 absl::StatusOr<BsqOutcome> BsqPhase(const StepContext& ctx, const std::vector<torch::Tensor>& masks,
                                     const std::vector<int>& layer_bits, NetImpl* net) {
   const BsqPhaseOptions& phase = ctx.options.bsq;
   const std::vector<torch::Tensor> fp32 = Snapshot(*net);
   absl::StatusOr<double> fp32_accuracy = TrainingAccuracy(ctx, *net);
   if (!fp32_accuracy.ok()) return fp32_accuracy.status();
-  const int64_t finetune_epochs = BsqFinetuneEpochs(phase.epochs);
-  const int64_t search_epochs = phase.epochs - finetune_epochs;
+  const int64_t search_epochs = phase.epochs - BsqFinetuneEpochs(phase.epochs);
+  const int64_t finetune_epochs = BsqFinetuneEpochs(phase);
   TrainOptions train = ctx.options.train;
   const int64_t n = static_cast<int64_t>(ctx.data.split->train.size());
   BsqSource search(*net, masks,
@@ -160,7 +164,7 @@ absl::StatusOr<BsqOutcome> BsqPhase(const StepContext& ctx, const std::vector<to
   absl::StatusOr<std::vector<QuantizedWeight>> weights = search.Export();
   train.epochs = finetune_epochs;
   train.seed = MixSeed(train.seed, 2);
-  if (finetune_epochs > 0) {
+  if (finetune_epochs > 0 || !phase.finetune) {  // without the fine-tune: 0 epochs, i.e. rounding
     Restore(fp32, *net);
     std::vector<int> chosen = out.search_bits;
     for (int& b : chosen) b = std::max(b, phase.min_bits);
@@ -172,7 +176,7 @@ absl::StatusOr<BsqOutcome> BsqPhase(const StepContext& ctx, const std::vector<to
   const double floor = *fp32_accuracy - phase.guard;
   if (*accuracy < floor) {
     out.precision_kept = true;
-    train.epochs = std::max<int64_t>(1, finetune_epochs);
+    train.epochs = phase.finetune ? std::max<int64_t>(1, finetune_epochs) : 0;
     weights = RaiseUntilAccurate(ctx, masks, fp32, out.start_bits, floor, train, net);
     if (!weights.ok()) return weights.status();
   }
@@ -249,7 +253,7 @@ absl::StatusOr<ClientStepResult> RunClientStep(const StepContext& ctx, const Cli
   const bool bsq = o.quant == QuantMode::kBsq && o.bsq.epochs > 0;
   // The ticket's weights train local epochs in all: fp32, then (bsq) the fine-tune at the learned
   // bits; the precision search comes on top.
-  const int64_t fp32_epochs = o.train.epochs - (bsq ? BsqFinetuneEpochs(o.bsq.epochs) : 0);
+  const int64_t fp32_epochs = o.train.epochs - (bsq ? BsqFinetuneEpochs(o.bsq) : 0);
   if (fp32_epochs > 0) {
     absl::StatusOr<TrainStats> stats = TrainTicket(ctx, masks, fp32_epochs, net);
     if (!stats.ok()) return stats.status();

@@ -52,6 +52,10 @@ struct BsqPhaseOptions {
   int start_bits = 8;        // bits of a layer the client has no precision for yet (BSQ: 8)
   int min_bits = 0;          // no layer is sent below this precision
   double guard = 0.05;       // largest training-accuracy drop a lower precision may cost
+  // Fine-tune the fp32 ticket quantization-aware at the searched bits (half of the phase's
+  // epochs, counted in the local epochs). false: round the fp32 ticket, trained all local
+  // epochs, to those bits, as the uniform modes round theirs.
+  bool finetune = true;
 };
 
 struct ClientStepOptions {
@@ -119,6 +123,8 @@ absl::StatusOr<BsqOutcome> BsqPhase(const StepContext& ctx, const std::vector<to
                                     const std::vector<int>& layer_bits, NetImpl* net);
 // Of a BSQ phase of `epochs`, the epochs of fine-tuning at the learned bits (the rest searches).
 int64_t BsqFinetuneEpochs(int64_t epochs);
+// Of the phase in `options`, the epochs that replace fp32 epochs (0 without the fine-tune).
+int64_t BsqFinetuneEpochs(const BsqPhaseOptions& options);
 
 struct EncodedUpdate {
   std::string payload;

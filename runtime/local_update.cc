@@ -31,6 +31,7 @@ ClientStepOptions ClientStepOptionsFor(const RunConfig& cfg, uint64_t client_id,
     o.bsq.start_bits = static_cast<int>(cfg.bsq_start_bits);
     o.bsq.min_bits = static_cast<int>(cfg.bsq_min_bits);
     o.bsq.guard = cfg.bsq_guard;
+    o.bsq.finetune = cfg.bsq_finetune;
   }
   return o;
 }

@@ -202,6 +202,7 @@ TEST_F(ClientStepTest, BsqPhaseNeverRaisesBitsUnlessTheGuardDid) {
   int guarded = 0, free = 0;
   for (double guard : {1.0, 0.0}) {
     for (const std::vector<int>& start : {std::vector<int>{4, 4, 4, 4}, std::vector<int>{8, 3, 2, 6}}) {
+      ctx_.options.bsq.finetune = start[0] == 4;  // both ways of reaching the searched bits
       ctx_.options.bsq.guard = guard;
       ctx_.options.bsq.alpha = 30;
       Net net = TrainedNet(3);
