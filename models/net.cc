@@ -4,9 +4,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <mutex>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "models/max_pool.h"
 
 namespace lfl {
@@ -179,7 +183,202 @@ Net Construct(ModelKind kind, const NetShape& shape) {
   return nullptr;
 }
 
+// While alive, the parameters hold `values` (same count and shapes) instead of their own data,
+// and take gradients; the destructor restores both.
+class SubstitutedParameters {
+ public:
+  SubstitutedParameters(std::vector<torch::Tensor> params, const std::vector<torch::Tensor>& values)
+      : params_(std::move(params)) {
+    TORCH_CHECK(values.size() == params_.size(), "expected ", params_.size(), " weights, got ", values.size());
+    for (size_t i = 0; i < params_.size(); ++i) {
+      own_.push_back(params_[i].data());
+      requires_grad_.push_back(params_[i].requires_grad());
+      params_[i].set_data(values[i].detach());
+      params_[i].requires_grad_(true);
+    }
+  }
+  ~SubstitutedParameters() {
+    for (size_t i = 0; i < params_.size(); ++i) {
+      params_[i].set_data(own_[i]);
+      params_[i].requires_grad_(requires_grad_[i]);
+    }
+  }
+  SubstitutedParameters(const SubstitutedParameters&) = delete;
+  SubstitutedParameters& operator=(const SubstitutedParameters&) = delete;
+
+ private:
+  std::vector<torch::Tensor> params_, own_;
+  std::vector<bool> requires_grad_;
+};
+
+// A registered ModuleModel as a Net. Its children and own parameters are registered under the
+// module's own names, so named_parameters() reads exactly as the module's.
+class ModuleNet : public NetImpl {
+ public:
+  explicit ModuleNet(ModuleModel model) : model_(std::move(model)) {
+    for (const auto& param : model_.module->named_parameters(/*recurse=*/false)) {
+      register_parameter(param.key(), param.value());
+    }
+    for (const auto& child : model_.module->named_children()) register_module(child.key(), child.value());
+  }
+
+  torch::Tensor forward_with(const torch::Tensor& x, const std::vector<torch::Tensor>& weights, bool train,
+                             torch::Generator* /*generator*/) override;
+
+  torch::Tensor Forward(const torch::Tensor& x) { return model_.forward(x); }
+
+ private:
+  ModuleModel model_;
+};
+
+// The module's forward pass with substituted weights, differentiable with respect to them (and
+// x): the module cannot take weights as arguments, so the forward pass runs with the weights
+// swapped into its parameters, and the backward pass swaps them in again and recomputes it with
+// autograd (as activation checkpointing does).
+struct SubstitutedForward : torch::autograd::Function<SubstitutedForward> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               torch::TensorList weights, ModuleNet* net) {
+    torch::autograd::variable_list saved = {x};
+    saved.insert(saved.end(), weights.begin(), weights.end());
+    ctx->save_for_backward(saved);
+    ctx->saved_data["net"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(net));
+    SubstitutedParameters substituted(net->parameters(), weights.vec());
+    return net->Forward(x);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_output) {
+    const torch::autograd::variable_list saved = ctx->get_saved_variables();
+    auto* net = reinterpret_cast<ModuleNet*>(static_cast<intptr_t>(ctx->saved_data["net"].toInt()));
+    const std::vector<torch::Tensor> weights(saved.begin() + 1, saved.end());
+    std::vector<torch::Tensor> params = net->parameters();
+    SubstitutedParameters substituted(params, weights);
+    torch::AutoGradMode grad_mode(true);
+    torch::Tensor x = saved[0].detach().requires_grad_(saved[0].requires_grad());
+    torch::Tensor y = net->Forward(x);
+    std::vector<torch::Tensor> inputs = params;
+    if (x.requires_grad()) inputs.push_back(x);
+    torch::autograd::variable_list grads =
+        torch::autograd::grad({y}, inputs, {grad_output[0]}, /*retain_graph=*/false, /*create_graph=*/false,
+                              /*allow_unused=*/true);
+    // One gradient per forward input: x, each weight, and none for the net.
+    torch::autograd::variable_list out = {x.requires_grad() ? grads.back() : torch::Tensor()};
+    out.insert(out.end(), grads.begin(), grads.begin() + static_cast<std::ptrdiff_t>(params.size()));
+    out.emplace_back();
+    return out;
+  }
+};
+
+torch::Tensor ModuleNet::forward_with(const torch::Tensor& x, const std::vector<torch::Tensor>& weights, bool train,
+                                      torch::Generator* /*generator*/) {
+  train ? model_.module->train() : model_.module->eval();
+  const std::vector<torch::Tensor> params = parameters();
+  bool own = weights.size() == params.size();
+  for (size_t i = 0; own && i < params.size(); ++i) own = weights[i].is_same(params[i]);
+  if (own) return Forward(x);
+  // As a TensorList, so that autograd sees each weight as an input.
+  return SubstitutedForward::apply(x, torch::TensorList(weights), this);
+}
+
+// θ0 of a registered module: every "weight" of two or more dimensions and its sibling "bias"
+// from PyTorch's conv/linear default ranges (both bounds 1/sqrt(fan_in)), drawn in
+// named_parameters() order from a generator seeded with `seed`.
+void InitializeModuleParameters(NetImpl& net, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  torch::Generator generator = at::detail::createCPUGenerator(seed);
+  const auto named = net.named_parameters();
+  for (const auto& item : named) {
+    const std::string& name = item.key();
+    torch::Tensor weight = item.value();
+    const bool is_weight = name == "weight" || absl::EndsWith(name, ".weight");
+    if (!is_weight || weight.dim() < 2) continue;
+    const double bound = 1.0 / std::sqrt(static_cast<double>(weight.numel() / weight.size(0)));
+    weight.uniform_(-bound, bound, generator);
+    const std::string bias_name = name.substr(0, name.size() - std::string("weight").size()) + "bias";
+    if (const torch::Tensor* bias = named.find(bias_name)) bias->uniform_(-bound, bound, generator);
+  }
+}
+
+absl::Status ValidateModuleNet(const std::string& name, NetImpl& net, const NetShape& shape) {
+  const std::vector<torch::Tensor> params = net.parameters();
+  if (params.empty()) return absl::InvalidArgumentError(absl::StrCat("model '", name, "' has no parameters"));
+  for (const auto& item : net.named_parameters()) {
+    if (item.value().scalar_type() != torch::kFloat32 || !item.value().device().is_cpu()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model '", name, "': parameter ", item.key(), " is not float32 on the CPU"));
+    }
+  }
+  torch::NoGradGuard no_grad;
+  const torch::Tensor logits =
+      net.forward(torch::zeros({1, shape.channels, shape.height, shape.width}));
+  if (logits.dim() != 2 || logits.size(0) != 1 || logits.size(1) != shape.num_classes) {
+    return absl::InvalidArgumentError(absl::StrCat("model '", name, "' maps [1, ", shape.channels, ", ",
+                                                   shape.height, ", ", shape.width, "] to ",
+                                                   c10::str(logits.sizes()), ", not [1, ", shape.num_classes, "]"));
+  }
+  return absl::OkStatus();
+}
+
+struct ModelRegistry {
+  std::mutex mu;
+  std::map<std::string, ModelFactory, std::less<>> factories;
+};
+
+ModelRegistry& Registry() {
+  static ModelRegistry* registry = new ModelRegistry();
+  return *registry;
+}
+
 }  // namespace
+
+absl::Status RegisterModel(std::string name, ModelFactory factory) {
+  if (name.empty()) return absl::InvalidArgumentError("RegisterModel: empty model name");
+  if (!factory) return absl::InvalidArgumentError(absl::StrCat("RegisterModel: empty factory for '", name, "'"));
+  if (ParseModelKind(name).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("RegisterModel: '", name, "' is a zoo model"));
+  }
+  ModelRegistry& registry = Registry();
+  std::lock_guard<std::mutex> lock(registry.mu);
+  if (!registry.factories.emplace(name, std::move(factory)).second) {
+    return absl::InvalidArgumentError(absl::StrCat("RegisterModel: '", name, "' is already registered"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Net> MakeNamedNet(std::string_view model_name, const NetShape& shape, uint64_t seed) {
+  if (absl::StatusOr<ModelKind> kind = ParseModelKind(model_name); kind.ok()) return MakeNet(*kind, shape, seed);
+  const std::string name(model_name);
+  ModelFactory factory;
+  std::vector<std::string> registered;
+  {
+    ModelRegistry& registry = Registry();
+    std::lock_guard<std::mutex> lock(registry.mu);
+    if (auto it = registry.factories.find(name); it != registry.factories.end()) factory = it->second;
+    for (const auto& entry : registry.factories) registered.push_back(entry.first);
+  }
+  if (!factory) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown model '", name, "' (expected mnist-cnn, cifar-cnn, femnist-cnn, mlp",
+        registered.empty() ? std::string(" or a model registered with RegisterModel")
+                           : absl::StrCat(" or a registered model: ", absl::StrJoin(registered, ", ")),
+        ")"));
+  }
+  if (shape.channels <= 0 || shape.height <= 0 || shape.width <= 0 || shape.num_classes <= 0) {
+    return absl::InvalidArgumentError("net shape must be positive");
+  }
+  try {
+    ModuleModel model = factory(shape);
+    if (!model.module || !model.forward) {
+      return absl::InvalidArgumentError(absl::StrCat("model '", name, "': the factory returned no module"));
+    }
+    auto net = std::make_shared<ModuleNet>(std::move(model));
+    if (absl::Status status = ValidateModuleNet(name, *net, shape); !status.ok()) return status;
+    InitializeModuleParameters(*net, seed);
+    return Net(std::move(net));
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(absl::StrCat("model '", name, "': ", e.what_without_backtrace()));
+  }
+}
 
 torch::Tensor NetImpl::forward(const torch::Tensor& x) {
   return forward_with(x, parameters(), /*train=*/false, /*generator=*/nullptr);

@@ -29,22 +29,16 @@ absl::StatusOr<std::shared_ptr<const RunData>> LoadRunData(const RunConfig& conf
   data->partition = *std::move(partition);
   data->shape = {dataset->channels, dataset->height, dataset->width, dataset->num_classes};
   data->num_classes = dataset->num_classes;
-  if (config.model.empty()) {
-    data->kind = DefaultModelFor(config.dataset);
-  } else {
-    absl::StatusOr<ModelKind> kind = ParseModelKind(config.model);
-    if (!kind.ok()) return absl::InvalidArgumentError(absl::StrCat("--model: ", kind.status().message()));
-    data->kind = *kind;
-  }
+  data->model = config.model.empty() ? std::string(ModelKindName(DefaultModelFor(config.dataset))) : config.model;
   const Normalization norm = ComputeNormalization(dataset->train, dataset->channels);
   data->train = ToTensorData(dataset->train, *dataset, norm);
   data->test = ToTensorData(dataset->test, *dataset, norm);
-  absl::StatusOr<Net> net = MakeNet(data->kind, data->shape, config.seed);
-  if (!net.ok()) return net.status();
+  absl::StatusOr<Net> net = MakeNamedNet(data->model, data->shape, config.seed);
+  if (!net.ok()) return absl::Status(net.status().code(), absl::StrCat("--model: ", net.status().message()));
   data->theta0 = ToTensorSet(**net);
   return std::shared_ptr<const RunData>(std::move(data));
 }
 
-absl::StatusOr<Net> NewNet(const RunData& data) { return MakeNet(data.kind, data.shape, data.config.seed); }
+absl::StatusOr<Net> NewNet(const RunData& data) { return MakeNamedNet(data.model, data.shape, data.config.seed); }
 
 }  // namespace lfl

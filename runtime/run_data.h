@@ -7,6 +7,7 @@
 // deterministic partition, the model shape and the round-0 weights θ0.
 
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "config/run_config.h"
@@ -22,7 +23,7 @@ struct RunData {
   RunConfig config;
   Partition partition;
   NetShape shape;
-  ModelKind kind = ModelKind::kMnistCnn;
+  std::string model;  // a zoo or registered model name (MakeNamedNet); NewNet builds it
   TensorData train, test;  // whole splits as normalized tensors
   TensorSet theta0;        // round-0 global weights (seeded by config.seed)
   int64_t num_classes = 10;
