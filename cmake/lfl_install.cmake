@@ -38,10 +38,11 @@ set(LFL_API_HEADERS
   runtime/run_data.h            # LoadRunData: dataset, partition and θ0 of a run config
   runtime/torch_evaluator.h     # TorchEvaluator: the server's evaluation of tickets
   config/run_config.h           # RunConfig and its flags / TOML / JSON forms
+  models/net.h                  # RegisterModel: a program's own torch::nn::Module as a run's model
   models/trainer.h)             # SetMathThreads and the one Trainer
 set(LFL_API_INCLUDED_HEADERS
   fl/accumulator.h fl/mask.h fl/strategy.h fl/tensor_set.h
-  models/data.h models/net.h
+  models/data.h
   partitioning/dataset.h partitioning/partition.h
   quant/codec/codec.h
   server/authenticator.h server/federation_service.h server/round_coordinator.h server/run_recorder.h
