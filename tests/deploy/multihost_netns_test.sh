@@ -3,8 +3,11 @@
 # namespaces — the server in one, two client hosts in two others — wired by veth pairs
 # to a bridge in a fourth namespace, on a private subnet (10.77.0.0/24) that exists only
 # inside them. Checks, over real TCP between namespaces:
-#   - a mutual-TLS run with per-client tokens finishes (every round recorded, clients exit 0);
-#   - a client with a wrong token is refused, and so is a plaintext client;
+#   - a mutual-TLS run with per-host credential bundles (gen-certs.sh HOSTS=2, gen-tokens.sh
+#     4 2: the server holds only token hashes bound to each host's certificate) finishes
+#     (every round recorded, clients exit 0);
+#   - a client with a wrong token is refused, so is a plaintext client, and so is host 1's
+#     tokens presented with host 2's certificate;
 #   - the server's /metrics endpoint answers from another host;
 #   - when one client host's link goes down mid-run, its clients are dropped from a round,
 #     then rejoin after the link comes back and take part again, and finish.
@@ -84,10 +87,11 @@ log "namespaces $SRV $H1 $H2 on bridge $BR"
 
 # --- credentials --------------------------------------------------------------------------
 HOSTS=2 "$src/scripts/gen-certs.sh" "$work/certs" "$SERVER_IP" 2>/dev/null
-"$src/scripts/gen-tokens.sh" 4 >"$work/tokens.txt"
+"$src/scripts/gen-tokens.sh" 4 2 "$work/certs" 2>/dev/null
 printf '0 %064d\n' 0 >"$work/wrong-tokens.txt"
 c=$work/certs
-# Each client host presents its own certificate (host-<h>/ from gen-certs.sh).
+# Each client host holds only its own bundle (host-<h>/: certificate, tokens, id range); the
+# server holds the tokens' hashes, each bound to its host's certificate.
 tls_client=(--tls-ca "$c/host-0/ca.crt" --tls-cert "$c/host-0/client.crt" --tls-key "$c/host-0/client.key")
 tls_client2=(--tls-ca "$c/host-1/ca.crt" --tls-cert "$c/host-1/client.crt" --tls-key "$c/host-1/client.key")
 
@@ -139,7 +143,7 @@ on "$SRV" timeout 300 "$bin/lotteryfl-server" \
   --join-timeout 120 --algorithm lotteryfl --quant bsq --seed 7 \
   --listen "$SERVER_IP:50051" --metrics-listen "$SERVER_IP:9090" --out "$work/run" \
   --tls-cert "$c/server.crt" --tls-key "$c/server.key" --tls-client-ca "$c/ca.crt" \
-  --tokens "$work/tokens.txt" >"$work/server.log" 2>&1 &
+  --tokens "$c/server-tokens.txt" >"$work/server.log" 2>&1 &
 server_pid=$!
 pids+=("$server_pid")
 wait_until 90 "the server to listen on $SERVER_IP:50051" tcp_open "$H1" "$SERVER_IP" 50051
@@ -161,9 +165,14 @@ on "$H2" timeout 60 "$bin/lotteryfl-client" --server "$SERVER_IP:50051" --client
 wrong_pid=$!
 pids+=("$wrong_pid")
 on "$H2" timeout 60 "$bin/lotteryfl-client" --server "$SERVER_IP:50051" --client-ids 1 \
-  --give-up 8 --tokens "$work/tokens.txt" >"$work/plaintext.log" 2>&1 &
+  --give-up 8 --tokens "$c/host-0/tokens.txt" >"$work/plaintext.log" 2>&1 &
 plain_pid=$!
 pids+=("$plain_pid")
+# Host 1's ids and tokens, but host 2's certificate: the id is bound to host 1's.
+on "$H2" timeout 60 "$bin/lotteryfl-client" --server "$SERVER_IP:50051" --client-ids 0-1 \
+  "${tls_client2[@]}" --tokens "$c/host-0/tokens.txt" >"$work/foreign-cert.log" 2>&1 &
+foreign_pid=$!
+pids+=("$foreign_pid")
 
 wait_exit "$wrong_pid" 70
 [ "$rc" != 0 ] || fail "a client with a wrong token exited 0"
@@ -175,15 +184,20 @@ wait_exit "$plain_pid" 70
 [ "$rc" != 0 ] || fail "a plaintext client exited 0 against a TLS server"
 [ "$rc" != 124 ] || fail "a plaintext client did not give up after --give-up 8"
 log "plaintext client refused (exit $rc)"
+wait_exit "$foreign_pid" 70
+[ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "host 1's tokens were accepted with host 2's certificate (exit $rc)"
+grep -qiE 'bound to host' "$work/foreign-cert.log" ||
+  fail "the foreign-certificate client's log does not say why it was refused"
+log "host 1's tokens with host 2's certificate refused (exit $rc)"
 [ "$(rounds_recorded)" = 0 ] || fail "a round ran before the legitimate clients joined"
 
 # --- the run, with an outage on host 2 ------------------------------------------------------
-on "$H1" timeout 300 "$bin/lotteryfl-client" --server "$SERVER_IP:50051" --client-ids 0-1 \
-  --parallel 2 "${tls_client[@]}" --tokens "$work/tokens.txt" >"$work/host1.log" 2>&1 &
+on "$H1" timeout 300 "$bin/lotteryfl-client" --server "$SERVER_IP:50051" --client-ids "$(cat "$c/host-0/client-ids")" \
+  --parallel 2 "${tls_client[@]}" --tokens "$c/host-0/tokens.txt" >"$work/host1.log" 2>&1 &
 h1_pid=$!
 pids+=("$h1_pid")
-on "$H2" timeout 300 "$bin/lotteryfl-client" --server "$SERVER_IP:50051" --client-ids 2-3 \
-  --parallel 2 "${tls_client2[@]}" --tokens "$work/tokens.txt" >"$work/host2.log" 2>&1 &
+on "$H2" timeout 300 "$bin/lotteryfl-client" --server "$SERVER_IP:50051" --client-ids "$(cat "$c/host-1/client-ids")" \
+  --parallel 2 "${tls_client2[@]}" --tokens "$c/host-1/tokens.txt" >"$work/host2.log" 2>&1 &
 h2_pid=$!
 pids+=("$h2_pid")
 
