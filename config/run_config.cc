@@ -26,7 +26,8 @@ const std::vector<RunConfigField>& RunConfigFields() {
       {"dataset", "fashion-mnist | mnist | emnist-<split> | cifar10", &R::dataset},
       {"data-dir", "directory of the dataset files (default: the dataset's standard place)", &R::data_dir},
       {"model", "mnist-cnn | cifar-cnn | femnist-cnn | mlp (default: picked by the dataset)", &R::model},
-      {"partition", "iid | shards | dirichlet | quantity | noise", &R::partition},
+      {"partition", "iid | shards | dirichlet | quantity | noise | shared (load tests: clients share images)",
+       &R::partition},
       {"classes-per-client", "shards: labels per client", &R::classes_per_client},
       {"samples-per-class", "shards: training images per label", &R::samples_per_class},
       {"beta", "dirichlet/quantity: concentration (smaller = more skewed)", &R::beta},
@@ -42,6 +43,13 @@ const std::vector<RunConfigField>& RunConfigFields() {
       {"round-timeout", "seconds a round waits for stragglers before dropping them", &R::round_timeout},
       {"join-timeout", "seconds the server waits for all K clients before starting", &R::join_timeout},
       {"eval-every", "evaluate every N rounds (the last round is always evaluated)", &R::eval_every},
+      {"eval-clients",
+       "tickets (global-masked accuracy) evaluated per evaluated round: a sample seeded by (seed, round); 0 = "
+       "all; the last round always evaluates every client",
+       &R::eval_clients},
+      {"eval-global-every",
+       "evaluate the global model on the whole test set every N rounds (and at the last round)",
+       &R::eval_global_every},
       {"seed", "run seed: partition, initial weights, sampling and training all derive from it", &R::seed},
       {"local-epochs", "local SGD epochs per round", &R::local_epochs},
       {"batch-size", "local SGD batch size", &R::batch_size},
@@ -121,8 +129,8 @@ absl::Status Bad(const std::string& flag, const std::string& why) {
 }  // namespace
 
 absl::Status ValidateRunConfig(const RunConfig& c) {
-  if (!OneOf(c.partition, {"iid", "shards", "dirichlet", "quantity", "noise"})) {
-    return Bad("partition", "unknown scheme '" + c.partition + "' (iid|shards|dirichlet|quantity|noise)");
+  if (!OneOf(c.partition, {"iid", "shards", "dirichlet", "quantity", "noise", "shared"})) {
+    return Bad("partition", "unknown scheme '" + c.partition + "' (iid|shards|dirichlet|quantity|noise|shared)");
   }
   if (!OneOf(c.algorithm, {"fedavg", "lotteryfl", "local"})) {
     return Bad("algorithm", "unknown algorithm '" + c.algorithm + "' (fedavg|lotteryfl|local)");
@@ -137,6 +145,8 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   if (!(c.round_timeout > 0)) return Bad("round-timeout", "must be > 0 seconds");
   if (!(c.join_timeout >= 0)) return Bad("join-timeout", "must be >= 0 seconds");
   if (c.eval_every < 1) return Bad("eval-every", "must be >= 1");
+  if (c.eval_clients < 0) return Bad("eval-clients", "must be >= 0 (0: all clients)");
+  if (c.eval_global_every < 1) return Bad("eval-global-every", "must be >= 1");
   if (c.local_epochs < 1) return Bad("local-epochs", "must be >= 1");
   if (c.batch_size < 1) return Bad("batch-size", "must be >= 1");
   if (!(c.lr > 0 && std::isfinite(c.lr))) return Bad("lr", "must be a positive number");

@@ -46,6 +46,10 @@ struct RunConfig {
   double round_timeout = 120;   // seconds before stragglers are dropped
   double join_timeout = 60;     // seconds the server waits for all K clients before round 1
   int64_t eval_every = 1;       // evaluate every N rounds (always the last)
+  int64_t eval_clients = 20;    // tickets evaluated per evaluated round, a seeded sample (0: all;
+                                // the last round always evaluates all)
+  int64_t eval_global_every = 10;  // the global model on the whole test set every N evaluated
+                                   // rounds' worth of rounds (always at the last round)
   uint64_t seed = 1;
 
   // --- local training (LotteryFL reference defaults) --------------------

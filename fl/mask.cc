@@ -33,27 +33,27 @@ absl::Status Corrupt(absl::string_view detail) {
 
 Mask Mask::Full(const TensorSet& layout) {
   Mask mask;
-  mask.tensors_.reserve(layout.size());
+  mask.mutable_tensors().reserve(layout.size());
   for (const NamedTensor& t : layout.tensors) {
     TensorBits bits{t.prunable, t.numel(), {}};
     if (t.prunable && bits.numel > 0) {
       bits.words.assign(MaskWordCount(bits.numel), ~0ull);
       bits.words.back() &= LastWordMask(bits.numel);
     }
-    mask.tensors_.push_back(std::move(bits));
+    mask.mutable_tensors().push_back(std::move(bits));
   }
   return mask;
 }
 
 bool Mask::Get(size_t tensor, int64_t i) const {
-  const TensorBits& t = tensors_[tensor];
+  const TensorBits& t = tensors()[tensor];
   assert(i >= 0 && i < t.numel);
   if (!t.prunable) return true;
   return (t.words[i / 64] >> (i % 64)) & 1;
 }
 
 void Mask::Set(size_t tensor, int64_t i, bool keep) {
-  TensorBits& t = tensors_[tensor];
+  TensorBits& t = mutable_tensors()[tensor];
   assert(t.prunable && i >= 0 && i < t.numel);
   uint64_t bit = 1ull << (i % 64);
   if (keep) {
@@ -64,32 +64,32 @@ void Mask::Set(size_t tensor, int64_t i, bool keep) {
 }
 
 int64_t Mask::Kept(size_t tensor) const {
-  const TensorBits& t = tensors_[tensor];
+  const TensorBits& t = tensors()[tensor];
   return t.prunable ? PopCount(t.words) : t.numel;
 }
 
 double Mask::Density() const {
   int64_t kept = 0, total = 0;
-  for (size_t i = 0; i < tensors_.size(); ++i) {
-    if (!tensors_[i].prunable) continue;
+  for (size_t i = 0; i < tensors().size(); ++i) {
+    if (!tensors()[i].prunable) continue;
     kept += Kept(i);
-    total += tensors_[i].numel;
+    total += tensors()[i].numel;
   }
   return total == 0 ? 1.0 : static_cast<double>(kept) / static_cast<double>(total);
 }
 
 double Mask::Density(size_t tensor) const {
-  const TensorBits& t = tensors_[tensor];
+  const TensorBits& t = tensors()[tensor];
   if (!t.prunable || t.numel == 0) return 1.0;
   return static_cast<double>(Kept(tensor)) / static_cast<double>(t.numel);
 }
 
 absl::Status Mask::SetWords(size_t tensor, std::vector<uint64_t> words) {
-  if (tensor >= tensors_.size()) {
+  if (tensor >= tensors().size()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("mask tensor ", tensor, " out of range (", tensors_.size(), " tensors)"));
+        absl::StrCat("mask tensor ", tensor, " out of range (", tensors().size(), " tensors)"));
   }
-  TensorBits& t = tensors_[tensor];
+  TensorBits& t = mutable_tensors()[tensor];
   if (!t.prunable) {
     return absl::InvalidArgumentError(absl::StrCat("mask tensor ", tensor, " is not prunable"));
   }
@@ -103,14 +103,14 @@ absl::Status Mask::SetWords(size_t tensor, std::vector<uint64_t> words) {
 }
 
 absl::Status Mask::CheckMatches(const TensorSet& set) const {
-  if (set.size() != tensors_.size()) {
+  if (set.size() != tensors().size()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("mask has ", tensors_.size(), " tensors, model has ", set.size()));
+        absl::StrCat("mask has ", tensors().size(), " tensors, model has ", set.size()));
   }
-  for (size_t i = 0; i < tensors_.size(); ++i) {
+  for (size_t i = 0; i < tensors().size(); ++i) {
     const NamedTensor& t = set.tensors[i];
     bool values_ok = t.values.empty() || static_cast<int64_t>(t.values.size()) == t.numel();
-    if (t.prunable != tensors_[i].prunable || t.numel() != tensors_[i].numel || !values_ok) {
+    if (t.prunable != tensors()[i].prunable || t.numel() != tensors()[i].numel || !values_ok) {
       return absl::InvalidArgumentError(
           absl::StrCat("mask does not match tensor ", i, " (\"", t.name, "\")"));
     }
@@ -120,27 +120,41 @@ absl::Status Mask::CheckMatches(const TensorSet& set) const {
 
 void Mask::ApplyTo(TensorSet* values) const {
   assert(CheckMatches(*values).ok());
-  for (size_t i = 0; i < tensors_.size(); ++i) {
-    if (!tensors_[i].prunable) continue;
+  for (size_t i = 0; i < tensors().size(); ++i) {
+    if (!tensors()[i].prunable) continue;
     std::vector<float>& v = values->tensors[i].values;
-    assert(static_cast<int64_t>(v.size()) == tensors_[i].numel);
-    for (int64_t j = 0; j < tensors_[i].numel; ++j) {
+    assert(static_cast<int64_t>(v.size()) == tensors()[i].numel);
+    for (int64_t j = 0; j < tensors()[i].numel; ++j) {
       if (!Get(i, j)) v[j] = 0.0f;
     }
   }
 }
 
 std::vector<float> Mask::AsFloat(size_t tensor) const {
-  std::vector<float> out(tensors_[tensor].numel);
-  for (int64_t j = 0; j < tensors_[tensor].numel; ++j) out[j] = Get(tensor, j) ? 1.0f : 0.0f;
+  std::vector<float> out(tensors()[tensor].numel);
+  for (int64_t j = 0; j < tensors()[tensor].numel; ++j) out[j] = Get(tensor, j) ? 1.0f : 0.0f;
   return out;
 }
 
+const std::vector<Mask::TensorBits>& Mask::tensors() const {
+  static const std::vector<TensorBits> kEmpty;
+  return bits_ ? *bits_ : kEmpty;
+}
+
+std::vector<Mask::TensorBits>& Mask::mutable_tensors() {
+  if (!bits_) {
+    bits_ = std::make_shared<std::vector<TensorBits>>();
+  } else if (bits_.use_count() > 1) {
+    bits_ = std::make_shared<std::vector<TensorBits>>(*bits_);
+  }
+  return *bits_;
+}
+
 bool Mask::IsSubsetOf(const Mask& other) const {
-  if (tensors_.size() != other.tensors_.size()) return false;
-  for (size_t t = 0; t < tensors_.size(); ++t) {
-    const TensorBits& a = tensors_[t];
-    const TensorBits& b = other.tensors_[t];
+  if (tensors().size() != other.tensors().size()) return false;
+  for (size_t t = 0; t < tensors().size(); ++t) {
+    const TensorBits& a = tensors()[t];
+    const TensorBits& b = other.tensors()[t];
     if (a.prunable != b.prunable || a.numel != b.numel || a.words.size() != b.words.size()) return false;
     for (size_t w = 0; w < a.words.size(); ++w) {
       if ((a.words[w] & ~b.words[w]) != 0) return false;
@@ -149,12 +163,12 @@ bool Mask::IsSubsetOf(const Mask& other) const {
   return true;
 }
 
-bool Mask::operator==(const Mask& other) const { return tensors_ == other.tensors_; }
+bool Mask::operator==(const Mask& other) const { return bits_ == other.bits_ || tensors() == other.tensors(); }
 
 std::string Mask::Serialize() const {
   ByteWriter w;
-  w.U64(tensors_.size());
-  for (const TensorBits& t : tensors_) {
+  w.U64(tensors().size());
+  for (const TensorBits& t : tensors()) {
     w.U8(t.prunable ? 1 : 0);
     w.I64(t.numel);
     for (uint64_t word : t.words) w.U64(word);
@@ -186,7 +200,7 @@ absl::StatusOr<Mask> Mask::Deserialize(std::string_view bytes) {
     if (n_words > 0 && (t.words.back() & ~LastWordMask(t.numel)) != 0) {
       return Corrupt(absl::StrCat("tensor ", i, " has bits set past its ", t.numel, " elements"));
     }
-    mask.tensors_.push_back(std::move(t));
+    mask.mutable_tensors().push_back(std::move(t));
   }
   if (r.remaining() != 0) return Corrupt(absl::StrCat(r.remaining(), " trailing bytes"));
   return mask;

@@ -5,6 +5,7 @@
 #define LFL_FL_MASK_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,16 +22,16 @@ namespace lfl {
 //
 // A Mask remembers only the tensor count, prunable flags and element counts of its layout (no
 // names); CheckMatches() compares those against a TensorSet. Value type; not thread-safe for
-// concurrent mutation.
+// concurrent mutation; copies are cheap (shared until changed).
 class Mask {
  public:
   Mask() = default;
   // Everything kept (density 1).
   static Mask Full(const TensorSet& layout);
 
-  size_t num_tensors() const { return tensors_.size(); }
-  bool prunable(size_t tensor) const { return tensors_[tensor].prunable; }
-  int64_t numel(size_t tensor) const { return tensors_[tensor].numel; }
+  size_t num_tensors() const { return tensors().size(); }
+  bool prunable(size_t tensor) const { return tensors()[tensor].prunable; }
+  int64_t numel(size_t tensor) const { return tensors()[tensor].numel; }
 
   // Requires tensor < num_tensors() and 0 <= i < numel(tensor). Non-prunable -> true.
   bool Get(size_t tensor, int64_t i) const;
@@ -44,7 +45,7 @@ class Mask {
   double Density(size_t tensor) const;
 
   // Packed bits of one tensor; empty for non-prunable tensors.
-  const std::vector<uint64_t>& words(size_t tensor) const { return tensors_[tensor].words; }
+  const std::vector<uint64_t>& words(size_t tensor) const { return tensors()[tensor].words; }
   // Replaces a prunable tensor's bits. InvalidArgument for a bad index, a non-prunable tensor or
   // a word count other than ceil(numel / 64). Bits past numel are cleared.
   absl::Status SetWords(size_t tensor, std::vector<uint64_t> words);
@@ -61,6 +62,10 @@ class Mask {
   // True when every element this mask keeps is kept by `other` too (same layout required;
   // false for a different layout).
   bool IsSubsetOf(const Mask& other) const;
+
+  // An address shared by the copies of this mask that have not been changed since (null for an
+  // empty mask): lets a writer store each distinct ticket once.
+  const void* storage_identity() const { return bits_.get(); }
 
   bool operator==(const Mask& other) const;
   bool operator!=(const Mask& other) const { return !(*this == other); }
@@ -79,7 +84,12 @@ class Mask {
       return prunable == o.prunable && numel == o.numel && words == o.words;
     }
   };
-  std::vector<TensorBits> tensors_;
+  // Copy-on-write: copies of a mask share its bits until one of them is changed, so a server
+  // holding many clients' tickets pays for each distinct ticket once (every client starts with
+  // the same full mask).
+  const std::vector<TensorBits>& tensors() const;
+  std::vector<TensorBits>& mutable_tensors();
+  std::shared_ptr<std::vector<TensorBits>> bits_;
 };
 
 // Number of 64-bit words that hold `numel` bits.

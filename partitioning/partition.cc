@@ -21,12 +21,16 @@ using IndexLists = std::vector<std::vector<int64_t>>;
 absl::Status CheckOptions(const Dataset& data, const PartitionOptions& o) {
   auto bad = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
   const std::string& s = o.scheme;
-  if (s != "iid" && s != "shards" && s != "dirichlet" && s != "quantity" && s != "noise") {
+  if (s != "iid" && s != "shards" && s != "dirichlet" && s != "quantity" && s != "noise" && s != "shared") {
     return bad("unknown partition scheme '", s,
-               "' (expected iid, shards, dirichlet, quantity or noise)");
+               "' (expected iid, shards, dirichlet, quantity, noise or shared)");
   }
   if (o.clients <= 0) return bad("clients must be positive, got ", o.clients);
-  if (o.clients > data.train.size()) {
+  if (s == "shared" && (o.min_samples < 1 || o.min_samples > data.train.size())) {
+    return bad("shared: min_samples (images per client) must be in [1, ", data.train.size(), "], got ",
+               o.min_samples);
+  }
+  if (s != "shared" && o.clients > data.train.size()) {
     return bad(o.clients, " clients but only ", data.train.size(), " training images");
   }
   if (data.num_classes <= 0) return bad("dataset has num_classes ", data.num_classes);
@@ -99,6 +103,22 @@ std::vector<int64_t> Iota(int64_t n) {
   std::vector<int64_t> v(n);
   std::iota(v.begin(), v.end(), 0);
   return v;
+}
+
+// Load tests only: every client draws min_samples distinct images from the whole training set,
+// independently of the others, so clients share images and K may exceed the dataset's size.
+IndexLists SharedTrain(int64_t n, const PartitionOptions& o, Sampler* rng) {
+  IndexLists train(o.clients);
+  for (auto& list : train) {
+    // Floyd's algorithm: min_samples distinct indices in O(min_samples).
+    std::vector<int64_t> picked;
+    for (int64_t j = n - o.min_samples; j < n; ++j) {
+      const int64_t t = static_cast<int64_t>(rng->UniformInt(static_cast<uint64_t>(j + 1)));
+      picked.push_back(std::find(picked.begin(), picked.end(), t) == picked.end() ? t : j);
+    }
+    list = std::move(picked);
+  }
+  return train;
 }
 
 IndexLists IidTrain(int64_t n, int64_t clients, Sampler* rng) {
@@ -221,6 +241,7 @@ absl::StatusOr<IndexLists> TrainLists(const IndexLists& by_class, int64_t n,
                                       const PartitionOptions& o, Sampler* rng) {
   if (o.scheme == "shards") return ShardsTrain(by_class, o, rng);
   if (o.scheme == "iid" || o.scheme == "noise") return IidTrain(n, o.clients, rng);
+  if (o.scheme == "shared") return SharedTrain(n, o, rng);
   if (o.min_samples > n / o.clients) {
     return absl::InvalidArgumentError(absl::StrCat(o.clients,
                                                    " clients x min_samples=", o.min_samples,

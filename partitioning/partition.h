@@ -33,6 +33,10 @@ struct PartitionOptions {
   //              client has min_samples. Uses the whole training set.
   //   quantity   quantity skew: client sizes ~ Dir(beta), labels IID;
   //              resampled until every client has min_samples.
+  //   shared     for load and scale tests, not for accuracy: each client draws
+  //              min_samples distinct training images uniformly from the whole
+  //              training set, independently of every other client, so clients
+  //              share images and the client count may exceed the dataset's size.
   //   noise      feature skew: an iid split, and client i records noise sigma
   //              noise_sigma*i/(clients-1) (models/ adds the noise).
   std::string scheme = "shards";

@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include "absl/strings/str_cat.h"
+
 #include "wire/model_payload.h"
 
 namespace lfl {
@@ -29,38 +31,49 @@ absl::StatusOr<std::vector<uint8_t>> Correctness(NetImpl& net, const TensorData&
   }
 }
 
-absl::StatusOr<EvalResult> TorchEvaluator::Evaluate(const TensorSet& global, const std::vector<Mask>& masks) {
+absl::StatusOr<EvalResult> TorchEvaluator::Evaluate(const EvalRequest& request) {
+  if (request.clients.size() != request.masks.size()) {
+    return absl::InvalidArgumentError("an evaluation request needs one mask per client");
+  }
   absl::StatusOr<Net> net = NewNet(*data_);
   if (!net.ok()) return net.status();
+  const TensorSet& global = request.global;
   EvalResult result;
-  if (absl::Status s = LoadTensorSet(global, net->get()); !s.ok()) return s;
-  absl::StatusOr<std::vector<uint8_t>> all = Correctness(**net, data_->test, {});
-  if (!all.ok()) return all.status();
-  int64_t correct = 0;
-  for (uint8_t c : *all) correct += c;
-  result.global_accuracy = all->empty() ? 0 : static_cast<double>(correct) / static_cast<double>(all->size());
+  if (request.global_accuracy) {
+    if (absl::Status s = LoadTensorSet(global, net->get()); !s.ok()) return s;
+    absl::StatusOr<std::vector<uint8_t>> all = Correctness(**net, data_->test, {});
+    if (!all.ok()) return all.status();
+    int64_t correct = 0;
+    for (uint8_t c : *all) correct += c;
+    result.global_accuracy = all->empty() ? 0 : static_cast<double>(correct) / static_cast<double>(all->size());
+  }
 
-  // Group clients by mask so equal tickets share one pass.
+  // Group clients by mask so equal tickets share one pass (the map orders groups by hash, and
+  // members by client id, so the float sum below is the same in every run).
   std::map<uint64_t, std::vector<size_t>> groups;
-  for (size_t k = 0; k < masks.size() && k < data_->partition.clients.size(); ++k) {
-    groups[MaskHash(masks[k])].push_back(k);
+  for (size_t i = 0; i < request.clients.size(); ++i) {
+    const int64_t k = request.clients[i];
+    if (k < 0 || static_cast<size_t>(k) >= data_->partition.clients.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("no client ", k, " in this run's partition"));
+    }
+    groups[MaskHash(request.masks[i])].push_back(i);
   }
   double sum = 0;
   int64_t counted = 0;
   for (const auto& [hash, members] : groups) {
     TensorSet masked = global;
-    masks[members.front()].ApplyTo(&masked);
+    request.masks[members.front()].ApplyTo(&masked);
     if (absl::Status s = LoadTensorSet(masked, net->get()); !s.ok()) return s;
     std::vector<int64_t> indices;
-    for (size_t k : members) {
-      const auto& test = data_->partition.clients[k].test;
+    for (size_t i : members) {
+      const auto& test = data_->partition.clients[request.clients[i]].test;
       indices.insert(indices.end(), test.begin(), test.end());
     }
     absl::StatusOr<std::vector<uint8_t>> ok = Correctness(**net, data_->test, indices);
     if (!ok.ok()) return ok.status();
     size_t offset = 0;
-    for (size_t k : members) {
-      const size_t n = data_->partition.clients[k].test.size();
+    for (size_t i : members) {
+      const size_t n = data_->partition.clients[request.clients[i]].test.size();
       int64_t c = 0;
       for (size_t i = 0; i < n; ++i) c += (*ok)[offset + i];
       offset += n;

@@ -1,9 +1,10 @@
 #ifndef LOTTERYFL_RUNTIME_TORCH_EVALUATOR_H_
 #define LOTTERYFL_RUNTIME_TORCH_EVALUATOR_H_
 
-// The server's evaluator: the global model on the dataset's whole test set,
-// and θg ⊙ m_k on each client's whole local test split (mean over clients).
-// Clients sharing a mask (all of them under FedAvg) share one forward pass.
+// The server's evaluator: the global model on the dataset's whole test set (when asked),
+// and θg ⊙ m_k on each requested client's whole local test split (mean over those clients).
+// Clients sharing a mask (all of them under FedAvg) share one masked model and one batched
+// forward pass over their test images.
 
 #include <memory>
 
@@ -15,7 +16,7 @@ namespace lfl {
 class TorchEvaluator : public Evaluator {
  public:
   explicit TorchEvaluator(std::shared_ptr<const RunData> data) : data_(std::move(data)) {}
-  absl::StatusOr<EvalResult> Evaluate(const TensorSet& global, const std::vector<Mask>& masks) override;
+  absl::StatusOr<EvalResult> Evaluate(const EvalRequest& request) override;
 
  private:
   std::shared_ptr<const RunData> data_;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 #include "fl/byte_io.h"
@@ -18,8 +19,10 @@ namespace {
 
 constexpr uint32_t kMagic = 0x4c464c43;  // "LFLC"
 // Version 2 adds each client's BSQ bits per layer; version 3 appends the SHA-256 of everything
-// before it, checked before anything else is parsed. Versions 1 and 2 still load.
-constexpr uint32_t kVersion = 3;
+// before it, checked before anything else is parsed; version 4 stores each distinct mask once
+// (a table of masks, and per client an index into it), so K clients that share a ticket (every
+// client starts with the full mask) cost one mask, not K. Versions 1-3 still load.
+constexpr uint32_t kVersion = 4;
 constexpr size_t kDigestBytes = 32;
 
 absl::Status Corrupt(const std::string& what) {
@@ -45,11 +48,26 @@ std::string SerializeCheckpoint(const Checkpoint& cp) {
   const std::string global = SerializeTensorSet(cp.global);
   w.U64(global.size());
   w.Bytes(global);
-  w.U64(cp.clients.size());
-  for (const CheckpointClient& c : cp.clients) {
-    const std::string mask = c.mask.Serialize();
+  // The mask table: copies that share storage (Mask is copy-on-write) are written once.
+  std::unordered_map<const void*, uint64_t> index;
+  std::vector<const Mask*> table;
+  std::vector<uint64_t> client_mask(cp.clients.size());
+  for (size_t k = 0; k < cp.clients.size(); ++k) {
+    const Mask& m = cp.clients[k].mask;
+    auto [it, inserted] = index.emplace(m.storage_identity(), table.size());
+    if (inserted) table.push_back(&m);
+    client_mask[k] = it->second;
+  }
+  w.U64(table.size());
+  for (const Mask* m : table) {
+    const std::string mask = m->Serialize();
     w.U64(mask.size());
     w.Bytes(mask);
+  }
+  w.U64(cp.clients.size());
+  for (size_t k = 0; k < cp.clients.size(); ++k) {
+    const CheckpointClient& c = cp.clients[k];
+    w.U64(client_mask[k]);
     w.U32(c.mask_version);
     w.F64(c.personalized_accuracy);
     w.I64(c.test_count);
@@ -89,14 +107,32 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(std::string_view bytes) {
   absl::StatusOr<TensorSet> global = DeserializeTensorSet(blob);
   if (!global.ok()) return Corrupt(std::string(global.status().message()));
   cp.global = *std::move(global);
+  std::vector<Mask> table;
+  if (version >= 4) {
+    uint64_t masks = 0;
+    // Each table entry takes at least its 8-byte length, so the count is bounded by the input.
+    if (!in.U64(&masks) || masks > in.remaining() / 8) return Corrupt("bad mask count");
+    for (uint64_t i = 0; i < masks; ++i) {
+      if (!ReadBlob(in, &blob)) return Corrupt(absl::StrCat("truncated mask ", i));
+      absl::StatusOr<Mask> mask = Mask::Deserialize(blob);
+      if (!mask.ok()) return Corrupt(std::string(mask.status().message()));
+      table.push_back(*std::move(mask));
+    }
+  }
   uint64_t n = 0;
   if (!in.U64(&n) || n > (1u << 24)) return Corrupt("bad client count");
   for (uint64_t i = 0; i < n; ++i) {
     CheckpointClient c;
-    if (!ReadBlob(in, &blob)) return Corrupt(absl::StrCat("truncated mask of client ", i));
-    absl::StatusOr<Mask> mask = Mask::Deserialize(blob);
-    if (!mask.ok()) return Corrupt(std::string(mask.status().message()));
-    c.mask = *std::move(mask);
+    if (version >= 4) {
+      uint64_t m = 0;
+      if (!in.U64(&m) || m >= table.size()) return Corrupt(absl::StrCat("bad mask index of client ", i));
+      c.mask = table[m];
+    } else {
+      if (!ReadBlob(in, &blob)) return Corrupt(absl::StrCat("truncated mask of client ", i));
+      absl::StatusOr<Mask> mask = Mask::Deserialize(blob);
+      if (!mask.ok()) return Corrupt(std::string(mask.status().message()));
+      c.mask = *std::move(mask);
+    }
     if (!in.U32(&c.mask_version) || !in.F64(&c.personalized_accuracy) || !in.I64(&c.test_count) ||
         !in.I64(&c.num_samples)) {
       return Corrupt(absl::StrCat("truncated state of client ", i));

@@ -23,6 +23,7 @@
 #include "fl/strategy.h"
 #include "server/checkpoint.h"
 #include "server/federation_service.h"
+#include "server/serial_worker.h"
 #include "server/http/families.h"
 #include "server/http/metrics_http_server.h"
 #include "server/http/process_collector.h"
@@ -81,6 +82,9 @@ class FederationServer::Impl {
   std::unique_ptr<grpc::Server> server;
   // /metrics: the coordinator's state read at each scrape, the round latencies, the process.
   prometheus::Histogram round_seconds{{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600}};
+  // Held by a scrape of the lotteryfl_* families and by the tick while it closes rounds and
+  // observes their durations.
+  absl::Mutex scrape_mu;
   std::shared_ptr<prometheus::Collectable> federation_metrics, process_metrics;
   // Served by the Boost.Beast MetricsHttpServer, not prometheus-cpp's Exposer: civetweb starts
   // its workers with a fixed 100 KiB stack, smaller than the static TLS that LibTorch, OpenBLAS
@@ -92,6 +96,9 @@ class FederationServer::Impl {
   absl::Mutex mu;
   absl::Status result ABSL_GUARDED_BY(mu) = absl::OkStatus();
   double tick_seconds = 0.02;
+  // Each aggregated round's evaluation, row and checkpoint, in round order, off the tick thread.
+  // Declared last: destroyed (drained and joined) first.
+  std::unique_ptr<SerialWorker> bookkeeping = std::make_unique<SerialWorker>();
 
   double Now() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -148,6 +155,7 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Start(Server
   if (absl::Status s = CheckTransportSecurity(options); !s.ok()) return s;
   CoordinatorOptions copts;
   copts.config = options.config;
+  copts.defer_round_work = true;
   if (!options.tokens_file.empty()) {
     absl::StatusOr<Authenticator> auth = Authenticator::FromFile(options.tokens_file, options.config.clients);
     if (!auth.ok()) return auth.status();
@@ -165,6 +173,7 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Start(Server
   impl.evaluator = std::move(evaluator);
   impl.on_round = std::move(on_round);
   impl.federation_metrics = std::make_shared<CallbackCollectable>([raw = self.get()] {
+    absl::MutexLock lock(&raw->impl_->scrape_mu);
     return FederationFamilies(*raw->coordinator_, raw->impl_->round_seconds);
   });
   impl.process_metrics = std::make_shared<ProcessCollector>();
@@ -249,16 +258,37 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Start(Server
 void FederationServer::TickLoop() {
   Impl& im = *impl_;
   if (im.done.HasBeenNotified()) return;
-  coordinator_->Tick(im.Now(), [this, &im](const RoundEvent& event) {
+  auto record = [this, &im](const RoundEvent& event) {
     if (!event.retried) {
-      im.round_seconds.Observe(event.metrics.wall_seconds);
       if (absl::Status s = recorder_->WriteRound(event.metrics); !s.ok()) {
         absl::MutexLock lock(&im.mu);
         im.result = s;
       }
     }
     if (im.on_round) im.on_round(event);
-  });
+  };
+  // The coordinator defers each round's work (defer_round_work): evaluation, the row and the
+  // checkpoint run on the bookkeeping worker, in round order, while the next round trains.
+  std::vector<RoundEvent> events;
+  {
+    // A round counts in the histogram as soon as it counts in rounds_completed, not when its
+    // bookkeeping is done; under the scrape's lock, so one scrape never sees one without the other.
+    absl::MutexLock lock(&im.scrape_mu);
+    events = coordinator_->Tick(im.Now());
+    for (const RoundEvent& event : events) {
+      if (!event.retried) im.round_seconds.Observe(event.metrics.wall_seconds);
+    }
+  }
+  for (RoundEvent& event : events) {
+    auto shared = std::make_shared<RoundEvent>(std::move(event));
+    im.bookkeeping->Post([this, shared, record] {
+      if (shared->work) {
+        coordinator_->FinishRound(shared.get(), record);
+      } else {
+        record(*shared);
+      }
+    });
+  }
   im.service->Pump();
   if (absl::Status fatal = coordinator_->fatal_error(); !fatal.ok()) {
     absl::MutexLock lock(&im.mu);
@@ -275,6 +305,9 @@ void FederationServer::TickLoop() {
 
 void FederationServer::Stop() {
   if (impl_->done.HasBeenNotified()) return;
+  // Rows and checkpoints of rounds already aggregated first, so the last checkpoint never runs
+  // ahead of the last recorded row.
+  impl_->bookkeeping->Drain();
   absl::Status s = coordinator_->CheckpointNow();
   {
     absl::MutexLock lock(&impl_->mu);
@@ -285,8 +318,13 @@ void FederationServer::Stop() {
 
 absl::Status FederationServer::Wait() {
   impl_->done.WaitForNotification();
-  // Let parked polls learn that the run is over, then shut down.
+  // Let parked polls learn that the run is over, finish the rounds' bookkeeping, then shut down.
   impl_->service->Pump();
+  impl_->bookkeeping->Drain();
+  if (absl::Status fatal = coordinator_->fatal_error(); !fatal.ok()) {
+    absl::MutexLock lock(&impl_->mu);
+    impl_->result = fatal;
+  }
   std::vector<std::string> layer_names;
   for (const NamedTensor& t : coordinator_->global_model().tensors) {
     if (t.prunable) layer_names.push_back(t.name);
@@ -312,6 +350,9 @@ FederationServer::~FederationServer() {
   if (impl_->http) impl_->http->Stop();
   impl_->io.stop();
   if (impl_->io_thread.joinable()) impl_->io_thread.join();
+  // No tick posts work any more; finish what is queued while the coordinator and the recorder
+  // (members destroyed before impl_) still exist.
+  impl_->bookkeeping.reset();
   if (impl_->server) impl_->server->Wait();
 }
 

@@ -108,12 +108,13 @@ grpc::ServerUnaryReactor* FederationService::Poll(grpc::CallbackServerContext* c
   grpc::Status status;
   const double wait = std::min(request->wait_ms(), limits_.max_poll_wait_ms) / 1000.0;
   std::string peer = PeerIdentity(*ctx);
+  const uint64_t version = coordinator_->state_version();
   if (AnswerPoll(*request, peer, reply, wait <= 0, &status)) {
     reactor->Finish(status);
     return reactor;
   }
   absl::MutexLock lock(&mu_);
-  waiters_.push_back({reactor, request, reply, clock_() + wait, std::move(peer)});
+  waiters_.push_back({reactor, request, reply, clock_() + wait, std::move(peer), version});
   return reactor;
 }
 
@@ -143,10 +144,24 @@ void FederationService::Pump() {
       if (now - u->last_activity() > limits_.upload_stall_seconds) u->Cancel();
     }
   }
+  const uint64_t version = coordinator_->state_version();
   absl::MutexLock lock(&mu_);
   for (auto it = waiters_.begin(); it != waiters_.end();) {
     grpc::Status status;
-    if (AnswerPoll(*it->request, it->peer, it->reply, now >= it->deadline, &status)) {
+    const bool expired = now >= it->deadline;
+    if (it->version == version && !expired) {
+      ++it;  // nothing it waits for changed
+      continue;
+    }
+    if (it->version == version) {
+      // Expired with nothing new: the answer computed last time (wait) stands.
+      it->reply->set_state(v1::PollReply::WAIT);
+      it->reactor->Finish(grpc::Status::OK);
+      it = waiters_.erase(it);
+      continue;
+    }
+    it->version = version;
+    if (AnswerPoll(*it->request, it->peer, it->reply, expired, &status)) {
       it->reactor->Finish(status);
       it = waiters_.erase(it);
     } else {

@@ -55,7 +55,10 @@ class FederationService final : public lotteryfl::v1::Federation::CallbackServic
                                   lotteryfl::v1::LeaveReply* reply) override;
 
   // Completes parked polls that have work, a finished run, or an expired wait, and cancels
-  // upload streams stalled past limits().upload_stall_seconds.
+  // upload streams stalled past limits().upload_stall_seconds. A parked poll is asked again
+  // only when the coordinator's state changed since it was last answered (state_version());
+  // otherwise only its deadline is checked, so a tick costs O(parked polls), whatever the
+  // number of clients they carry.
   void Pump();
   // Completes every parked poll (before the gRPC server shuts down).
   void ReleaseAll();
@@ -83,6 +86,7 @@ class FederationService final : public lotteryfl::v1::Federation::CallbackServic
     lotteryfl::v1::PollReply* reply;
     double deadline;
     std::string peer;
+    uint64_t version;  // the coordinator's state_version() when this poll was last answered
   };
   // Fills reply; returns true when the poll should complete now.
   bool AnswerPoll(const lotteryfl::v1::PollRequest& request, const std::string& peer,

@@ -13,6 +13,11 @@
 
 namespace lfl {
 
+struct RoundWork {
+  std::optional<EvalRequest> eval;
+  std::optional<Checkpoint> checkpoint;
+};
+
 namespace {
 
 // Encoding of the downlink for a run configuration.
@@ -55,7 +60,8 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, TensorSet theta0,
       authenticator_(MakeAuthenticator(options_)) {
   absl::MutexLock lock(&mu_);
   clients_.resize(static_cast<size_t>(options_.config.clients));
-  for (ClientState& c : clients_) c.mask = Mask::Full(theta0);
+  const Mask full = Mask::Full(theta0);  // shared by every client until its ticket changes
+  for (ClientState& c : clients_) c.mask = full;
   global_ = std::move(theta0);
   waiting_since_ = now;
 }
@@ -391,6 +397,7 @@ void RoundCoordinator::StartRound(double now) {
   derived_.clear();
   reports_.clear();
   round_opened_ = now;
+  pending_.open_gap_seconds = last_closed_ >= 0 ? now - last_closed_ : 0;
   deadline_ = now + options_.config.round_timeout;
   phase_ = Phase::kRoundOpen;
   ++state_version_;
@@ -398,7 +405,6 @@ void RoundCoordinator::StartRound(double now) {
 
 std::vector<RoundEvent> RoundCoordinator::Tick(double now, const std::function<void(const RoundEvent&)>& on_round) {
   std::vector<RoundEvent> events;
-  EvalJob eval;
   {
     absl::MutexLock lock(&mu_);
     if (phase_ == Phase::kBetweenRounds) StartRound(now);
@@ -414,36 +420,55 @@ std::vector<RoundEvent> RoundCoordinator::Tick(double now, const std::function<v
           now - waiting_since_ >= options_.config.join_timeout && live >= options_.config.min_clients;
       if (all_here || waited) StartRound(now);
     }
-    if (phase_ == Phase::kRoundOpen && (RoundComplete() || now >= deadline_)) {
-      events.push_back(CloseRound(now, &eval));
+    if (phase_ == Phase::kRoundOpen && (RoundComplete() || now >= deadline_)) events.push_back(CloseRound(now));
+  }
+  for (RoundEvent& e : events) {
+    if (!e.work) {
+      if (on_round) on_round(e);
+    } else if (!options_.defer_round_work) {
+      FinishRound(&e, on_round);
     }
   }
-  // Evaluation runs outside the lock: the next round is already open and polls are answered.
-  if (!eval.masks.empty()) {
+  return events;
+}
+
+void RoundCoordinator::FinishRound(RoundEvent* event, const std::function<void(const RoundEvent&)>& on_round) {
+  std::shared_ptr<RoundWork> work = std::move(event->work);
+  RoundMetrics& m = event->metrics;
+  // Evaluation runs outside the lock, on the caller's thread: the next round may already train.
+  if (work && work->eval && evaluator_ != nullptr) {
     const auto t0 = absl::Now();
-    absl::StatusOr<EvalResult> r = evaluator_->Evaluate(eval.global, eval.masks);
+    absl::StatusOr<EvalResult> r = evaluator_->Evaluate(*work->eval);
     if (r.ok()) {
-      events.back().metrics.global_accuracy = r->global_accuracy;
-      events.back().metrics.global_masked_accuracy = r->global_masked_accuracy;
+      m.global_accuracy = r->global_accuracy;
+      m.global_masked_accuracy = r->global_masked_accuracy;
     } else {
-      events.back().metrics.errors.push_back(absl::StrCat("evaluation failed: ", r.status().message()));
+      m.errors.push_back(absl::StrCat("evaluation failed: ", r.status().message()));
       absl::MutexLock lock(&mu_);
       ++counters_.evaluation_failures;
     }
-    events.back().metrics.aggregate_seconds += absl::ToDoubleSeconds(absl::Now() - t0);
+    m.evaluate_seconds = absl::ToDoubleSeconds(absl::Now() - t0);
   }
-  if (on_round) {
-    for (const RoundEvent& e : events) on_round(e);
+  if (on_round) on_round(*event);
+  if (work && work->checkpoint) WriteCheckpointWithRetry(*work->checkpoint);
+}
+
+std::vector<int64_t> RoundCoordinator::EvalSample(uint64_t round) const {
+  const RunConfig& cfg = options_.config;
+  std::vector<int64_t> ids(static_cast<size_t>(cfg.clients));
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>(i);
+  const size_t want = static_cast<size_t>(cfg.eval_clients);
+  if (want == 0 || want >= ids.size() || round >= static_cast<uint64_t>(cfg.rounds)) return ids;
+  // A partial Fisher-Yates shuffle seeded by (seed, round), independent of the sampling of
+  // training clients: the same rounds evaluate the same tickets in every run with this seed.
+  std::mt19937_64 rng(MixSeed(cfg.seed, round, 0xe7a1));
+  for (size_t i = 0; i < want; ++i) {
+    const size_t j = i + static_cast<size_t>(rng() % (ids.size() - i));
+    std::swap(ids[i], ids[j]);
   }
-  // The checkpoint follows the recorded row, so a crash in between re-runs the round instead of
-  // losing its row. The state it saves (model, tickets, totals) changes only when a round closes,
-  // and only this thread closes rounds. A write that fails kCheckpointAttempts times stops the
-  // run (fatal_error()); one that fails and then succeeds is counted and logged by the server.
-  if (eval.checkpoint_due) {
-    absl::MutexLock lock(&mu_);
-    WriteCheckpointWithRetry();
-  }
-  return events;
+  ids.resize(want);
+  std::sort(ids.begin(), ids.end());
+  return ids;
 }
 
 bool RoundCoordinator::RoundComplete() const {
@@ -455,14 +480,17 @@ bool RoundCoordinator::RoundComplete() const {
   return true;
 }
 
-void RoundCoordinator::WriteCheckpointWithRetry() {
+void RoundCoordinator::WriteCheckpointWithRetry(const Checkpoint& cp) {
+  // Serialized and fsynced outside the lock: the next round goes on meanwhile.
   absl::Status last;
   for (int attempt = 0; attempt < kCheckpointAttempts; ++attempt) {
-    last = WriteCheckpoint();
+    last = WriteCheckpointFile(cp, checkpoint_path_);
     if (last.ok()) return;
+    absl::MutexLock lock(&mu_);
     ++counters_.checkpoint_failures;
   }
-  fatal_ = absl::DataLossError(absl::StrCat("checkpoint of round ", round_ - 1, " failed ", kCheckpointAttempts,
+  absl::MutexLock lock(&mu_);
+  fatal_ = absl::DataLossError(absl::StrCat("checkpoint of round ", cp.next_round - 1, " failed ", kCheckpointAttempts,
                                             " times; stopping so that no round is lost: ", last.message()));
   phase_ = Phase::kFinished;
   ++state_version_;
@@ -478,7 +506,7 @@ CoordinatorCounters RoundCoordinator::counters() const {
   return counters_;
 }
 
-RoundEvent RoundCoordinator::CloseRound(double now, EvalJob* eval) {
+RoundEvent RoundCoordinator::CloseRound(double now) {
   RoundEvent event;
   RoundMetrics& m = event.metrics;
   m.round = round_;
@@ -505,6 +533,7 @@ RoundEvent RoundCoordinator::CloseRound(double now, EvalJob* eval) {
     ClientState& c = clients_[id];
     if (mask) {
       c.mask = std::move(*mask);
+      c.density = c.mask.Density();
       ++c.mask_version;
     }
     if (quant_mode_ == QuantMode::kBsq) {
@@ -524,13 +553,11 @@ RoundEvent RoundCoordinator::CloseRound(double now, EvalJob* eval) {
   m.max_update_norm = pending_.max_update_norm;
   m.downlink_bytes = pending_.downlink_bytes;
   m.dense_fp32_bytes = static_cast<uint64_t>(m.completed) * static_cast<uint64_t>(dense_bytes_per_model_);
+  m.open_gap_seconds = pending_.open_gap_seconds;
   pending_ = RoundMetrics();
   std::vector<double> density;
-  std::vector<double> personalized;
-  for (const ClientState& c : clients_) {
-    density.push_back(c.mask.Density());
-    if (c.personalized_accuracy >= 0) personalized.push_back(c.personalized_accuracy);
-  }
+  density.reserve(clients_.size());
+  for (const ClientState& c : clients_) density.push_back(c.density);
   m.mean_density = Mean(density);
   // In client-id order (accepted_bits_ is a sorted map), so the float sums do not depend on the
   // order in which updates arrived.
@@ -548,31 +575,45 @@ RoundEvent RoundCoordinator::CloseRound(double now, EvalJob* eval) {
   }
   m.mean_bits = WeightedMeanBits(m.layer_bits, sizes);
   const RunConfig& cfg = options_.config;
-  m.evaluated = round_ % static_cast<uint64_t>(cfg.eval_every) == 0 || round_ >= static_cast<uint64_t>(cfg.rounds);
+  const bool last = round_ >= static_cast<uint64_t>(cfg.rounds);
+  m.evaluated = round_ % static_cast<uint64_t>(cfg.eval_every) == 0 || last;
+  auto work = std::make_shared<RoundWork>();
   if (m.evaluated) {
+    // Personalized (reported) and global-masked (evaluated) accuracy over the same sample.
+    const std::vector<int64_t> sample = EvalSample(round_);
+    std::vector<double> personalized;
+    for (int64_t id : sample) {
+      if (clients_[id].personalized_accuracy >= 0) personalized.push_back(clients_[id].personalized_accuracy);
+    }
     m.personalized_accuracy = Mean(personalized);
-    if (evaluator_ && eval != nullptr) {
-      eval->global = global_;
-      eval->masks.reserve(clients_.size());
-      for (const ClientState& c : clients_) eval->masks.push_back(c.mask);
+    m.eval_clients = static_cast<int64_t>(sample.size());
+    if (evaluator_) {
+      EvalRequest request;
+      request.global = global_;
+      request.global_accuracy = round_ % static_cast<uint64_t>(cfg.eval_global_every) == 0 || last;
+      request.clients = sample;
+      request.masks.reserve(sample.size());
+      for (int64_t id : sample) request.masks.push_back(clients_[id].mask);
+      work->eval = std::move(request);
     }
   }
   m.aggregate_seconds = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()) - t0;
   m.wall_seconds = now - round_opened_;
+  last_closed_ = now;
   totals_.rounds_completed = round_;
   totals_.uplink_bytes += m.uplink_bytes;
   totals_.downlink_bytes += m.downlink_bytes;
   totals_.dense_fp32_bytes += m.dense_fp32_bytes;
   ++round_;
   attempt_ = 0;
-  if (eval != nullptr) eval->checkpoint_due = true;
+  if (!checkpoint_path_.empty()) work->checkpoint = SnapshotCheckpoint();
+  event.work = std::move(work);
   phase_ = round_ > static_cast<uint64_t>(cfg.rounds) ? Phase::kFinished : Phase::kBetweenRounds;
   ++state_version_;
   return event;
 }
 
-absl::Status RoundCoordinator::WriteCheckpoint() const {
-  if (checkpoint_path_.empty()) return absl::OkStatus();
+Checkpoint RoundCoordinator::SnapshotCheckpoint() const {
   Checkpoint cp;
   cp.next_round = round_;
   cp.seed = options_.config.seed;
@@ -584,7 +625,12 @@ absl::Status RoundCoordinator::WriteCheckpoint() const {
     cp.clients.push_back(
         {c.mask, c.mask_version, c.personalized_accuracy, c.test_count, c.num_samples, c.layer_bits});
   }
-  return WriteCheckpointFile(cp, checkpoint_path_);
+  return cp;
+}
+
+absl::Status RoundCoordinator::WriteCheckpoint() const {
+  if (checkpoint_path_.empty()) return absl::OkStatus();
+  return WriteCheckpointFile(SnapshotCheckpoint(), checkpoint_path_);
 }
 
 absl::Status RoundCoordinator::CheckpointNow() {
@@ -621,6 +667,7 @@ absl::Status RoundCoordinator::Restore(const std::string& checkpoint_path, doubl
                                                         " prunable tensors"));
     }
     clients_[i].mask = c.mask;
+    clients_[i].density = c.mask.Density();
     clients_[i].mask_version = c.mask_version;
     clients_[i].personalized_accuracy = c.personalized_accuracy;
     clients_[i].test_count = c.test_count;

@@ -52,6 +52,8 @@
 
 namespace lfl {
 
+struct Checkpoint;
+
 // Failures and refusals since the start of this process (Prometheus counters).
 struct CoordinatorCounters {
   uint64_t updates_accepted = 0;
@@ -64,16 +66,25 @@ struct CoordinatorCounters {
 };
 
 struct EvalResult {
-  double global_accuracy = -1;         // global model on the dataset's whole test set
-  double global_masked_accuracy = -1;  // θg ⊙ m_k on client k's local test split, mean over clients
+  double global_accuracy = -1;         // global model on the dataset's whole test set (-1: not asked)
+  double global_masked_accuracy = -1;  // θg ⊙ m_k on client k's local test split, mean over `clients`
 };
 
-// Evaluates the global model (the server binary supplies a LibTorch one).
+// What one evaluated round asks for: the global model on the whole test set (when
+// `global_accuracy`), and the tickets of `clients` (ids, ascending; masks[i] is clients[i]'s).
+struct EvalRequest {
+  TensorSet global;
+  bool global_accuracy = true;
+  std::vector<int64_t> clients;
+  std::vector<Mask> masks;
+};
+
+// Evaluates the global model (the server binary supplies a LibTorch one). Called from one
+// thread at a time (the server's bookkeeping worker).
 class Evaluator {
  public:
   virtual ~Evaluator() = default;
-  // masks[k] is client k's ticket (all clients, index = client id).
-  virtual absl::StatusOr<EvalResult> Evaluate(const TensorSet& global, const std::vector<Mask>& masks) = 0;
+  virtual absl::StatusOr<EvalResult> Evaluate(const EvalRequest& request) = 0;
 };
 
 // What a client reports with its update (proto UpdateHeader, minus transport).
@@ -106,8 +117,11 @@ struct RoundMetrics {
   double mean_bits = 32;           // layer_bits weighted by the layers' parameter counts
   uint64_t uplink_bytes = 0, downlink_bytes = 0, dense_fp32_bytes = 0;
   double train_seconds = 0, encode_seconds = 0, network_seconds = 0, aggregate_seconds = 0;
+  double evaluate_seconds = 0;  // the server's evaluation of this round (off the critical path)
   double wall_seconds = 0;  // this round, open to aggregated
+  double open_gap_seconds = 0;  // the previous round's close to this round's open (server clock)
   int64_t pruned_clients = 0;
+  int64_t eval_clients = 0;  // tickets behind global_masked_accuracy (and personalized_accuracy)
   int64_t refused = 0;  // updates of this round refused by Submit (malformed, outliers, lies)
   double max_update_norm = 0;  // largest L2 distance of an accepted update to the global model
   // Failures while closing this round (aggregation, evaluation, checkpoint of the previous
@@ -132,6 +146,11 @@ struct CoordinatorOptions {
   // An update whose L2 distance to the global model it was trained from (over the elements it
   // keeps) exceeds this is refused as an outlier; <= 0 disables the check.
   double max_update_norm = 1000;
+  // false: Tick evaluates, calls on_round and checkpoints each aggregated round before it
+  // returns (tests, simple drivers). true: Tick returns at once and the caller runs
+  // FinishRound for each event, in order, on a thread of its own (the server does), so
+  // evaluation and the checkpoint's serialization and fsync never hold up the next round.
+  bool defer_round_work = false;
 };
 
 // Per-client state the server keeps (and checkpoints).
@@ -140,6 +159,7 @@ struct ClientState {
   bool left = false;
   double last_seen = -1e300;
   Mask mask;
+  double density = 1;  // mask.Density(), kept with it
   uint32_t mask_version = 0;
   // Magnitude bits per prunable layer of the client's last accepted BSQ update
   // (empty: never quantized; BSQ then starts at 8 bits).
@@ -161,10 +181,17 @@ struct PollResult {
   uint64_t round = 0;
 };
 
+// What is left to do for an aggregated round once its state is committed: evaluate it, record
+// it, checkpoint the state it left. Snapshots, so that it can run while the next round trains.
+struct RoundWork;
+
 // Emitted by Tick when a round is aggregated.
 struct RoundEvent {
   RoundMetrics metrics;
   bool retried = false;  // quorum not met; the same round runs again with attempt+1
+  // Set when the coordinator defers the round's work (CoordinatorOptions::defer_round_work):
+  // pass the event to FinishRound. Null for retried rounds and when the work ran inside Tick.
+  std::shared_ptr<RoundWork> work;
 };
 
 class RoundCoordinator {
@@ -216,6 +243,15 @@ class RoundCoordinator {
   // from one thread at a time.
   std::vector<RoundEvent> Tick(double now, const std::function<void(const RoundEvent&)>& on_round = nullptr);
 
+  // The deferred work of an aggregated round: evaluation (its figures land in event->metrics),
+  // then on_round (the metrics.jsonl row), then the checkpoint of the state the round left
+  // (bounded retry; a checkpoint that cannot be written sets fatal_error()). Call it for every
+  // event with work, in round order, from one thread. The checkpoint follows the row, so a
+  // crash in between re-runs that round instead of losing its row.
+  void FinishRound(RoundEvent* event, const std::function<void(const RoundEvent&)>& on_round);
+  // The clients whose tickets round `round` evaluates (a seeded sample unless it is the last).
+  std::vector<int64_t> EvalSample(uint64_t round) const;
+
   // Writes a checkpoint of the last completed round now (SIGTERM).
   absl::Status CheckpointNow();
   // Set when the run cannot go on (a checkpoint that failed kCheckpointAttempts times in a
@@ -251,17 +287,13 @@ class RoundCoordinator {
                            double* norm) const;
   double AggregationWeight(const UpdateReport& report) const;
   bool RoundComplete() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  void WriteCheckpointWithRetry() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes `cp` outside the lock; on kCheckpointAttempts failures sets fatal_ and finishes.
+  void WriteCheckpointWithRetry(const Checkpoint& cp) ABSL_LOCKS_EXCLUDED(mu_);
   void MarkLive(int64_t id, double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartRound(double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<int64_t> Sample(double now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // A snapshot to evaluate after the lock is released.
-  struct EvalJob {
-    TensorSet global;
-    std::vector<Mask> masks;
-    bool checkpoint_due = false;
-  };
-  RoundEvent CloseRound(double now, EvalJob* eval) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  RoundEvent CloseRound(double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Checkpoint SnapshotCheckpoint() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::Status WriteCheckpoint() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   bool IsSampled(int64_t id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
@@ -282,6 +314,7 @@ class RoundCoordinator {
   uint32_t attempt_ ABSL_GUARDED_BY(mu_) = 0;
   double waiting_since_ ABSL_GUARDED_BY(mu_) = 0;
   double round_opened_ ABSL_GUARDED_BY(mu_) = 0;
+  double last_closed_ ABSL_GUARDED_BY(mu_) = -1;  // when the last round was aggregated (-1: none yet)
   double deadline_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<int64_t> sampled_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<MaskedMeanAccumulator> accumulator_ ABSL_GUARDED_BY(mu_);

@@ -35,7 +35,10 @@ std::string RoundMetricsToJson(const RoundMetrics& m) {
   j["encode_seconds"] = m.encode_seconds;
   j["network_seconds"] = m.network_seconds;
   j["aggregate_seconds"] = m.aggregate_seconds;
+  j["evaluate_seconds"] = m.evaluate_seconds;
+  j["eval_clients"] = m.eval_clients;
   j["wall_seconds"] = m.wall_seconds;
+  j["open_gap_seconds"] = m.open_gap_seconds;
   j["refused"] = m.refused;
   j["max_update_norm"] = m.max_update_norm;
   j["errors"] = m.errors;
@@ -71,7 +74,10 @@ absl::StatusOr<RoundMetrics> RoundMetricsFromJson(const std::string& line) {
   num("encode_seconds", &m.encode_seconds);
   num("network_seconds", &m.network_seconds);
   num("aggregate_seconds", &m.aggregate_seconds);
+  num("evaluate_seconds", &m.evaluate_seconds);
+  num("eval_clients", &m.eval_clients);
   num("wall_seconds", &m.wall_seconds);
+  num("open_gap_seconds", &m.open_gap_seconds);
   num("refused", &m.refused);
   num("max_update_norm", &m.max_update_norm);
   if (j.contains("errors") && j["errors"].is_array()) {

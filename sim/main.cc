@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
         } else {
           spdlog::info("{}", lfl::FormatProgress(e.metrics, rounds));
         }
+        for (const std::string& error : e.metrics.errors) spdlog::error("round {}: {}", e.metrics.round, error);
       });
   if (!server.ok()) {
     spdlog::error("{}", std::string(server.status().message()));

@@ -35,3 +35,30 @@ if evals:
     r = evals[-1]
     print(f"final personalized accuracy  {r['personalized_accuracy']:.4f}  global-masked {r['global_masked_accuracy']:.4f}")
 PY
+
+# Evaluation overhead: the whole run with the default evaluation settings (--eval-every 1,
+# --eval-clients, --eval-global-every) against the same run evaluated only at the last round,
+# for the acceptance config and the paper-scale 400-client config, each pair run back to back.
+# SKIP_EVAL_OVERHEAD=1 skips this part.
+[ "${SKIP_EVAL_OVERHEAD:-0}" = 1 ] && exit 0
+timed_run() {  # timed_run CONFIG ROUNDS OUT [flags...]: prints the run's wall seconds
+  local cfg=$1 r=$2 dir=$3
+  shift 3
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$bin/lotteryfl-sim" --config "$cfg" --rounds "$r" --parallel "$parallel" --out "$dir" "$@" >"$dir.log" 2>&1 ||
+    { cat "$dir.log"; exit 1; }
+  t1=$(date +%s.%N)
+  python3 -c "print(f'{$t1 - $t0:.2f}')"
+}
+echo
+echo "evaluation overhead (whole run, default evaluation / evaluation only at the last round)"
+printf '%-34s %7s %9s %9s %7s\n' config rounds default last-only ratio
+for spec in "$here/configs/lotteryfl-fmnist.toml:${ROUNDS_ACCEPTANCE:-30}" \
+            "$here/configs/lotteryfl-fmnist-400.toml:${ROUNDS_400:-10}"; do
+  cfg=${spec%%:*}
+  r=${spec##*:}
+  d=$(timed_run "$cfg" "$r" "$out/default-$r")
+  e=$(timed_run "$cfg" "$r" "$out/end-$r" --eval-every 100000)
+  printf '%-34s %7s %8ss %8ss %6.2fx\n' "$(basename "$cfg")" "$r" "$d" "$e" "$(python3 -c "print($d / $e)")"
+done

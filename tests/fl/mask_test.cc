@@ -138,3 +138,26 @@ TEST(MaskSerializationTest, BitsPastNumelAndHugeCountsAreRefused) {
 
 }  // namespace
 }  // namespace lfl
+
+namespace lfl {
+namespace {
+
+TEST(MaskCopyOnWriteTest, CopiesShareUntilOneChanges) {
+  TensorSet layout = testing::SmallModel(1);
+  const Mask a = Mask::Full(layout);
+  Mask b = a;
+  EXPECT_EQ(a.storage_identity(), b.storage_identity()) << "a copy shares the bits";
+  b.Set(kFcW, 5, false);
+  EXPECT_NE(a.storage_identity(), b.storage_identity());
+  EXPECT_TRUE(a.Get(kFcW, 5)) << "changing the copy leaves the original as it was";
+  EXPECT_FALSE(b.Get(kFcW, 5));
+  EXPECT_TRUE(b.IsSubsetOf(a));
+  EXPECT_FALSE(a.IsSubsetOf(b));
+  Mask c = b;
+  ASSERT_TRUE(c.SetWords(kFcW, std::vector<uint64_t>(4, 0)).ok());
+  EXPECT_EQ(c.Kept(kFcW), 0);
+  EXPECT_EQ(b.Kept(kFcW), 209);
+}
+
+}  // namespace
+}  // namespace lfl

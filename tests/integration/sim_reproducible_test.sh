@@ -11,7 +11,7 @@ a=$spawned
 start_sim "$work/b"
 b=$spawned
 start_sim "$work/fedavg" --algorithm fedavg --classes-per-client 10 --local-epochs 5 --lr 0.05 \
-  --rounds 4 --eval-every 1
+  --rounds 4 --eval-every 1 --eval-global-every 1
 fedavg=$spawned
 finish_sim "$a" "$work/a"
 finish_sim "$b" "$work/b"

@@ -317,3 +317,36 @@ TEST(CheckPartitionFitsTest, RefusesIndicesOutsideTheDataset) {
 
 }  // namespace
 }  // namespace lfl
+
+namespace lfl {
+namespace {
+
+TEST(SharedTest, MoreClientsThanImagesEachWithDistinctImages) {
+  const Dataset data = SyntheticDataset(4, 10, 20);  // 40 training images
+  PartitionOptions o;
+  o.scheme = "shared";
+  o.clients = 500;
+  o.min_samples = 6;
+  o.test_per_client = 4;
+  o.seed = 3;
+  absl::StatusOr<Partition> p = MakePartition(data, o);
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_EQ(p->clients.size(), 500u);
+  std::set<std::vector<int64_t>> distinct;
+  for (const ClientSplit& c : p->clients) {
+    ASSERT_EQ(c.train.size(), 6u);
+    ExpectNoDuplicates(c.train);
+    for (int64_t i : c.train) EXPECT_TRUE(i >= 0 && i < 40);
+    EXPECT_EQ(c.test.size(), 4u);
+    distinct.insert(c.train);
+  }
+  EXPECT_GT(distinct.size(), 400u) << "clients draw independently";
+  absl::StatusOr<Partition> again = MakePartition(data, o);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->clients[123].train, p->clients[123].train) << "seeded";
+  o.min_samples = 41;
+  EXPECT_TRUE(absl::IsInvalidArgument(MakePartition(data, o).status()));
+}
+
+}  // namespace
+}  // namespace lfl

@@ -144,8 +144,12 @@ TEST(CheckpointTest, VersionOneParsesWithEmptyBits) {
   ExpectSameExceptBits(*back, cp);
   for (const CheckpointClient& c : back->clients) EXPECT_TRUE(c.layer_bits.empty());
   // Version 3 of the same state is exactly 4 bytes per client (an empty count) and a 32-byte
-  // SHA-256 longer.
-  EXPECT_EQ(SerializeCheckpoint(Sample({{}, {}, {}})).size(), v1.size() + 4 * cp.clients.size() + 32);
+  // SHA-256 longer, and loads the same.
+  const std::string v3 = WithDigest(SerializeV1(Sample({{}, {}, {}}), 3, true));
+  EXPECT_EQ(v3.size(), v1.size() + 4 * cp.clients.size() + 32);
+  absl::StatusOr<Checkpoint> back3 = ParseCheckpoint(v3);
+  ASSERT_TRUE(back3.ok()) << back3.status();
+  ExpectSameExceptBits(*back3, cp);
 }
 
 TEST(CheckpointTest, BodyMustMatchTheDeclaredVersion) {
@@ -158,14 +162,34 @@ TEST(CheckpointTest, BodyMustMatchTheDeclaredVersion) {
   absl::StatusOr<Checkpoint> v2 = ParseCheckpoint(SerializeV1(cp, 2, /*bits_anyway=*/true));
   ASSERT_TRUE(v2.ok()) << v2.status();
   ExpectSameExceptBits(*v2, cp);
-  EXPECT_EQ(WithDigest(SerializeV1(cp, 3, /*bits_anyway=*/true)), SerializeCheckpoint(cp));
+  absl::StatusOr<Checkpoint> v3 = ParseCheckpoint(WithDigest(SerializeV1(cp, 3, /*bits_anyway=*/true)));
+  ASSERT_TRUE(v3.ok()) << v3.status();
+  ExpectSameExceptBits(*v3, cp);
   // A v3 header without (or with a wrong) digest is refused.
   EXPECT_TRUE(IsCorrupt(ParseCheckpoint(SerializeV1(cp, 3, true)).status()));
 }
 
+TEST(CheckpointTest, SharedMasksAreStoredOnce) {
+  // 1000 clients holding copies of one mask, and one client with its own: the file holds two
+  // masks, and every client reads back its own ticket.
+  Checkpoint cp = Sample({{}});
+  const Mask shared = cp.clients[0].mask;
+  Mask own = shared;
+  own.Set(0, 0, !own.Get(0, 0));
+  cp.clients.assign(1000, cp.clients[0]);
+  cp.clients[7].mask = own;
+  const std::string bytes = SerializeCheckpoint(cp);
+  const size_t one_mask = shared.Serialize().size();
+  EXPECT_LT(bytes.size(), 3 * one_mask + 1000 * 48 + 4096) << "every client's mask was written out";
+  absl::StatusOr<Checkpoint> back = ParseCheckpoint(bytes);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->clients.size(), 1000u);
+  for (size_t k = 0; k < 1000; ++k) EXPECT_EQ(back->clients[k].mask, k == 7 ? own : shared) << k;
+}
+
 TEST(CheckpointTest, UnknownVersionsAreRefused) {
   const Checkpoint cp = Sample({{3}});
-  for (uint32_t version : {0u, 4u, 0xffffffffu}) {
+  for (uint32_t version : {0u, 5u, 0xffffffffu}) {
     absl::Status s = ParseCheckpoint(SerializeV1(cp, version, true)).status();
     EXPECT_TRUE(IsCorrupt(s)) << version << ": " << s;
   }

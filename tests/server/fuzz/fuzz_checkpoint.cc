@@ -1,5 +1,5 @@
 // libFuzzer target for the server's checkpoint loader. Each input is parsed as is and, so that
-// arbitrary bytes get past the whole-file SHA-256, also with a valid format-3 header and digest
+// arbitrary bytes get past the whole-file SHA-256, also with a valid format-4 header and digest
 // around it. Whatever parses must serialize and parse back to the same bytes (the loader
 // accepts only what the writer could have written); nothing may crash or allocate beyond the
 // input's own size by much (libFuzzer's -rss_limit_mb catches that).
@@ -30,7 +30,7 @@ void Check(const std::string& bytes) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string raw(reinterpret_cast<const char*>(data), size);
   Check(raw);
-  std::string sealed("CLFL\x03\x00\x00\x00", 8);
+  std::string sealed("CLFL\x04\x00\x00\x00", 8);
   sealed += raw;
   const lfl::Sha256Digest d = lfl::Sha256(sealed);
   sealed.append(reinterpret_cast<const char*>(d.data()), d.size());
