@@ -47,7 +47,7 @@ inline bool BitIdentical(const TensorSet& a, const TensorSet& b) {
   for (size_t t = 0; t < a.size(); ++t) {
     const std::vector<float>& x = a.tensors[t].values;
     const std::vector<float>& y = b.tensors[t].values;
-    if (x.size() != y.size() || std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) != 0) {
+    if (x.size() != y.size() || (!x.empty() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) != 0)) {
       return false;
     }
   }

@@ -133,7 +133,7 @@ TEST(BitPlanesTest, RandomRequantizationIsCanonicalAndValuePreserving) {
     const int32_t max_level = 2 * MaxLevel(bits) >> shift;  // carries, and zero LSBs
     std::uniform_int_distribution<int32_t> level(-max_level, max_level);
     BitPlanes in{bits, std::uniform_real_distribution<float>(0.01f, 2.f)(rng), {}};
-    for (int i = 0; i < 20; ++i) in.levels.push_back(level(rng) << shift);
+    for (int i = 0; i < 20; ++i) in.levels.push_back(level(rng) * (int32_t{1} << shift));
     const BitPlanes out = Requantize(in, 8);
     const BitPlanes carried = PropagateCarries(in, 8);
     ExpectSameValues(carried, out);
