@@ -12,7 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/local_update.h"
-#include "server/federation_server.h"  // ReadTextFile
+#include "common/file_io.h"
 #include "wire/model_payload.h"
 
 namespace lfl {

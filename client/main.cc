@@ -10,7 +10,7 @@
 #include "client/client_host.h"
 #include "config/run_config.h"
 #include "models/trainer.h"
-#include "server/federation_server.h"
+#include "common/file_io.h"
 
 namespace {
 std::atomic<lfl::ClientHost*> g_host{nullptr};

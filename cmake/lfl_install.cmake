@@ -41,7 +41,8 @@ set(LFL_API_HEADERS
   models/net.h                  # RegisterModel: a program's own torch::nn::Module as a run's model
   models/trainer.h)             # SetMathThreads and the one Trainer
 set(LFL_API_INCLUDED_HEADERS
-  fl/accumulator.h fl/mask.h fl/strategy.h fl/tensor_set.h
+  common/file_io.h
+  fl/accumulator.h fl/evaluator.h fl/mask.h fl/strategy.h fl/tensor_set.h
   models/data.h
   partitioning/dataset.h partitioning/partition.h
   quant/codec/codec.h

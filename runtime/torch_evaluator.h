@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "runtime/run_data.h"
-#include "server/round_coordinator.h"
+#include "fl/evaluator.h"
 
 namespace lfl {
 

@@ -16,6 +16,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "common/file_io.h"  // ReadTextFile, ReadTokensFile
 #include "config/run_config.h"
 #include "server/federation_service.h"
 #include "server/round_coordinator.h"
@@ -88,13 +89,9 @@ class FederationServer {
   int port_ = 0;
 };
 
-// Reads "<client-id> <token>" lines ('#' comments allowed): a client host's own tokens.
-absl::StatusOr<std::map<int64_t, std::string>> ReadTokensFile(const std::string& path);
 // OK when `options` may start: listening on a network needs TLS (cert and key) and a tokens
 // file unless options.insecure; FailedPrecondition says what is missing and how to fix it.
 absl::Status CheckTransportSecurity(const ServerOptions& options);
-// Reads a whole file (TLS material).
-absl::StatusOr<std::string> ReadTextFile(const std::string& path);
 
 }  // namespace lfl
 

@@ -44,6 +44,7 @@
 #include "absl/synchronization/mutex.h"
 #include "config/run_config.h"
 #include "fl/accumulator.h"
+#include "fl/evaluator.h"
 #include "fl/mask.h"
 #include "fl/strategy.h"
 #include "fl/tensor_set.h"
@@ -65,27 +66,6 @@ struct CoordinatorCounters {
   uint64_t aggregation_failures = 0;
 };
 
-struct EvalResult {
-  double global_accuracy = -1;         // global model on the dataset's whole test set (-1: not asked)
-  double global_masked_accuracy = -1;  // θg ⊙ m_k on client k's local test split, mean over `clients`
-};
-
-// What one evaluated round asks for: the global model on the whole test set (when
-// `global_accuracy`), and the tickets of `clients` (ids, ascending; masks[i] is clients[i]'s).
-struct EvalRequest {
-  TensorSet global;
-  bool global_accuracy = true;
-  std::vector<int64_t> clients;
-  std::vector<Mask> masks;
-};
-
-// Evaluates the global model (the server binary supplies a LibTorch one). Called from one
-// thread at a time (the server's bookkeeping worker).
-class Evaluator {
- public:
-  virtual ~Evaluator() = default;
-  virtual absl::StatusOr<EvalResult> Evaluate(const EvalRequest& request) = 0;
-};
 
 // What a client reports with its update (proto UpdateHeader, minus transport).
 struct UpdateReport {
