@@ -46,6 +46,10 @@ int main(int argc, char** argv) {
     spdlog::error("{}", std::string(s.message()));
     return 2;
   }
+  if (options.config.algorithm == "local") {
+    spdlog::error("--algorithm local trains every client alone, with no server: run it with lotteryfl-sim");
+    return 2;
+  }
   if (options.tls_cert.empty() != options.tls_key.empty()) {
     spdlog::error("--tls-cert and --tls-key go together");
     return 2;
