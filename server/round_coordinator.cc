@@ -302,6 +302,12 @@ absl::Status RoundCoordinator::CheckUpdate(const DecodedModel& decoded, const Te
   return absl::OkStatus();
 }
 
+absl::Status RoundCoordinator::CountRefusal(int64_t client_id, const absl::Status& why) {
+  ++counters_.updates_refused;
+  ++pending_.refused;
+  return absl::Status(why.code(), absl::StrCat("update of client ", client_id, " refused: ", why.message()));
+}
+
 absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::string_view payload,
                                               double now) {
   const Credential credential{report.client_id, report.token, report.peer_identity};
@@ -325,9 +331,7 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   }
   auto refuse = [&](const absl::Status& s) {
     absl::MutexLock lock(&mu_);
-    ++counters_.updates_refused;
-    ++pending_.refused;
-    return absl::Status(s.code(), absl::StrCat("update of client ", report.client_id, " refused: ", s.message()));
+    return CountRefusal(report.client_id, s);
   };
   if (payload.size() > max_update_bytes_) {
     return refuse(absl::ResourceExhaustedError(absl::StrCat(payload.size(), " bytes exceed the largest encoding of ",
@@ -348,9 +352,7 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   if (accepted_.count(report.client_id)) return true;
   const Mask* mask = strategy_->uses_masks() ? &decoded->mask : nullptr;
   if (absl::Status s = accumulator_->Add(decoded->values, mask, weight); !s.ok()) {
-    ++counters_.updates_refused;
-    ++pending_.refused;
-    return absl::InvalidArgumentError(absl::StrCat("update of client ", report.client_id, " refused: ", s.message()));
+    return CountRefusal(report.client_id, absl::InvalidArgumentError(s.message()));
   }
   const bool new_mask = decoded->mask_sent || (decoded->mask_referenced && decoded->referenced_version != held_version);
   accepted_[report.client_id] = new_mask ? std::optional<Mask>(std::move(decoded->mask)) : std::optional<Mask>();

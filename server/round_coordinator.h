@@ -266,6 +266,8 @@ class RoundCoordinator {
   absl::Status CheckUpdate(const DecodedModel& decoded, const TensorSet& global, const Mask& held,
                            double* norm) const;
   double AggregationWeight(const UpdateReport& report) const;
+  // Counts a refused update (counters and this round's row) and names the client in the status.
+  absl::Status CountRefusal(int64_t client_id, const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool RoundComplete() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Writes `cp` outside the lock; on kCheckpointAttempts failures sets fatal_ and finishes.
   void WriteCheckpointWithRetry(const Checkpoint& cp) ABSL_LOCKS_EXCLUDED(mu_);
