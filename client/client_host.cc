@@ -150,7 +150,8 @@ absl::Status ClientHost::JoinAll() {
   if (!config.ok()) return config.status();
   spdlog::info("{}: joined {} clients; loading {} ({} partition)", options_.host_name, options_.client_ids.size(),
                config->dataset, config->partition);
-  absl::StatusOr<std::shared_ptr<const RunData>> data = LoadRunData(*config);
+  absl::StatusOr<std::shared_ptr<const RunData>> data =
+      options_.load_data ? options_.load_data(*config) : LoadRunData(*config);
   if (!data.ok()) return data.status();
   data_ = *data;
   return absl::OkStatus();
@@ -312,6 +313,7 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
   h->set_local_accuracy(result->local_accuracy);
   h->set_test_count(result->test_count);
   h->set_validation_accuracy(result->validation_accuracy);
+  h->set_global_masked_accuracy(result->global_masked_accuracy);
   h->set_pruned(result->mask_changed);
   h->set_train_seconds(result->train_seconds);
   h->set_encode_seconds(result->encode_seconds);
@@ -328,7 +330,13 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
   absl::MutexLock lock(&mu_);
   masks_[client_id] = result->mask_changed ? CachedMask{result->mask, version + 1} : CachedMask{down->mask, version};
   tasks_completed_++;
+  sent_per_round_[round]++;
   return absl::OkStatus();
+}
+
+std::map<uint64_t, int64_t> ClientHost::sent_per_round() const {
+  absl::MutexLock lock(&mu_);
+  return sent_per_round_;
 }
 
 }  // namespace lfl

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -40,6 +41,9 @@ struct ClientOptions {
   double max_backoff_seconds = 5;
   double give_up_seconds = 600;          // stop retrying after this long without reaching the server
   uint32_t poll_wait_ms = 1500;
+  // Builds this host's run data from the joined configuration; null = LoadRunData (the
+  // partition the server's config describes). lotteryfl-client --local-data sets it.
+  std::function<absl::StatusOr<std::shared_ptr<const RunData>>(const RunConfig&)> load_data;
 };
 
 class ClientHost {
@@ -55,6 +59,8 @@ class ClientHost {
   void Stop();
 
   int64_t tasks_completed() const { return tasks_completed_.load(); }
+  // Updates the server acknowledged, per round (duplicates of an accepted update included once).
+  std::map<uint64_t, int64_t> sent_per_round() const;
 
  private:
   struct CachedMask {
@@ -75,10 +81,11 @@ class ClientHost {
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> tasks_completed_{0};
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::set<std::tuple<int64_t, uint64_t, uint32_t>> in_flight_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, CachedMask> masks_ ABSL_GUARDED_BY(mu_);
   absl::Status fatal_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, int64_t> sent_per_round_ ABSL_GUARDED_BY(mu_);
 };
 
 // Builds channel credentials from the options (insecure when no TLS files are given).

@@ -22,7 +22,7 @@ void OnSignal(int) {
 int main(int argc, char** argv) {
   lfl::ClientOptions options;
   std::string ids = "0";
-  std::string tokens_file, probe;
+  std::string tokens_file, probe, report_file;
   lfl::RunConfig ignored;  // the run configuration comes from the server when the clients join
   CLI::App app{"lotteryfl-client: hosts virtual clients that train LotteryFL tickets for a lotteryfl-server"};
   lfl::AddRunConfigFlags(app, ignored);
@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
   app.add_flag("--insecure", insecure,
                "allow a plaintext channel (no --tls-ca): tokens and models travel in clear text; only on a "
                "network you trust");
+  app.add_option("--report", report_file,
+                 "at exit, write JSON here: tasks trained and the updates the server acknowledged per round");
   app.add_option("--probe", probe, "only check the server's gRPC health at this address: exit 0 when SERVING");
   if (std::optional<int> exit_code = lfl::ParseCommandLine(app, argc, argv)) return *exit_code;
 
@@ -89,6 +91,20 @@ int main(int argc, char** argv) {
                options.server, options.parallel);
   absl::Status s = host.Run();
   g_host = nullptr;
+  if (!report_file.empty()) {
+    std::string json = absl::StrCat("{\"host\": \"", options.host_name, "\", \"tasks\": ", host.tasks_completed(),
+                                    ", \"sent_per_round\": {");
+    const char* sep = "";
+    for (const auto& [round, n] : host.sent_per_round()) {
+      absl::StrAppend(&json, sep, "\"", round, "\": ", n);
+      sep = ", ";
+    }
+    json += "}}\n";
+    if (absl::Status w = lfl::WriteFileAtomically(report_file, json); !w.ok()) {
+      spdlog::error("--report: {}", std::string(w.message()));
+      if (s.ok()) return 1;
+    }
+  }
   if (!s.ok()) {
     spdlog::error("{}", std::string(s.message()));
     return 1;

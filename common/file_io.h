@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 
@@ -16,6 +17,9 @@ absl::StatusOr<std::string> ReadTextFile(const std::string& path);
 // Reads "<client-id> <token>" lines ('#' comments allowed): a client host's own tokens.
 // InvalidArgument names the line at fault.
 absl::StatusOr<std::map<int64_t, std::string>> ReadTokensFile(const std::string& path);
+// Writes path.tmp, fsyncs it, renames it over path and fsyncs the directory: a crash leaves
+// either the old file or the new one. Unavailable names the step and the path.
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents);
 
 }  // namespace lfl
 

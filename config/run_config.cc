@@ -28,6 +28,10 @@ const std::vector<RunConfigField>& RunConfigFields() {
       {"model", "mnist-cnn | cifar-cnn | femnist-cnn | mlp (default: picked by the dataset)", &R::model},
       {"partition", "iid | shards | dirichlet | quantity | noise | shared (load tests: clients share images)",
        &R::partition},
+      {"client-data",
+       "partition (clients take their slice of --partition) | local (each client brings its own files: "
+       "lotteryfl-client --local-data; ticket accuracies are then the clients' reports)",
+       &R::client_data},
       {"classes-per-client", "shards: labels per client", &R::classes_per_client},
       {"samples-per-class", "shards: training images per label", &R::samples_per_class},
       {"beta", "dirichlet/quantity: concentration (smaller = more skewed)", &R::beta},
@@ -145,6 +149,9 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   if (!(c.round_timeout > 0)) return Bad("round-timeout", "must be > 0 seconds");
   if (!(c.join_timeout >= 0)) return Bad("join-timeout", "must be >= 0 seconds");
   if (c.eval_every < 1) return Bad("eval-every", "must be >= 1");
+  if (!OneOf(c.client_data, {"partition", "local"})) {
+    return Bad("client-data", "must be partition or local, not '" + c.client_data + "'");
+  }
   if (c.eval_clients < 0) return Bad("eval-clients", "must be >= 0 (0: all clients)");
   if (c.eval_global_every < 1) return Bad("eval-global-every", "must be >= 1");
   if (c.local_epochs < 1) return Bad("local-epochs", "must be >= 1");

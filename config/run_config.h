@@ -37,6 +37,11 @@ struct RunConfig {
   double noise_sigma = 0.1;               // noise: client i gets sigma*i/(N-1)
   int64_t test_per_client = 200;          // each client's local test split
   double validation_fraction = 0.2;       // validation slice for the pruning gate
+  // partition: every client takes its slice of the partition above (the server computes it
+  // too, and evaluates the tickets). local: each client brings its own files
+  // (lotteryfl-client --local-data); the server cannot evaluate them, so ticket accuracies in
+  // metrics.jsonl are the clients' own reports and say so.
+  std::string client_data = "partition";
 
   // --- federation -------------------------------------------------------
   int64_t clients = 10;         // K

@@ -24,6 +24,7 @@ struct LocalResult {
   int64_t num_samples = 0;
   double validation_accuracy = -1;
   double local_accuracy = -1;   // the sent model on the client's local test split
+  double global_masked_accuracy = -1;  // the downlink θg ⊙ m_k on the same split, before training (-1: not measured)
   int64_t test_count = 0;
   std::vector<int> layer_bits;  // per prunable layer, as sent
   bool precision_kept = false;  // bsq: the precision guard refused this round's lower bits

@@ -39,8 +39,6 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(std::string_view bytes);
 absl::Status WriteCheckpointFile(const Checkpoint& cp, const std::string& path);
 absl::StatusOr<Checkpoint> ReadCheckpointFile(const std::string& path);
 
-// Writes `contents` to `path` atomically (temp file in the same directory, fsync, rename).
-absl::Status WriteFileAtomically(const std::string& path, std::string_view contents);
 
 }  // namespace lfl
 

@@ -299,6 +299,7 @@ class SubmitReactor : public grpc::ServerReadReactor<v1::UpdateChunk>, public Fe
     report_.local_accuracy = h.local_accuracy();
     report_.test_count = h.test_count();
     report_.validation_accuracy = h.validation_accuracy();
+    report_.global_masked_accuracy = h.global_masked_accuracy();
     report_.pruned = h.pruned();
     report_.train_seconds = h.train_seconds();
     report_.encode_seconds = h.encode_seconds();

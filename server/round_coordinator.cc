@@ -119,7 +119,7 @@ absl::StatusOr<PollResult> RoundCoordinator::Poll(const std::vector<Credential>&
   absl::MutexLock lock(&mu_);
   PollResult result;
   result.round = round_;
-  if (phase_ == Phase::kFinished) {
+  if (FinishedLocked()) {
     result.state = PollResult::kFinished;
     return result;
   }
@@ -233,10 +233,12 @@ void RoundCoordinator::EndUpload(int64_t client_id) {
 }
 
 absl::Status RoundCoordinator::CheckReport(const UpdateReport& report) const {
-  if (!ValidAccuracy(report.local_accuracy) || !ValidAccuracy(report.validation_accuracy)) {
+  if (!ValidAccuracy(report.local_accuracy) || !ValidAccuracy(report.validation_accuracy) ||
+      !ValidAccuracy(report.global_masked_accuracy)) {
     return absl::InvalidArgumentError(absl::StrCat("accuracies must be in [0, 1] (or -1: not measured); got local ",
                                                    report.local_accuracy, ", validation ",
-                                                   report.validation_accuracy));
+                                                   report.validation_accuracy, ", global-masked ",
+                                                   report.global_masked_accuracy));
   }
   const size_t id = static_cast<size_t>(report.client_id);
   if (!options_.test_counts.empty() && id < options_.test_counts.size() &&
@@ -453,6 +455,9 @@ void RoundCoordinator::FinishRound(RoundEvent* event, const std::function<void(c
   }
   if (on_round) on_round(*event);
   if (work && work->checkpoint) WriteCheckpointWithRetry(*work->checkpoint);
+  absl::MutexLock lock(&mu_);
+  recorded_through_ = std::max(recorded_through_, m.round);
+  ++state_version_;  // the last round's record may be what a parked poll waits for (FINISHED)
 }
 
 std::vector<int64_t> RoundCoordinator::EvalSample(uint64_t round) const {
@@ -679,6 +684,7 @@ absl::Status RoundCoordinator::Restore(const std::string& checkpoint_path, doubl
   round_ = cp->next_round;
   attempt_ = 0;
   totals_.rounds_completed = round_ - 1;
+  recorded_through_ = round_ - 1;
   totals_.uplink_bytes = cp->totals_uplink;
   totals_.downlink_bytes = cp->totals_downlink;
   totals_.dense_fp32_bytes = cp->totals_dense;
@@ -688,9 +694,16 @@ absl::Status RoundCoordinator::Restore(const std::string& checkpoint_path, doubl
   return absl::OkStatus();
 }
 
+bool RoundCoordinator::FinishedLocked() const {
+  // Not before the last round's row and checkpoint are written: a client host told FINISHED
+  // exits, and a server killed before that record would resume into a round nobody trains.
+  return phase_ == Phase::kFinished &&
+         (recorded_through_ >= static_cast<uint64_t>(options_.config.rounds) || !fatal_.ok());
+}
+
 bool RoundCoordinator::finished() const {
   absl::MutexLock lock(&mu_);
-  return phase_ == Phase::kFinished;
+  return FinishedLocked();
 }
 
 uint64_t RoundCoordinator::current_round() const {

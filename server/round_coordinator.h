@@ -78,6 +78,7 @@ struct UpdateReport {
   double local_accuracy = -1;
   int64_t test_count = 0;
   double validation_accuracy = -1;
+  double global_masked_accuracy = -1;  // the downlink on the client's own test split (-1: not measured)
   bool pruned = false;
   double train_seconds = 0;
   double encode_seconds = 0;
@@ -240,6 +241,8 @@ class RoundCoordinator {
   static constexpr int kCheckpointAttempts = 3;
   CoordinatorCounters counters() const;
 
+  // The run is over: every round is aggregated and its row and checkpoint are written (or the
+  // run stopped on a fatal error). Until then a poll is told to wait, not that the run is over.
   bool finished() const;
   uint64_t current_round() const;
   // Changes whenever tasks or the finished state change (long-poll wake-ups).
@@ -269,6 +272,7 @@ class RoundCoordinator {
   // Counts a refused update (counters and this round's row) and names the client in the status.
   absl::Status CountRefusal(int64_t client_id, const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool RoundComplete() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool FinishedLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Writes `cp` outside the lock; on kCheckpointAttempts failures sets fatal_ and finishes.
   void WriteCheckpointWithRetry(const Checkpoint& cp) ABSL_LOCKS_EXCLUDED(mu_);
   void MarkLive(int64_t id, double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -315,6 +319,7 @@ class RoundCoordinator {
   std::map<int64_t, std::vector<int>> accepted_bits_ ABSL_GUARDED_BY(mu_);
   RoundMetrics pending_ ABSL_GUARDED_BY(mu_);  // bytes of the open round
   Totals totals_ ABSL_GUARDED_BY(mu_);
+  uint64_t recorded_through_ ABSL_GUARDED_BY(mu_) = 0;  // the last round whose FinishRound is done
   uint64_t state_version_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<int64_t> uploading_ ABSL_GUARDED_BY(mu_);  // clients with an upload in flight
   mutable CoordinatorCounters counters_ ABSL_GUARDED_BY(mu_);

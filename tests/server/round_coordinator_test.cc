@@ -10,6 +10,7 @@
 
 #include "fl/strategy.h"
 #include "lottery/prune.h"
+#include "common/file_io.h"
 #include "server/checkpoint.h"
 #include "wire/model_payload.h"
 
@@ -42,6 +43,7 @@ class CoordinatorTest : public ::testing::Test {
   void Make(const std::string& algorithm, std::map<int64_t, std::string> tokens = {}) {
     CoordinatorOptions o;
     o.config = SmallConfig(algorithm);
+    o.defer_round_work = defer_;
     if (tweak_) tweak_(&o.config);
     o.tokens = std::move(tokens);
     std::unique_ptr<Strategy> strategy =
@@ -84,6 +86,7 @@ class CoordinatorTest : public ::testing::Test {
 
   double now_ = 100;
   bool tokens_ = false;
+  bool defer_ = false;  // CoordinatorOptions::defer_round_work
   // Optional for Make: the round-0 model (default SmallModel(0, 0)) and config changes.
   std::optional<TensorSet> theta0_;
   std::function<void(RunConfig*)> tweak_;
@@ -138,6 +141,39 @@ TEST_F(CoordinatorTest, FedAvgWeightsBySamplesAndFinishes) {
   EXPECT_TRUE(coordinator_->finished());
   // (30*1 + 10*5) / 40 = 2
   EXPECT_FLOAT_EQ(coordinator_->global_model().tensors[0].values[0], 2.f);
+}
+
+// With deferred round work (the server), a client host told FINISHED exits; so the run is not
+// over until the last round's row and checkpoint exist. Otherwise a server killed between the
+// last aggregation and its checkpoint resumes into a round that no client is left to train.
+TEST_F(CoordinatorTest, FinishedOnlyOnceTheLastRoundIsRecorded) {
+  defer_ = true;
+  Make("fedavg");
+  JoinAll();
+  std::vector<RoundEvent> last;
+  for (uint64_t round = 1; round <= 3; ++round) {
+    coordinator_->Tick(now_);
+    for (const Task& t : OpenTasks()) ASSERT_TRUE(coordinator_->Submit(Report(t), Update(1.f, 1.f), now_).ok());
+    last = coordinator_->Tick(now_);
+    ASSERT_EQ(last.size(), 1u);
+    ASSERT_NE(last[0].work, nullptr);
+    if (round < 3) coordinator_->FinishRound(&last[0], nullptr);
+  }
+  std::vector<Credential> all;
+  for (int64_t id = 0; id < 4; ++id) all.push_back({id, token(id)});
+  EXPECT_FALSE(coordinator_->finished()) << "round 3 is aggregated but not yet checkpointed";
+  absl::StatusOr<PollResult> poll = coordinator_->Poll(all, now_);
+  ASSERT_TRUE(poll.ok());
+  EXPECT_EQ(poll->state, PollResult::kWait);
+  const uint64_t version = coordinator_->state_version();
+  int rows = 0;
+  coordinator_->FinishRound(&last[0], [&](const RoundEvent&) { ++rows; });
+  EXPECT_EQ(rows, 1);
+  EXPECT_NE(coordinator_->state_version(), version) << "parked polls must be woken";
+  EXPECT_TRUE(coordinator_->finished());
+  poll = coordinator_->Poll(all, now_);
+  ASSERT_TRUE(poll.ok());
+  EXPECT_EQ(poll->state, PollResult::kFinished);
 }
 
 TEST_F(CoordinatorTest, DuplicateIsIdempotentAndLateIsRefused) {
