@@ -1,8 +1,10 @@
 // lotteryfl-partition: splits a dataset across federated clients, prints
-// the per-client table and a summary, and writes the partition manifest.
+// the per-client table and a summary, writes the partition manifest and, with
+// --export DIR, each client's own dataset files (partitioning/export.h).
 //
 // Exit codes: 0 success, 2 bad input (flags, dataset files, options the data
-// cannot satisfy), 1 the manifest could not be written.
+// cannot satisfy or that cannot be exported), 1 the manifest or an exported
+// file could not be written.
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -11,6 +13,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "partitioning/dataset.h"
+#include "partitioning/export.h"
 #include "partitioning/partition.h"
 
 namespace {
@@ -22,6 +25,7 @@ struct Flags {
   std::string dataset = "fashion-mnist";
   std::string data_dir;
   std::string out;
+  std::string export_dir;
   lfl::PartitionOptions options;
 };
 
@@ -61,6 +65,10 @@ void AddFlags(CLI::App& app, Flags& f) {
       ->capture_default_str();
   app.add_option("--seed", o.seed, "random seed; same seed, same manifest")->capture_default_str();
   app.add_option("--out", f.out, "write the partition manifest (JSON) here");
+  app.add_option("--export", f.export_dir,
+                 "write each client's own data as dataset files, DIR/client-<k>/ (training images "
+                 "followed by its validation images; its local test images), for a run with "
+                 "--client-data local (lotteryfl-client --local-data DIR; docs/local-data.md)");
 }
 
 std::string HistogramText(const std::vector<int64_t>& histogram) {
@@ -134,11 +142,20 @@ int main(int argc, char** argv) {
     return kBadInput;
   }
   PrintReport(*data, *partition);
-  if (flags.out.empty()) return 0;
-  if (absl::Status s = lfl::WritePartition(*partition, flags.out); !s.ok()) {
-    std::fprintf(stderr, "error: %s\n", s.ToString().c_str());
-    return kWriteFailed;
+  if (!flags.out.empty()) {
+    if (absl::Status s = lfl::WritePartition(*partition, flags.out); !s.ok()) {
+      std::fprintf(stderr, "error: %s\n", s.ToString().c_str());
+      return kWriteFailed;
+    }
+    std::printf("wrote %s\n", flags.out.c_str());
   }
-  std::printf("wrote %s\n", flags.out.c_str());
+  if (!flags.export_dir.empty()) {
+    if (absl::Status s = lfl::ExportPartition(*data, *partition, flags.export_dir); !s.ok()) {
+      std::fprintf(stderr, "error: --export: %s\n", s.ToString().c_str());
+      return absl::IsInvalidArgument(s) ? kBadInput : kWriteFailed;
+    }
+    std::printf("exported %zu client directories to %s\n", partition->clients.size(),
+                flags.export_dir.c_str());
+  }
   return 0;
 }
