@@ -88,6 +88,11 @@ std::vector<int> BitsOf(const std::vector<QuantizedWeight>& weights) {
 
 }  // namespace
 
+absl::StatusOr<double> LocalTestAccuracy(const StepContext& ctx, NetImpl& net) {
+  const ClientSplit& split = *ctx.data.split;
+  return Trainer::Evaluate(net, *ctx.data.test, split.test, split.noise_sigma);
+}
+
 absl::StatusOr<GateOutcome> Gate(const StepContext& ctx, NetImpl& net, const Mask& mask) {
   const ClientSplit& split = *ctx.data.split;
   const std::vector<int64_t>& gate_set = split.validation.empty() ? split.train : split.validation;
@@ -221,8 +226,7 @@ absl::StatusOr<double> Verify(const StepContext& ctx, const EncodedUpdate& updat
   absl::StatusOr<DecodedModel> sent = DecodeModel(update.payload, *ctx.data.theta0, held, update.mask_version);
   if (!sent.ok()) return absl::InternalError(absl::StrCat("own update does not decode: ", sent.status().message()));
   if (absl::Status s = LoadTensorSet(sent->values, net); !s.ok()) return s;
-  const ClientSplit& split = *ctx.data.split;
-  return Trainer::Evaluate(*net, *ctx.data.test, split.test, split.noise_sigma);
+  return LocalTestAccuracy(ctx, *net);
 }
 
 absl::StatusOr<ClientStepResult> RunClientStep(const StepContext& ctx, const ClientStepInput& in, NetImpl* net) {
@@ -232,6 +236,11 @@ absl::StatusOr<ClientStepResult> RunClientStep(const StepContext& ctx, const Cli
   ClientStepResult out;
   out.mask = o.lottery ? downlink.mask : Mask::Full(downlink.values);
   const auto t_train = std::chrono::steady_clock::now();
+  if (o.evaluate_downlink) {
+    absl::StatusOr<double> accuracy = LocalTestAccuracy(ctx, *net);
+    if (!accuracy.ok()) return accuracy.status();
+    out.global_masked_accuracy = *accuracy;
+  }
 
   if (o.lottery) {
     absl::StatusOr<GateOutcome> gate = Gate(ctx, *net, out.mask);

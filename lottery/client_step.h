@@ -1,6 +1,7 @@
 // LotteryFL's client step (DESIGN §1, steps 3–5, with BSQ), as stages with one input and one
 // output each, so each can be read and tested on its own:
 //
+//   [Test]    θg ⊙ m_k (in the net)          → its accuracy on the local test split (optional)
 //   Gate      θg ⊙ m_k (in the net)          → GateOutcome   (validation accuracy, prune or not)
 //   Prune     θg ⊙ m_k values, m_k           → PruneOutcome  (the new mask, whether it changed)
 //   Rewind    the new mask                   → the net holds θ0 ⊙ m_k
@@ -65,6 +66,10 @@ struct ClientStepOptions {
   TrainOptions train;               // epochs = local epochs; seed from (seed, client, round, attempt)
   QuantMode quant = QuantMode::kNone;
   BsqPhaseOptions bsq;              // used with QuantMode::kBsq
+  // Before anything else, evaluate the downlink θg ⊙ m_k on the local test split (LotteryFL's
+  // global-masked accuracy). Only a client whose data the server does not hold needs it
+  // (client-data = local); otherwise the server measures it and the extra pass is wasted.
+  bool evaluate_downlink = false;
 };
 
 struct StepContext {
@@ -75,6 +80,9 @@ struct StepContext {
 };
 
 // --- the stages -----------------------------------------------------------------------------
+
+// The net's accuracy on the client's local test split (with its input noise).
+absl::StatusOr<double> LocalTestAccuracy(const StepContext& ctx, NetImpl& net);
 
 struct GateOutcome {
   double validation_accuracy = -1;
@@ -155,13 +163,14 @@ struct ClientStepResult {
   Mask mask;                    // the ticket after this step
   bool mask_changed = false;
   GateOutcome gate;             // validation_accuracy -1 under FedAvg
+  double global_masked_accuracy = -1;  // the downlink on the local test split (-1: not asked for)
   double local_accuracy = -1;   // the sent model on the local test split
   bool precision_kept = false;
   double train_seconds = 0, encode_seconds = 0;
 };
 
-// Gate → Prune → Rewind → Train → BsqPhase → Encode → Verify on a fresh net of the downlink's
-// layout (`net` must have it; its weights are overwritten).
+// [Test →] Gate → Prune → Rewind → Train → BsqPhase → Encode → Verify on a fresh net of the
+// downlink's layout (`net` must have it; its weights are overwritten).
 absl::StatusOr<ClientStepResult> RunClientStep(const StepContext& ctx, const ClientStepInput& in, NetImpl* net);
 
 }  // namespace lfl

@@ -20,6 +20,8 @@ ClientStepOptions ClientStepOptionsFor(const RunConfig& cfg, uint64_t client_id,
   o.train.momentum = cfg.momentum;
   o.train.seed = MixSeed(cfg.seed, client_id, round, attempt);
   o.quant = ParseQuantMode(cfg.quant).value_or(QuantMode::kNone);
+  // The server cannot evaluate a ticket on data it does not hold: the client reports it.
+  o.evaluate_downlink = cfg.client_data == "local";
   if (o.quant == QuantMode::kBsq) {
     // With BSQ the ticket first trains in fp32 (the BSQ paper also starts from a trained model:
     // bit-plane SGD moves weights too slowly to train from a rewound θ0 within one round), then
@@ -64,6 +66,7 @@ absl::StatusOr<LocalResult> RunLocalUpdate(const RunData& data, int64_t client_i
   out.num_samples = static_cast<int64_t>(split.train.size());
   out.validation_accuracy = step->gate.validation_accuracy;
   out.local_accuracy = step->local_accuracy;
+  out.global_masked_accuracy = step->global_masked_accuracy;
   out.test_count = static_cast<int64_t>(split.test.size());
   out.layer_bits = std::move(step->update.layer_bits);
   out.precision_kept = step->precision_kept;

@@ -32,6 +32,8 @@ struct LocalResult {
 };
 
 // The client step's options for a run configuration and one task (client, round, attempt).
+// With client-data = local the step also measures the downlink on the local test split
+// (LocalResult::global_masked_accuracy); otherwise the server does and the client does not.
 ClientStepOptions ClientStepOptionsFor(const RunConfig& config, uint64_t client_id, uint64_t round,
                                        uint32_t attempt);
 

@@ -1,5 +1,6 @@
 #include "runtime/run_data.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace lfl {
@@ -19,6 +20,25 @@ PartitionOptions PartitionOptionsFor(const RunConfig& c) {
   return p;
 }
 
+absl::StatusOr<Normalization> FixedNormalization(const std::string& dataset) {
+  if (dataset == "fashion-mnist") return Normalization{{0.2860f}, {0.3530f}};
+  if (dataset == "mnist") return Normalization{{0.1307f}, {0.3081f}};
+  if (absl::StartsWith(dataset, "emnist-")) return Normalization{{0.1751f}, {0.3332f}};
+  if (dataset == "cifar10") {
+    return Normalization{{0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}};
+  }
+  return absl::InvalidArgumentError(absl::StrCat("no fixed normalization for dataset '", dataset, "'"));
+}
+
+absl::StatusOr<Normalization> RunNormalization(const RunConfig& config, const Dataset& dataset) {
+  if (config.client_data == "local") return FixedNormalization(config.dataset);
+  return ComputeNormalization(dataset.train, dataset.channels);
+}
+
+std::string RunModelName(const RunConfig& config) {
+  return config.model.empty() ? std::string(ModelKindName(DefaultModelFor(config.dataset))) : config.model;
+}
+
 absl::StatusOr<std::shared_ptr<const RunData>> LoadRunData(const RunConfig& config) {
   absl::StatusOr<Dataset> dataset = LoadDataset(config.dataset, config.data_dir);
   if (!dataset.ok()) return dataset.status();
@@ -29,10 +49,11 @@ absl::StatusOr<std::shared_ptr<const RunData>> LoadRunData(const RunConfig& conf
   data->partition = *std::move(partition);
   data->shape = {dataset->channels, dataset->height, dataset->width, dataset->num_classes};
   data->num_classes = dataset->num_classes;
-  data->model = config.model.empty() ? std::string(ModelKindName(DefaultModelFor(config.dataset))) : config.model;
-  const Normalization norm = ComputeNormalization(dataset->train, dataset->channels);
-  data->train = ToTensorData(dataset->train, *dataset, norm);
-  data->test = ToTensorData(dataset->test, *dataset, norm);
+  data->model = RunModelName(config);
+  absl::StatusOr<Normalization> norm = RunNormalization(config, *dataset);
+  if (!norm.ok()) return norm.status();
+  data->train = ToTensorData(dataset->train, *dataset, *norm);
+  data->test = ToTensorData(dataset->test, *dataset, *norm);
   absl::StatusOr<Net> net = MakeNamedNet(data->model, data->shape, config.seed);
   if (!net.ok()) return absl::Status(net.status().code(), absl::StrCat("--model: ", net.status().message()));
   data->theta0 = ToTensorSet(**net);

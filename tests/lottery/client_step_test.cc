@@ -192,6 +192,43 @@ TEST_F(ClientStepTest, TheGateRefusingKeepsTheMaskAndDoesNotRewind) {
   EXPECT_DOUBLE_EQ(step->mask.Density(), 1.0);
 }
 
+// A client whose data the server does not hold reports θg ⊙ m_k on its local test split, measured
+// on the downlink as received (before the gate, pruning and training change the net); without the
+// option the step spends no evaluation on it.
+TEST_F(ClientStepTest, EvaluateDownlinkMeasuresTheReceivedModelOnTheLocalTestSplit) {
+  DecodedModel downlink;
+  downlink.mask = Mask::Full(theta0_);
+  ctx_.options.prune = PruneOptions{0.5, 0.1};
+  absl::StatusOr<PruneOutcome> pruned = Prune(ctx_, ToTensorSet(*TrainedNet(3)), downlink.mask);
+  ASSERT_TRUE(pruned.ok());
+  downlink.mask = pruned->mask;
+  downlink.values = ToTensorSet(*TrainedNet(3));
+  downlink.mask.ApplyTo(&downlink.values);
+  Net reference = MakeMnistCnn(7);
+  ASSERT_TRUE(LoadTensorSet(downlink.values, reference.get()).ok());
+  absl::StatusOr<double> want = Trainer::Evaluate(*reference, train_, split_.test);
+  ASSERT_TRUE(want.ok()) << want.status();
+  absl::StatusOr<double> on_validation = Trainer::Evaluate(*reference, train_, split_.validation);
+  ASSERT_TRUE(on_validation.ok());
+
+  ctx_.options.accuracy_threshold = 0;  // the gate allows: the net is pruned, rewound and trained
+  ctx_.options.train.epochs = 1;
+  Net net = MakeMnistCnn(7);
+  absl::StatusOr<ClientStepResult> plain = RunClientStep(ctx_, ClientStepInput{&downlink, 2, {}}, net.get());
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->global_masked_accuracy, -1);
+
+  ctx_.options.evaluate_downlink = true;
+  absl::StatusOr<ClientStepResult> step = RunClientStep(ctx_, ClientStepInput{&downlink, 2, {}}, net.get());
+  ASSERT_TRUE(step.ok()) << step.status();
+  EXPECT_DOUBLE_EQ(step->global_masked_accuracy, *want);
+  EXPECT_DOUBLE_EQ(step->gate.validation_accuracy, *on_validation);
+  ASSERT_TRUE(step->mask_changed);
+  // The rest of the step is unchanged by the extra evaluation.
+  EXPECT_EQ(step->update.payload, plain->update.payload);
+  EXPECT_DOUBLE_EQ(step->local_accuracy, plain->local_accuracy);
+}
+
 // The search only lowers precision: without the guard stepping in, no layer ends above the bits
 // it started the round at; when the guard steps in, it starts again from those bits.
 TEST_F(ClientStepTest, BsqPhaseNeverRaisesBitsUnlessTheGuardDid) {
