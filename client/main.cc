@@ -1,5 +1,6 @@
 // lotteryfl-client: hosts a range of virtual clients and trains their tickets.
 //   lotteryfl-client --server 10.0.0.1:50051 --client-ids 0-49 --parallel 2
+//   lotteryfl-client --server 10.0.0.1:50051 --client-ids 3 --local-data /data/mine   (client-data local)
 
 #include <csignal>
 #include <thread>
@@ -8,21 +9,45 @@
 #include <spdlog/spdlog.h>
 
 #include "client/client_host.h"
+#include "common/file_io.h"
 #include "config/run_config.h"
 #include "models/trainer.h"
-#include "common/file_io.h"
+#include "runtime/local_data.h"
+#include "runtime/run_data.h"
 
 namespace {
 std::atomic<lfl::ClientHost*> g_host{nullptr};
 void OnSignal(int) {
   if (lfl::ClientHost* h = g_host.load()) h->Stop();
 }
+
+// The run data for the joined configuration: the clients' own files (--local-data) for a
+// client-data = local run, the server's partition otherwise; a mismatch is refused, not guessed.
+absl::StatusOr<std::shared_ptr<const lfl::RunData>> LoadData(const lfl::RunConfig& config,
+                                                             const std::string& local_dir,
+                                                             const std::vector<int64_t>& ids) {
+  if (config.client_data == "local") {
+    if (local_dir.empty()) {
+      return absl::FailedPreconditionError(
+          "the server's run has client-data local: every client brings its own files; pass "
+          "--local-data DIR (see lotteryfl-client --help)");
+    }
+    return lfl::LoadLocalRunData(config, local_dir, ids);
+  }
+  if (!local_dir.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--local-data ", local_dir, " given, but the server's run has client-data ", config.client_data,
+        ": its clients train on the server's partition; drop --local-data or run the server with "
+        "--client-data local"));
+  }
+  return lfl::LoadRunData(config);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   lfl::ClientOptions options;
   std::string ids = "0";
-  std::string tokens_file, probe, report_file;
+  std::string tokens_file, probe, report_file, local_data;
   lfl::RunConfig ignored;  // the run configuration comes from the server when the clients join
   CLI::App app{"lotteryfl-client: hosts virtual clients that train LotteryFL tickets for a lotteryfl-server"};
   lfl::AddRunConfigFlags(app, ignored);
@@ -41,6 +66,14 @@ int main(int argc, char** argv) {
   app.add_flag("--insecure", insecure,
                "allow a plaintext channel (no --tls-ca): tokens and models travel in clear text; only on a "
                "network you trust");
+  app.add_option("--local-data", local_data,
+                 "the clients' own data, for a server run with --client-data local: client k reads "
+                 "DIR/client-<k>/ (or DIR itself when this host has one client), the dataset's standard "
+                 "files (IDX: {train,t10k}-{images-idx3,labels-idx1}-ubyte; cifar10: data_batch_1.bin, "
+                 "test_batch.bin) as lotteryfl-partition --export writes them; the validation slice is "
+                 "carved from the training files, seeded (docs/local-data.md). Refused for a run with "
+                 "client-data partition, and a local run refuses a client without it")
+      ->type_name("DIR");
   app.add_option("--report", report_file,
                  "at exit, write JSON here: tasks trained and the updates the server acknowledged per round");
   app.add_option("--probe", probe, "only check the server's gRPC health at this address: exit 0 when SERVING");
@@ -63,6 +96,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.client_ids = *parsed;
+  options.load_data = [local_data, ids = *parsed](const lfl::RunConfig& config) {
+    return LoadData(config, local_data, ids);
+  };
   if (options.parallel < 1) {
     spdlog::error("--parallel must be >= 1");
     return 2;
