@@ -15,10 +15,25 @@ namespace lfl {
 
 struct RoundWork {
   std::optional<EvalRequest> eval;
-  std::optional<Checkpoint> checkpoint;
+  // The checkpoint of the state the round left: a full snapshot now and then, otherwise a log
+  // record of what the round changed.
+  std::optional<Checkpoint> snapshot;
+  std::optional<CheckpointDelta> delta;
 };
 
 namespace {
+
+CheckpointClient ToCheckpointClient(const ClientState& c) {
+  CheckpointClient out;
+  out.mask = c.mask;
+  out.mask_version = c.mask_version;
+  out.personalized_accuracy = c.personalized_accuracy;
+  out.global_masked_accuracy = c.global_masked_accuracy;
+  out.test_count = c.test_count;
+  out.num_samples = c.num_samples;
+  out.layer_bits = c.layer_bits;
+  return out;
+}
 
 // Encoding of the downlink for a run configuration.
 EncodeSpec DownlinkSpec(const RunConfig& config) {
@@ -62,6 +77,7 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, TensorSet theta0,
   clients_.resize(static_cast<size_t>(options_.config.clients));
   const Mask full = Mask::Full(theta0);  // shared by every client until its ticket changes
   for (ClientState& c : clients_) c.mask = full;
+  records_since_snapshot_ = options_.checkpoint_snapshot_every;  // the first checkpoint is a snapshot
   global_ = std::move(theta0);
   waiting_since_ = now;
 }
@@ -445,7 +461,8 @@ void RoundCoordinator::FinishRound(RoundEvent* event, const std::function<void(c
     absl::StatusOr<EvalResult> r = evaluator_->Evaluate(*work->eval);
     if (r.ok()) {
       m.global_accuracy = r->global_accuracy;
-      m.global_masked_accuracy = r->global_masked_accuracy;
+      // Without tickets to evaluate (client-data local) the clients' reports stand.
+      if (!work->eval->clients.empty()) m.global_masked_accuracy = r->global_masked_accuracy;
     } else {
       m.errors.push_back(absl::StrCat("evaluation failed: ", r.status().message()));
       absl::MutexLock lock(&mu_);
@@ -454,7 +471,7 @@ void RoundCoordinator::FinishRound(RoundEvent* event, const std::function<void(c
     m.evaluate_seconds = absl::ToDoubleSeconds(absl::Now() - t0);
   }
   if (on_round) on_round(*event);
-  if (work && work->checkpoint) WriteCheckpointWithRetry(*work->checkpoint);
+  if (work && (work->snapshot || work->delta)) WriteCheckpointWithRetry(*work);
   absl::MutexLock lock(&mu_);
   recorded_through_ = std::max(recorded_through_, m.round);
   ++state_version_;  // the last round's record may be what a parked poll waits for (FINISHED)
@@ -487,17 +504,19 @@ bool RoundCoordinator::RoundComplete() const {
   return true;
 }
 
-void RoundCoordinator::WriteCheckpointWithRetry(const Checkpoint& cp) {
+void RoundCoordinator::WriteCheckpointWithRetry(const RoundWork& work) {
   // Serialized and fsynced outside the lock: the next round goes on meanwhile.
   absl::Status last;
   for (int attempt = 0; attempt < kCheckpointAttempts; ++attempt) {
-    last = WriteCheckpointFile(cp, checkpoint_path_);
+    last = work.snapshot ? WriteCheckpointFile(*work.snapshot, checkpoint_path_)
+                         : AppendCheckpointRecord(*work.delta, checkpoint_path_);
     if (last.ok()) return;
     absl::MutexLock lock(&mu_);
     ++counters_.checkpoint_failures;
   }
   absl::MutexLock lock(&mu_);
-  fatal_ = absl::DataLossError(absl::StrCat("checkpoint of round ", cp.next_round - 1, " failed ", kCheckpointAttempts,
+  const uint64_t round = (work.snapshot ? work.snapshot->next_round : work.delta->next_round) - 1;
+  fatal_ = absl::DataLossError(absl::StrCat("checkpoint of round ", round, " failed ", kCheckpointAttempts,
                                             " times; stopping so that no round is lost: ", last.message()));
   phase_ = Phase::kFinished;
   ++state_version_;
@@ -548,6 +567,8 @@ RoundEvent RoundCoordinator::CloseRound(double now) {
     }
     const UpdateReport& r = reports_[id];
     c.personalized_accuracy = r.local_accuracy;
+    c.global_masked_accuracy = r.global_masked_accuracy;
+    dirty_.insert(id);
     c.test_count = r.test_count;
     c.num_samples = r.num_samples;
     m.train_seconds += r.train_seconds / m.completed;
@@ -587,21 +608,33 @@ RoundEvent RoundCoordinator::CloseRound(double now) {
   auto work = std::make_shared<RoundWork>();
   if (m.evaluated) {
     // Personalized (reported) and global-masked (evaluated) accuracy over the same sample.
+    // With client-data local the server holds none of the clients' images: both figures are
+    // the clients' own reports (the row says so), and only the global model is evaluated here.
+    const bool clients_report = cfg.client_data == "local";
     const std::vector<int64_t> sample = EvalSample(round_);
-    std::vector<double> personalized;
+    std::vector<double> personalized, global_masked;
     for (int64_t id : sample) {
-      if (clients_[id].personalized_accuracy >= 0) personalized.push_back(clients_[id].personalized_accuracy);
+      const ClientState& c = clients_[id];
+      if (c.personalized_accuracy >= 0) personalized.push_back(c.personalized_accuracy);
+      if (c.global_masked_accuracy >= 0) global_masked.push_back(c.global_masked_accuracy);
     }
     m.personalized_accuracy = Mean(personalized);
     m.eval_clients = static_cast<int64_t>(sample.size());
+    if (clients_report) {
+      m.accuracy_source = "clients";
+      m.global_masked_accuracy = Mean(global_masked);
+      m.eval_clients = static_cast<int64_t>(global_masked.size());
+    }
     if (evaluator_) {
       EvalRequest request;
       request.global = global_;
       request.global_accuracy = round_ % static_cast<uint64_t>(cfg.eval_global_every) == 0 || last;
-      request.clients = sample;
-      request.masks.reserve(sample.size());
-      for (int64_t id : sample) request.masks.push_back(clients_[id].mask);
-      work->eval = std::move(request);
+      if (!clients_report) {
+        request.clients = sample;
+        request.masks.reserve(sample.size());
+        for (int64_t id : sample) request.masks.push_back(clients_[id].mask);
+      }
+      if (request.global_accuracy || !request.clients.empty()) work->eval = std::move(request);
     }
   }
   m.aggregate_seconds = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()) - t0;
@@ -613,36 +646,58 @@ RoundEvent RoundCoordinator::CloseRound(double now) {
   totals_.dense_fp32_bytes += m.dense_fp32_bytes;
   ++round_;
   attempt_ = 0;
-  if (!checkpoint_path_.empty()) work->checkpoint = SnapshotCheckpoint();
+  if (!checkpoint_path_.empty()) {
+    // A log record of what changed, and a full snapshot (which empties the log) now and then.
+    if (records_since_snapshot_ + 1 >= options_.checkpoint_snapshot_every) {
+      ++generation_;
+      work->snapshot = SnapshotCheckpoint();
+      records_since_snapshot_ = 0;
+    } else {
+      work->delta = DeltaCheckpoint();
+      ++records_since_snapshot_;
+    }
+    dirty_.clear();
+  }
   event.work = std::move(work);
   phase_ = round_ > static_cast<uint64_t>(cfg.rounds) ? Phase::kFinished : Phase::kBetweenRounds;
   ++state_version_;
   return event;
 }
 
+CheckpointDelta RoundCoordinator::DeltaCheckpoint() const {
+  CheckpointDelta d;
+  d.generation = generation_;
+  d.next_round = round_;
+  d.global = global_;
+  d.totals_uplink = totals_.uplink_bytes;
+  d.totals_downlink = totals_.downlink_bytes;
+  d.totals_dense = totals_.dense_fp32_bytes;
+  d.clients.reserve(dirty_.size());
+  for (int64_t id : dirty_) d.clients.emplace_back(id, ToCheckpointClient(clients_[static_cast<size_t>(id)]));
+  return d;
+}
+
 Checkpoint RoundCoordinator::SnapshotCheckpoint() const {
   Checkpoint cp;
+  cp.generation = generation_;
   cp.next_round = round_;
   cp.seed = options_.config.seed;
   cp.global = global_;
   cp.totals_uplink = totals_.uplink_bytes;
   cp.totals_downlink = totals_.downlink_bytes;
   cp.totals_dense = totals_.dense_fp32_bytes;
-  for (const ClientState& c : clients_) {
-    cp.clients.push_back(
-        {c.mask, c.mask_version, c.personalized_accuracy, c.test_count, c.num_samples, c.layer_bits});
-  }
+  cp.clients.reserve(clients_.size());
+  for (const ClientState& c : clients_) cp.clients.push_back(ToCheckpointClient(c));
   return cp;
-}
-
-absl::Status RoundCoordinator::WriteCheckpoint() const {
-  if (checkpoint_path_.empty()) return absl::OkStatus();
-  return WriteCheckpointFile(SnapshotCheckpoint(), checkpoint_path_);
 }
 
 absl::Status RoundCoordinator::CheckpointNow() {
   absl::MutexLock lock(&mu_);
-  return WriteCheckpoint();
+  if (checkpoint_path_.empty()) return absl::OkStatus();
+  ++generation_;
+  records_since_snapshot_ = 0;
+  dirty_.clear();
+  return WriteCheckpointFile(SnapshotCheckpoint(), checkpoint_path_);
 }
 
 absl::Status RoundCoordinator::Restore(const std::string& checkpoint_path, double now) {
@@ -677,6 +732,7 @@ absl::Status RoundCoordinator::Restore(const std::string& checkpoint_path, doubl
     clients_[i].density = c.mask.Density();
     clients_[i].mask_version = c.mask_version;
     clients_[i].personalized_accuracy = c.personalized_accuracy;
+    clients_[i].global_masked_accuracy = c.global_masked_accuracy;
     clients_[i].test_count = c.test_count;
     clients_[i].num_samples = c.num_samples;
     clients_[i].layer_bits = c.layer_bits;
@@ -685,6 +741,10 @@ absl::Status RoundCoordinator::Restore(const std::string& checkpoint_path, doubl
   attempt_ = 0;
   totals_.rounds_completed = round_ - 1;
   recorded_through_ = round_ - 1;
+  // The first round closed after a restore writes a fresh snapshot (of a new generation).
+  generation_ = cp->generation;
+  records_since_snapshot_ = options_.checkpoint_snapshot_every;
+  dirty_.clear();
   totals_.uplink_bytes = cp->totals_uplink;
   totals_.downlink_bytes = cp->totals_downlink;
   totals_.dense_fp32_bytes = cp->totals_dense;

@@ -54,6 +54,7 @@
 namespace lfl {
 
 struct Checkpoint;
+struct CheckpointDelta;
 
 // Failures and refusals since the start of this process (Prometheus counters).
 struct CoordinatorCounters {
@@ -104,6 +105,10 @@ struct RoundMetrics {
   int64_t pruned_clients = 0;
   int64_t eval_clients = 0;  // tickets behind global_masked_accuracy (and personalized_accuracy)
   int64_t refused = 0;  // updates of this round refused by Submit (malformed, outliers, lies)
+  // Who measured global_masked_accuracy: "server" (it evaluated the tickets on the test splits
+  // it assigned) or "clients" (client-data local: the clients' own reports). Personalized
+  // accuracy is always the clients' report of the model they sent.
+  std::string accuracy_source = "server";
   double max_update_norm = 0;  // largest L2 distance of an accepted update to the global model
   // Failures while closing this round (aggregation, evaluation, checkpoint of the previous
   // round), each a message; also counted in CoordinatorCounters. Empty in a healthy run.
@@ -132,6 +137,9 @@ struct CoordinatorOptions {
   // FinishRound for each event, in order, on a thread of its own (the server does), so
   // evaluation and the checkpoint's serialization and fsync never hold up the next round.
   bool defer_round_work = false;
+  // Checkpoints are a snapshot plus one log record per round (server/checkpoint.h); every
+  // this many rounds a full snapshot replaces the log. 1 = a snapshot every round.
+  int64_t checkpoint_snapshot_every = 20;
 };
 
 // Per-client state the server keeps (and checkpoints).
@@ -146,6 +154,7 @@ struct ClientState {
   // (empty: never quantized; BSQ then starts at 8 bits).
   std::vector<int> layer_bits;
   double personalized_accuracy = -1;  // after its last local training
+  double global_masked_accuracy = -1;  // as reported by the client (client-data local)
   int64_t test_count = 0;
   int64_t num_samples = 0;
 };
@@ -274,13 +283,13 @@ class RoundCoordinator {
   bool RoundComplete() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   bool FinishedLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Writes `cp` outside the lock; on kCheckpointAttempts failures sets fatal_ and finishes.
-  void WriteCheckpointWithRetry(const Checkpoint& cp) ABSL_LOCKS_EXCLUDED(mu_);
+  void WriteCheckpointWithRetry(const RoundWork& work) ABSL_LOCKS_EXCLUDED(mu_);
   void MarkLive(int64_t id, double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartRound(double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<int64_t> Sample(double now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   RoundEvent CloseRound(double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Checkpoint SnapshotCheckpoint() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  absl::Status WriteCheckpoint() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  CheckpointDelta DeltaCheckpoint() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   bool IsSampled(int64_t id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const CoordinatorOptions options_;
@@ -320,6 +329,11 @@ class RoundCoordinator {
   RoundMetrics pending_ ABSL_GUARDED_BY(mu_);  // bytes of the open round
   Totals totals_ ABSL_GUARDED_BY(mu_);
   uint64_t recorded_through_ ABSL_GUARDED_BY(mu_) = 0;  // the last round whose FinishRound is done
+  // Checkpoint log (server/checkpoint.h): the snapshot generation records belong to, records
+  // since it, and the clients whose state changed since the last record.
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t records_since_snapshot_ ABSL_GUARDED_BY(mu_) = 0;
+  std::set<int64_t> dirty_ ABSL_GUARDED_BY(mu_);
   uint64_t state_version_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<int64_t> uploading_ ABSL_GUARDED_BY(mu_);  // clients with an upload in flight
   mutable CoordinatorCounters counters_ ABSL_GUARDED_BY(mu_);

@@ -25,6 +25,7 @@ std::string RoundMetricsToJson(const RoundMetrics& m) {
   acc("personalized_accuracy", m.personalized_accuracy);
   acc("global_masked_accuracy", m.global_masked_accuracy);
   acc("global_accuracy", m.global_accuracy);
+  j["accuracy_source"] = m.accuracy_source;
   j["mean_density"] = m.mean_density;
   j["pruned_clients"] = m.pruned_clients;
   j["layer_bits"] = m.layer_bits;
@@ -81,6 +82,9 @@ absl::StatusOr<RoundMetrics> RoundMetricsFromJson(const std::string& line) {
   num("open_gap_seconds", &m.open_gap_seconds);
   num("refused", &m.refused);
   num("max_update_norm", &m.max_update_norm);
+  if (j.contains("accuracy_source") && j["accuracy_source"].is_string()) {
+    m.accuracy_source = j["accuracy_source"].get<std::string>();
+  }
   if (j.contains("errors") && j["errors"].is_array()) {
     for (const auto& e : j["errors"]) {
       if (e.is_string()) m.errors.push_back(e.get<std::string>());

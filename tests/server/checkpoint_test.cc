@@ -3,6 +3,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -222,6 +224,128 @@ TEST(CheckpointTest, EveryTruncationIsRefused) {
     ASSERT_TRUE(absl::IsDataLoss(s)) << "prefix of " << n << " bytes: " << s;
   }
   EXPECT_TRUE(IsCorrupt(ParseCheckpoint(bytes + std::string(4, '\0')).status()));
+}
+
+// --- the log: a snapshot plus one record per round ---------------------------------------
+
+class CheckpointLogTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    std::filesystem::remove(path_);
+    std::filesystem::remove(CheckpointLogPath(path_));
+  }
+  // Round `round`'s record: client `changed` gets a new ticket and accuracy, the model moves.
+  static CheckpointDelta Delta(const Checkpoint& base, uint64_t round, int64_t changed) {
+    CheckpointDelta d;
+    d.generation = base.generation;
+    d.next_round = round + 1;
+    d.global = base.global;
+    d.global.tensors[0].values[0] = static_cast<float>(round);
+    d.totals_uplink = 1000 * round;
+    d.totals_downlink = 2000 * round;
+    d.totals_dense = 3000 * round;
+    CheckpointClient c = base.clients[static_cast<size_t>(changed)];
+    c.mask.Set(2, static_cast<int64_t>(round % 6), false);
+    c.mask_version += 1;
+    c.personalized_accuracy = 0.5 + 0.01 * static_cast<double>(round);
+    c.global_masked_accuracy = 0.25;
+    c.layer_bits = {4, 3};
+    d.clients.emplace_back(changed, c);
+    return d;
+  }
+  // What the state is after applying `d` to `cp` (the expected result, built field by field).
+  static void Apply(const CheckpointDelta& d, Checkpoint* cp) {
+    cp->next_round = d.next_round;
+    cp->global = d.global;
+    cp->totals_uplink = d.totals_uplink;
+    cp->totals_downlink = d.totals_downlink;
+    cp->totals_dense = d.totals_dense;
+    for (const auto& [id, c] : d.clients) cp->clients[static_cast<size_t>(id)] = c;
+  }
+  static std::string Read(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    return buf.str();
+  }
+  static void Write(const std::string& path, const std::string& bytes) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  }
+
+  std::string path_ =
+      (std::filesystem::temp_directory_path() / ("lfl_ckptlog_" + std::to_string(::getpid()) + ".bin")).string();
+};
+
+TEST_F(CheckpointLogTest, SnapshotPlusRecordsReadsBackAsTheLatestState) {
+  Checkpoint cp = Sample({{3, 5}, {}, {8, 8}});
+  cp.generation = 7;
+  ASSERT_TRUE(WriteCheckpointFile(cp, path_).ok());
+  Checkpoint expect = cp;
+  for (uint64_t round = 7; round <= 9; ++round) {
+    const CheckpointDelta d = Delta(expect, round, static_cast<int64_t>(round % 3));
+    ASSERT_TRUE(AppendCheckpointRecord(d, path_).ok());
+    Apply(d, &expect);
+  }
+  absl::StatusOr<Checkpoint> read = ReadCheckpointFile(path_);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->next_round, 10u);
+  EXPECT_EQ(SerializeCheckpoint(*read), SerializeCheckpoint(expect));
+  // A record costs what changed: one client, not all three.
+  EXPECT_LT(SerializeDeltaRecord(Delta(cp, 7, 0)).size(),
+            SerializeTensorSet(cp.global).size() + 2 * cp.clients[0].mask.Serialize().size() + 200);
+}
+
+TEST_F(CheckpointLogTest, ANewSnapshotEmptiesTheLogAndStaleRecordsAreIgnored) {
+  Checkpoint cp = Sample({{3, 5}, {7}});
+  cp.generation = 1;
+  ASSERT_TRUE(WriteCheckpointFile(cp, path_).ok());
+  const CheckpointDelta d = Delta(cp, 7, 1);
+  ASSERT_TRUE(AppendCheckpointRecord(d, path_).ok());
+  const std::string old_log = Read(CheckpointLogPath(path_));
+  ASSERT_FALSE(old_log.empty());
+  Checkpoint next = cp;
+  Apply(d, &next);
+  next.generation = 2;
+  ASSERT_TRUE(WriteCheckpointFile(next, path_).ok());
+  EXPECT_TRUE(Read(CheckpointLogPath(path_)).empty());
+  // A crash between the snapshot's rename and the log's truncation leaves generation-1 records.
+  Write(CheckpointLogPath(path_), old_log);
+  absl::StatusOr<Checkpoint> read = ReadCheckpointFile(path_);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(SerializeCheckpoint(*read), SerializeCheckpoint(next));
+}
+
+TEST_F(CheckpointLogTest, ATornLastRecordIsIgnoredDamageElsewhereIsDataLoss) {
+  Checkpoint cp = Sample({{3, 5}, {7}});
+  cp.generation = 3;
+  ASSERT_TRUE(WriteCheckpointFile(cp, path_).ok());
+  const CheckpointDelta first = Delta(cp, 7, 0);
+  Checkpoint after_first = cp;
+  Apply(first, &after_first);
+  const CheckpointDelta second = Delta(after_first, 8, 1);
+  const std::string r1 = SerializeDeltaRecord(first), r2 = SerializeDeltaRecord(second);
+  // Every prefix of the second record (a crash during its append) reads as the first alone.
+  for (size_t n = 0; n < r2.size(); n += 97) {
+    Write(CheckpointLogPath(path_), r1 + r2.substr(0, n));
+    absl::StatusOr<Checkpoint> read = ReadCheckpointFile(path_);
+    ASSERT_TRUE(read.ok()) << n << ": " << read.status();
+    EXPECT_EQ(read->next_round, 8u) << n;
+  }
+  Write(CheckpointLogPath(path_), r1 + std::string(64, '\0'));
+  EXPECT_TRUE(ReadCheckpointFile(path_).ok()) << "a zero tail is a torn append";
+  // A flipped byte inside the first record, with the second after it, is damage.
+  std::string bad = r1 + r2;
+  bad[r1.size() / 2] ^= 0x10;
+  Write(CheckpointLogPath(path_), bad);
+  absl::Status s = ReadCheckpointFile(path_).status();
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  // A record that does not advance the round, or names a client the snapshot does not have.
+  Write(CheckpointLogPath(path_), r1 + r1);
+  EXPECT_TRUE(absl::IsDataLoss(ReadCheckpointFile(path_).status()));
+  CheckpointDelta foreign = first;
+  foreign.clients[0].first = 5;
+  Write(CheckpointLogPath(path_), SerializeDeltaRecord(foreign));
+  EXPECT_TRUE(absl::IsDataLoss(ReadCheckpointFile(path_).status()));
 }
 
 }  // namespace
