@@ -82,7 +82,6 @@ int main(int argc, char** argv) {
   for (int64_t id = 0; id < config.clients; ++id) client_options.client_ids.push_back(id);
   client_options.parallel = parallel;
   client_options.host_name = "sim";
-  client_options.poll_wait_ms = 200;
   lfl::ClientHost host(client_options, (*server)->InProcessChannel(), *data);
   absl::Status host_status;
   std::thread clients([&] { host_status = host.Run(); });
