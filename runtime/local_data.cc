@@ -69,6 +69,7 @@ absl::StatusOr<std::shared_ptr<const RunData>> LoadLocalRunData(
   }
   absl::StatusOr<Normalization> norm = FixedNormalization(config.dataset);
   if (!norm.ok()) return norm.status();
+  if (absl::Status s = PrepareRunModel(config); !s.ok()) return s;
 
   Dataset all;
   auto data = std::make_shared<RunData>();

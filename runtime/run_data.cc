@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "models/torchscript_net.h"
 
 namespace lfl {
 
@@ -39,7 +40,14 @@ std::string RunModelName(const RunConfig& config) {
   return config.model.empty() ? std::string(ModelKindName(DefaultModelFor(config.dataset))) : config.model;
 }
 
+absl::Status PrepareRunModel(const RunConfig& config) {
+  if (!IsTorchScriptModel(config.model)) return absl::OkStatus();
+  absl::Status s = RegisterTorchScriptModel(config.model);
+  return s.ok() ? s : absl::Status(s.code(), absl::StrCat("--model: ", s.message()));
+}
+
 absl::StatusOr<std::shared_ptr<const RunData>> LoadRunData(const RunConfig& config) {
+  if (absl::Status s = PrepareRunModel(config); !s.ok()) return s;
   absl::StatusOr<Dataset> dataset = LoadDataset(config.dataset, config.data_dir);
   if (!dataset.ok()) return dataset.status();
   auto data = std::make_shared<RunData>();

@@ -48,6 +48,11 @@ absl::StatusOr<Normalization> RunNormalization(const RunConfig& config, const Da
 // The model name of a run: config.model, or the dataset's default.
 std::string RunModelName(const RunConfig& config);
 
+// Makes the run's model buildable in this process: a "torchscript:FILE" model
+// (models/torchscript_net.h) is registered; zoo and registered names need nothing.
+// LoadRunData and LoadLocalRunData call it. Errors name the file.
+absl::Status PrepareRunModel(const RunConfig& config);
+
 // Loads the dataset, partitions it and builds θ0. Errors name the file or flag at fault.
 // With client-data = local (the server's global model) the images are normalized by
 // FixedNormalization, as the clients' own (runtime/local_data.h); the rest is unchanged.
