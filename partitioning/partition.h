@@ -37,6 +37,13 @@ struct PartitionOptions {
   //              min_samples distinct training images uniformly from the whole
   //              training set, independently of every other client, so clients
   //              share images and the client count may exceed the dataset's size.
+  //              Validation slices come, as for every scheme, from images no
+  //              client trains on: once clients x min_samples covers the training
+  //              set (100,000 x 10 of Fashion-MNIST's 60,000) none is left, the
+  //              slices are empty and the pruning gate judges on the client's own
+  //              training images instead (lottery/client_step.cc, Gate), so
+  //              tickets still prune. Its manifests do not load back
+  //              (PartitionFromJson refuses a training index used twice).
   //   noise      feature skew: an iid split, and client i records noise sigma
   //              noise_sigma*i/(clients-1) (models/ adds the noise).
   std::string scheme = "shards";

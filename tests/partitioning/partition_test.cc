@@ -315,12 +315,6 @@ TEST(CheckPartitionFitsTest, RefusesIndicesOutsideTheDataset) {
   EXPECT_EQ(CheckPartitionFits(partition, other).code(), absl::StatusCode::kInvalidArgument);
 }
 
-}  // namespace
-}  // namespace lfl
-
-namespace lfl {
-namespace {
-
 TEST(SharedTest, MoreClientsThanImagesEachWithDistinctImages) {
   const Dataset data = SyntheticDataset(4, 10, 20);  // 40 training images
   PartitionOptions o;
@@ -346,6 +340,35 @@ TEST(SharedTest, MoreClientsThanImagesEachWithDistinctImages) {
   EXPECT_EQ(again->clients[123].train, p->clients[123].train) << "seeded";
   o.min_samples = 41;
   EXPECT_TRUE(absl::IsInvalidArgument(MakePartition(data, o).status()));
+}
+
+// Validation only from images no client trains on: a slice of ceil(0.2 x 6) = 2 per client
+// while such images remain, none once the clients' draws cover the training set.
+TEST(SharedTest, ValidationFromImagesNoClientTrainsOnEmptyOnceAllAreUsed) {
+  const Dataset data = SyntheticDataset(4, 250, 20);  // 1,000 training images
+  PartitionOptions o;
+  o.scheme = "shared";
+  o.min_samples = 6;
+  o.test_per_client = 4;
+  o.validation_fraction = 0.2;
+  for (const int64_t clients : {10, 5000}) {
+    o.clients = clients;
+    absl::StatusOr<Partition> p = MakePartition(data, o);
+    ASSERT_TRUE(p.ok()) << p.status();
+    std::set<int64_t> trained;
+    for (const ClientSplit& c : p->clients) trained.insert(c.train.begin(), c.train.end());
+    int64_t validation = 0;
+    for (const ClientSplit& c : p->clients) {
+      for (int64_t i : c.validation) EXPECT_EQ(trained.count(i), 0u) << "client " << c.id << " image " << i;
+      validation += static_cast<int64_t>(c.validation.size());
+    }
+    if (clients == 10) {
+      EXPECT_EQ(validation, 2 * clients) << "950+ unused images: every client gets its 2";
+    } else {
+      ASSERT_EQ(trained.size(), 1000u) << "5,000 x 6 draws from 1,000 images use every one";
+      EXPECT_EQ(validation, 0);
+    }
+  }
 }
 
 }  // namespace
