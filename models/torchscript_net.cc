@@ -64,8 +64,9 @@ absl::StatusOr<ModuleModel> LoadTorchScriptModel(const std::string& path) {
     auto view = std::make_shared<ScriptModuleView>(std::move(script));
     return ModuleModel{view, [view](const torch::Tensor& x) { return view->Forward(x); }};
   } catch (const c10::Error& e) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a TorchScript file torch::jit::load reads (",
-                                                   e.what_without_backtrace(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a TorchScript file torch::jit::load reads (",
+                     e.what_without_backtrace(), ")"));
   }
 }
 

@@ -52,7 +52,8 @@ absl::StatusOr<FileNames> FileNamesFor(const std::string& name) {
 }
 
 void AppendBigEndian32(uint32_t v, std::string* out) {
-  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>((v >> shift) & 0xff));
 }
 
 // The images of split[indices], each `image_bytes` long, in file order.
@@ -117,7 +118,8 @@ absl::Status WriteClient(const Dataset& data, const FileNames& names,
                          const std::string& dir) {
   std::error_code error;
   std::filesystem::create_directories(dir, error);
-  if (error) return absl::UnavailableError(absl::StrCat(dir, ": cannot create (", error.message(), ")"));
+  if (error)
+    return absl::UnavailableError(absl::StrCat(dir, ": cannot create (", error.message(), ")"));
   const int64_t bytes = data.image_bytes();
   const std::vector<const uint8_t*> train_images = Images(data.train, train, bytes);
   const std::vector<const uint8_t*> test_images = Images(data.test, test, bytes);
@@ -134,7 +136,8 @@ absl::Status WriteClient(const Dataset& data, const FileNames& names,
     files.emplace_back(names.test_labels, IdxLabels(test_labels, names.label_offset));
   }
   for (const auto& [name, contents] : files) {
-    if (absl::Status s = WriteFileAtomically(absl::StrCat(dir, "/", name), contents); !s.ok()) return s;
+    if (absl::Status s = WriteFileAtomically(absl::StrCat(dir, "/", name), contents); !s.ok())
+      return s;
   }
   return absl::OkStatus();
 }

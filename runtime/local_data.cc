@@ -14,7 +14,8 @@
 namespace lfl {
 namespace {
 
-// Salt of the validation draw's seed, so it shares no stream with training's MixSeed(seed, id, ...).
+// Salt of the validation draw's seed, so it shares no stream with training's MixSeed(seed, id,
+// ...).
 constexpr uint64_t kValidationSalt = 0x76616c69;  // "vali"
 
 // The directory of client `id`: dir/client-<id>, or dir itself for a lone client whose

@@ -30,7 +30,7 @@ log "exported 3 clients to $work/data"
 LOCAL=(--client-data local --clients 3 --fraction 1 --rounds "$rounds" --join-timeout 30 --batch-size 5 --lr 0.05
   --local-epochs 4)
 port=$(free_port)
-start_server "$work/run" "$port" "${LOCAL[@]}" --max-client-samples 15
+start_server "$work/run" "$port" "${LOCAL[@]}"
 server=$spawned
 
 # Refused, each before the real clients join: a local run's client without its own files ...

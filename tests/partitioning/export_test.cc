@@ -77,7 +77,9 @@ void ExpectRoundTrip(const Dataset& data) {
   }
 }
 
-TEST(ExportTest, IdxClientReadsBackItsOwnImages) { ExpectRoundTrip(MakeDataset("mnist", 1, 28, 10)); }
+TEST(ExportTest, IdxClientReadsBackItsOwnImages) {
+  ExpectRoundTrip(MakeDataset("mnist", 1, 28, 10));
+}
 
 TEST(ExportTest, EmnistFilesAreTransposedAndOffsetLikeTheOriginals) {
   // letters: stored labels 1..26 and column-major images; the pattern images are not symmetric,
@@ -107,9 +109,9 @@ TEST(ExportTest, WritesOnlyTheStandardFiles) {
   for (const auto& entry : std::filesystem::directory_iterator(dir + "/client-1")) {
     names.push_back(entry.path().filename().string());
   }
-  EXPECT_THAT(names, ::testing::UnorderedElementsAre(
-                         "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"));
+  EXPECT_THAT(names,
+              ::testing::UnorderedElementsAre("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"));
 }
 
 TEST(ExportTest, RefusesInputNoiseAndPartitionsThatDoNotFit) {
@@ -211,7 +213,8 @@ TEST(ExportCliTest, ExportWritesEveryClientsDirectory) {
   const std::string out = test::MakeTempDir() + "/export";
   const CliRun run = RunPartition("--dataset mnist --data-dir " + data_dir +
                                   " --clients 3 --samples-per-class 10 --test-per-client 20"
-                                  " --validation-fraction 0.2 --export " + out);
+                                  " --validation-fraction 0.2 --export " +
+                                  out);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_THAT(run.output, HasSubstr(out));
   for (int k = 0; k < 3; ++k) {

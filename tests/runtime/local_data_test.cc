@@ -56,7 +56,8 @@ RunConfig LocalConfig(const std::string& data_dir) {
 }
 
 // The rows of `images` at `indices`, sorted bytewise (to compare sets of images).
-std::vector<std::vector<float>> Rows(const torch::Tensor& images, const std::vector<int64_t>& indices) {
+std::vector<std::vector<float>> Rows(const torch::Tensor& images,
+                                     const std::vector<int64_t>& indices) {
   std::vector<std::vector<float>> rows;
   for (int64_t i : indices) {
     const torch::Tensor row = images[i].contiguous();
@@ -89,13 +90,15 @@ class LocalDataTest : public ::testing::Test {
 };
 
 TEST_F(LocalDataTest, HostedClientsGetExactlyTheirOwnImagesAndTheServersTheta0) {
-  absl::StatusOr<std::shared_ptr<const RunData>> local = LoadLocalRunData(config_, export_dir_, {1, 3});
+  absl::StatusOr<std::shared_ptr<const RunData>> local =
+      LoadLocalRunData(config_, export_dir_, {1, 3});
   ASSERT_TRUE(local.ok()) << local.status();
   const RunData& data = **local;
   ASSERT_EQ(data.partition.clients.size(), 4u);
   EXPECT_EQ(data.theta0.size(), server_->theta0.size());
   for (size_t t = 0; t < data.theta0.size(); ++t) {
-    EXPECT_EQ(data.theta0.tensors[t].values, server_->theta0.tensors[t].values) << data.theta0.tensors[t].name;
+    EXPECT_EQ(data.theta0.tensors[t].values, server_->theta0.tensors[t].values)
+        << data.theta0.tensors[t].name;
   }
   EXPECT_EQ(data.model, server_->model);
   for (int64_t id : {0, 2}) {
@@ -153,7 +156,8 @@ TEST_F(LocalDataTest, ALoneClientMayUseTheDirectoryItself) {
   absl::StatusOr<std::shared_ptr<const RunData>> lone =
       LoadLocalRunData(config_, export_dir_ + "/client-2", {2});
   ASSERT_TRUE(lone.ok()) << lone.status();
-  absl::StatusOr<std::shared_ptr<const RunData>> nested = LoadLocalRunData(config_, export_dir_, {2});
+  absl::StatusOr<std::shared_ptr<const RunData>> nested =
+      LoadLocalRunData(config_, export_dir_, {2});
   ASSERT_TRUE(nested.ok()) << nested.status();
   EXPECT_TRUE(torch::equal((*lone)->train.images, (*nested)->train.images));
   // Two clients never share one directory.
@@ -191,7 +195,8 @@ TEST_F(LocalDataTest, ErrorsNameTheProblem) {
 }
 
 TEST_F(LocalDataTest, LocalRunsReportTheDownlinksAccuracyOnTheClientsTestSplit) {
-  absl::StatusOr<std::shared_ptr<const RunData>> local = LoadLocalRunData(config_, export_dir_, {1});
+  absl::StatusOr<std::shared_ptr<const RunData>> local =
+      LoadLocalRunData(config_, export_dir_, {1});
   ASSERT_TRUE(local.ok()) << local.status();
   DecodedModel downlink;
   downlink.values = server_->theta0;
@@ -200,7 +205,8 @@ TEST_F(LocalDataTest, LocalRunsReportTheDownlinksAccuracyOnTheClientsTestSplit) 
   ASSERT_TRUE(result.ok()) << result.status();
   absl::StatusOr<Net> net = NewNet(**local);
   ASSERT_TRUE(net.ok());
-  absl::StatusOr<double> want = Trainer::Evaluate(**net, (*local)->test, (*local)->partition.clients[1].test);
+  absl::StatusOr<double> want =
+      Trainer::Evaluate(**net, (*local)->test, (*local)->partition.clients[1].test);
   ASSERT_TRUE(want.ok());
   EXPECT_DOUBLE_EQ(result->global_masked_accuracy, *want);
   EXPECT_EQ(result->num_samples, 20);

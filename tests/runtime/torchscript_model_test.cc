@@ -2,8 +2,6 @@
 // + save; no Python) becomes a run's model: its layout and prunable tensors, θ0 from the seed for
 // weights and biases but the file's own value for other parameters, a LotteryFL update that
 // prunes and trains it (fp32 and BSQ), and clear errors for a missing or broken file.
-#include "models/torchscript_net.h"
-
 #include <gtest/gtest.h>
 #include <torch/script.h>
 
@@ -11,6 +9,7 @@
 #include <string>
 
 #include "gmock/gmock.h"
+#include "models/torchscript_net.h"
 #include "runtime/local_update.h"
 #include "runtime/run_data.h"
 #include "tests/partitioning/test_files.h"
@@ -47,7 +46,8 @@ std::string WriteDataset() {
     Split split = test::MakeSplit(count, 28 * 28, 10);
     for (int64_t i = 0; i < count; ++i) {
       for (int64_t p = 0; p < 28 * 28; ++p) {
-        split.images[i * 28 * 28 + p] = p / 78 == split.labels[i] ? 255 : split.images[i * 28 * 28 + p] / 4;
+        split.images[i * 28 * 28 + p] =
+            p / 78 == split.labels[i] ? 255 : split.images[i * 28 * 28 + p] / 4;
       }
     }
     test::WriteMnistFiles(dir, "", stem, split, 28, 28, false);
@@ -72,8 +72,8 @@ TEST_F(TorchScriptModelTest, LayoutPrunableTensorsAndTheta0) {
   const TensorSet set = ToTensorSet(**a);
   std::vector<std::string> names;
   for (const auto& t : set.tensors) names.push_back(t.name + (t.prunable ? " prunable" : ""));
-  EXPECT_THAT(names, ::testing::ElementsAre("scale", "fc1.weight prunable", "fc1.bias", "fc2.weight prunable",
-                                            "fc2.bias"));
+  EXPECT_THAT(names, ::testing::ElementsAre("scale", "fc1.weight prunable", "fc1.bias",
+                                            "fc2.weight prunable", "fc2.bias"));
   EXPECT_EQ(set.tensors[0].values, std::vector<float>{2.0f}) << "not a weight: the file's value";
   const TensorSet same = ToTensorSet(**MakeNamedNet(model_, NetShape{}, 3));
   const TensorSet other = ToTensorSet(**MakeNamedNet(model_, NetShape{}, 4));
@@ -86,7 +86,8 @@ TEST_F(TorchScriptModelTest, LayoutPrunableTensorsAndTheta0) {
     torch::NoGradGuard no_grad;
     (*a)->parameters()[1].add_(1.0);
   }
-  EXPECT_EQ(ToTensorSet(**MakeNamedNet(model_, NetShape{}, 3)).tensors[1].values, same.tensors[1].values);
+  EXPECT_EQ(ToTensorSet(**MakeNamedNet(model_, NetShape{}, 3)).tensors[1].values,
+            same.tensors[1].values);
   // The forward pass uses the view's tensors: changing one changes the logits.
   const torch::Tensor x = torch::ones({2, 1, 28, 28});
   const torch::Tensor before = (*a)->forward(x);
