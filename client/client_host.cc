@@ -145,6 +145,7 @@ absl::Status ClientHost::JoinAll() {
   grpc::ClientContext ctx;
   ctx.set_deadline(After(30));
   if (absl::Status s = FromGrpc(stub_->Join(&ctx, request, &reply)); !s.ok()) return s;
+  session_ = reply.session();  // empty from a server without sessions: poll with credentials
   if (data_) return absl::OkStatus();
   absl::StatusOr<RunConfig> config = RunConfigFromToml(reply.config_toml());
   if (!config.ok()) return config.status();
@@ -180,7 +181,11 @@ absl::Status ClientHost::Run() {
     v1::PollRequest request;
     request.set_host(options_.host_name);
     request.set_wait_ms(options_.poll_wait_ms);
-    for (int64_t id : options_.client_ids) *request.add_clients() = CredentialFor(id);
+    if (!session_.empty()) {
+      request.set_session(session_);
+    } else {
+      for (int64_t id : options_.client_ids) *request.add_clients() = CredentialFor(id);
+    }
     {
       absl::MutexLock lock(&mu_);
       for (const auto& [id, round, attempt] : in_flight_) request.add_busy_client_ids(id);
@@ -193,7 +198,7 @@ absl::Status ClientHost::Run() {
     grpc::ClientContext ctx;
     ctx.set_deadline(After(options_.poll_wait_ms / 1000.0 + 10));
     absl::Status s = FromGrpc(stub_->Poll(&ctx, request, &reply));
-    if (absl::IsFailedPrecondition(s)) {  // the server restarted and forgot us: join again
+    if (absl::IsFailedPrecondition(s)) {  // the server restarted and forgot us (or our session): join again
       s = JoinAll();
       if (s.ok()) continue;
     }

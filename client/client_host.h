@@ -78,6 +78,7 @@ class ClientHost {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<lotteryfl::v1::Federation::Stub> stub_;
   std::shared_ptr<const RunData> data_;
+  std::string session_;  // from the last Join (Run's thread only)
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> tasks_completed_{0};
 

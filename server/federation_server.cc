@@ -84,8 +84,7 @@ std::vector<prometheus::MetricFamily> FederationFamilies(const RoundCoordinator&
                                                          const prometheus::Histogram& round_seconds) {
   const RoundCoordinator::Totals t = coordinator.totals();
   const CoordinatorCounters c = coordinator.counters();
-  int64_t joined = 0;
-  for (const ClientState& client : coordinator.clients()) joined += (client.joined && !client.left) ? 1 : 0;
+  const int64_t joined = coordinator.joined_clients();
   auto count = [](uint64_t n) { return static_cast<double>(n); };
   prometheus::MetricFamily latency;
   latency.name = "lotteryfl_round_duration_seconds";

@@ -51,14 +51,14 @@ grpc::ServerUnaryReactor* FederationService::Join(grpc::CallbackServerContext* c
     reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "join without clients"));
     return reactor;
   }
-  for (const Credential& c : ToCredentials(request->clients(), PeerIdentity(*ctx))) {
-    absl::StatusOr<std::string> config = coordinator_->Join(c, clock_());
-    if (!config.ok()) {
-      reactor->Finish(ToGrpcStatus(config.status()));
-      return reactor;
-    }
-    reply->set_config_toml(*config);
+  absl::StatusOr<RoundCoordinator::HostJoin> joined =
+      coordinator_->JoinHost(ToCredentials(request->clients(), PeerIdentity(*ctx)), clock_());
+  if (!joined.ok()) {
+    reactor->Finish(ToGrpcStatus(joined.status()));
+    return reactor;
   }
+  reply->set_config_toml(std::move(joined->config_toml));
+  reply->set_session(std::move(joined->session));
   reply->set_run_id(absl::StrCat("seed-", coordinator_->config().seed));
   reactor->Finish(grpc::Status::OK);
   return reactor;
@@ -66,7 +66,9 @@ grpc::ServerUnaryReactor* FederationService::Join(grpc::CallbackServerContext* c
 
 bool FederationService::AnswerPoll(const v1::PollRequest& request, const std::string& peer, v1::PollReply* reply,
                                    bool expired, grpc::Status* status) {
-  absl::StatusOr<PollResult> result = coordinator_->Poll(ToCredentials(request.clients(), peer), clock_());
+  absl::StatusOr<PollResult> result = request.session().empty()
+                                          ? coordinator_->Poll(ToCredentials(request.clients(), peer), clock_())
+                                          : coordinator_->PollSession(request.session(), peer, clock_());
   if (!result.ok()) {
     *status = ToGrpcStatus(result.status());
     return true;
@@ -364,7 +366,10 @@ grpc::ServerUnaryReactor* FederationService::Heartbeat(grpc::CallbackServerConte
                                                        const v1::HeartbeatRequest* request,
                                                        v1::HeartbeatReply* reply) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(coordinator_->Heartbeat(ToCredentials(request->clients(), PeerIdentity(*ctx)), clock_())));
+  const std::string peer = PeerIdentity(*ctx);
+  reactor->Finish(ToGrpcStatus(request->session().empty()
+                                   ? coordinator_->Heartbeat(ToCredentials(request->clients(), peer), clock_())
+                                   : coordinator_->HeartbeatSession(request->session(), peer, clock_())));
   return reactor;
 }
 

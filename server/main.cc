@@ -71,9 +71,14 @@ int main(int argc, char** argv) {
     spdlog::error("{}", std::string(data.status().message()));
     return 1;
   }
-  for (const lfl::ClientSplit& split : (*data)->partition.clients) {
-    options.train_counts.push_back(static_cast<int64_t>(split.train.size()));
-    options.test_counts.push_back(static_cast<int64_t>(split.test.size()));
+  // Where the server assigned the data, aggregation weights and the test_count a client must
+  // report come from its own partition; with client-data local it knows neither, and reported
+  // counts are clamped to --max-client-samples.
+  if (options.config.client_data == "partition") {
+    for (const lfl::ClientSplit& split : (*data)->partition.clients) {
+      options.train_counts.push_back(static_cast<int64_t>(split.train.size()));
+      options.test_counts.push_back(static_cast<int64_t>(split.test.size()));
+    }
   }
   const int64_t rounds = options.config.rounds;
   auto server = lfl::FederationServer::Start(

@@ -77,6 +77,8 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, TensorSet theta0,
   clients_.resize(static_cast<size_t>(options_.config.clients));
   const Mask full = Mask::Full(theta0);  // shared by every client until its ticket changes
   for (ClientState& c : clients_) c.mask = full;
+  for (int i = 0; i < std::max(1, options_.fold_shards); ++i) shards_.push_back(std::make_unique<FoldShard>());
+  sessions_ = SessionTable(options_.config.clients);
   records_since_snapshot_ = options_.checkpoint_snapshot_every;  // the first checkpoint is a snapshot
   global_ = std::move(theta0);
   waiting_since_ = now;
@@ -90,10 +92,17 @@ absl::Status RoundCoordinator::Authenticate(const Credential& c) const {
 
 void RoundCoordinator::MarkLive(int64_t id, double now) { clients_[id].last_seen = now; }
 
+bool RoundCoordinator::IsLive(int64_t id, double now) const {
+  const ClientState& c = clients_[static_cast<size_t>(id)];
+  if (!c.joined || c.left) return false;
+  return now - std::max(c.last_seen, sessions_.LastSeen(id)) <= options_.liveness_seconds;
+}
+
 absl::StatusOr<std::string> RoundCoordinator::Join(const Credential& credential, double now) {
   absl::MutexLock lock(&mu_);
   if (absl::Status s = Authenticate(credential); !s.ok()) return s;
   ClientState& c = clients_[credential.client_id];
+  if (!c.joined || c.left) ++joined_count_;
   c.joined = true;
   c.left = false;
   MarkLive(credential.client_id, now);
@@ -119,7 +128,9 @@ absl::Status RoundCoordinator::Leave(const std::vector<Credential>& clients, dou
     if (absl::Status s = Authenticate(c); !s.ok()) return s;
   }
   for (const Credential& c : clients) {
-    clients_[c.client_id].left = true;
+    ClientState& state = clients_[c.client_id];
+    if (state.joined && !state.left) --joined_count_;
+    state.left = true;
     uploading_.erase(c.client_id);
   }
   ++state_version_;
@@ -132,7 +143,15 @@ bool RoundCoordinator::IsSampled(int64_t id) const {
 
 absl::StatusOr<PollResult> RoundCoordinator::Poll(const std::vector<Credential>& clients, double now) {
   if (absl::Status s = Heartbeat(clients, now); !s.ok()) return s;
+  std::vector<int64_t> ids;
+  ids.reserve(clients.size());
+  for (const Credential& c : clients) ids.push_back(c.client_id);
+  std::sort(ids.begin(), ids.end());
   absl::MutexLock lock(&mu_);
+  return TasksFor(ids);
+}
+
+PollResult RoundCoordinator::TasksFor(const std::vector<int64_t>& ids) const {
   PollResult result;
   result.round = round_;
   if (FinishedLocked()) {
@@ -140,13 +159,82 @@ absl::StatusOr<PollResult> RoundCoordinator::Poll(const std::vector<Credential>&
     return result;
   }
   if (phase_ != Phase::kRoundOpen) return result;
-  for (const Credential& c : clients) {
-    if (IsSampled(c.client_id) && accepted_.count(c.client_id) == 0) {
-      result.tasks.push_back({c.client_id, round_, attempt_});
+  // The sampled set is small (fraction · K); look each one up in the host's sorted ids.
+  for (int64_t id : sampled_) {
+    if (accepted_.count(id) == 0 && std::binary_search(ids.begin(), ids.end(), id)) {
+      result.tasks.push_back({id, round_, attempt_});
     }
   }
   if (!result.tasks.empty()) result.state = PollResult::kTrain;
   return result;
+}
+
+absl::StatusOr<RoundCoordinator::HostJoin> RoundCoordinator::JoinHost(const std::vector<Credential>& clients,
+                                                                       double now) {
+  if (clients.empty()) return absl::InvalidArgumentError("join without clients");
+  {
+    absl::MutexLock lock(&mu_);
+    for (const Credential& c : clients) {
+      if (absl::Status s = Authenticate(c); !s.ok()) return s;
+    }
+    for (const Credential& c : clients) {
+      ClientState& state = clients_[c.client_id];
+      if (!state.joined || state.left) ++joined_count_;
+      state.joined = true;
+      state.left = false;
+      MarkLive(c.client_id, now);
+    }
+    ++state_version_;
+  }
+  absl::StatusOr<std::string> session = OpenSession(clients, now);
+  if (!session.ok()) return session.status();
+  return HostJoin{RunConfigToToml(options_.config), *std::move(session)};
+}
+
+int64_t RoundCoordinator::joined_clients() const {
+  absl::MutexLock lock(&mu_);
+  return joined_count_;
+}
+
+absl::StatusOr<std::string> RoundCoordinator::OpenSession(const std::vector<Credential>& clients, double now) {
+  absl::MutexLock lock(&mu_);
+  std::vector<int64_t> ids;
+  ids.reserve(clients.size());
+  for (const Credential& c : clients) {
+    if (absl::Status s = Authenticate(c); !s.ok()) return s;
+    if (!clients_[c.client_id].joined) {
+      return absl::FailedPreconditionError(absl::StrCat("client ", c.client_id, " must join first"));
+    }
+    if (c.peer_identity != clients.front().peer_identity) {
+      return absl::InvalidArgumentError("one session cannot span two client certificates");
+    }
+    ids.push_back(c.client_id);
+  }
+  if (ids.empty()) return absl::InvalidArgumentError("a session needs at least one client");
+  return sessions_.Open(std::move(ids), clients.front().peer_identity, now);
+}
+
+absl::StatusOr<PollResult> RoundCoordinator::PollSession(std::string_view token, std::string_view peer_identity,
+                                                         double now) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Session*> session = sessions_.Find(token, peer_identity);
+  if (!session.ok()) {
+    ++counters_.auth_failures;
+    return session.status();
+  }
+  (*session)->last_seen = now;
+  return TasksFor((*session)->clients);
+}
+
+absl::Status RoundCoordinator::HeartbeatSession(std::string_view token, std::string_view peer_identity, double now) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<Session*> session = sessions_.Find(token, peer_identity);
+  if (!session.ok()) {
+    ++counters_.auth_failures;
+    return session.status();
+  }
+  (*session)->last_seen = now;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<RoundCoordinator::DownlinkPayload> RoundCoordinator::Downlink(const Credential& client,
@@ -262,7 +350,9 @@ absl::Status RoundCoordinator::CheckReport(const UpdateReport& report) const {
     return absl::InvalidArgumentError(absl::StrCat("test_count ", report.test_count, " is not the ",
                                                    options_.test_counts[id], " test images the server assigned"));
   }
-  if (options_.test_counts.empty() && (report.test_count < 0 || report.test_count > options_.max_reported_samples)) {
+  // Where the server does not know the data, test_count is informational (it weighs nothing);
+  // --max-client-samples bounds training counts, not this.
+  if (options_.test_counts.empty() && (report.test_count < 0 || report.test_count > (int64_t{1} << 31))) {
     return absl::InvalidArgumentError(absl::StrCat("test_count ", report.test_count, " out of range"));
   }
   return absl::OkStatus();
@@ -363,15 +453,25 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   double norm = 0;
   if (absl::Status s = CheckUpdate(*decoded, layout, held, &norm); !s.ok()) return refuse(s);
   const double weight = AggregationWeight(report);
-  absl::MutexLock lock(&mu_);
-  if (phase_ != Phase::kRoundOpen || report.round != round_ || report.attempt != attempt_) {
-    return absl::FailedPreconditionError(absl::StrCat("round ", report.round, " closed while the update arrived"));
+  {
+    absl::MutexLock lock(&mu_);
+    if (phase_ != Phase::kRoundOpen || closing_ || report.round != round_ || report.attempt != attempt_) {
+      return absl::FailedPreconditionError(absl::StrCat("round ", report.round, " closed while the update arrived"));
+    }
+    if (accepted_.count(report.client_id)) return true;
+    if (!folding_.insert(report.client_id).second) {
+      return absl::UnavailableError(absl::StrCat("an update of client ", report.client_id,
+                                                 " is being folded in; retry"));
+    }
   }
-  if (accepted_.count(report.client_id)) return true;
+  // Folded in outside the coordinator's lock, into whichever shard is free: the fixed-point
+  // sums make the result independent of the order and of the grouping (fl/accumulator.h). The
+  // round cannot close meanwhile: CloseRound waits for folding_ to drain.
   const Mask* mask = strategy_->uses_masks() ? &decoded->mask : nullptr;
-  if (absl::Status s = accumulator_->Add(decoded->values, mask, weight); !s.ok()) {
-    return CountRefusal(report.client_id, absl::InvalidArgumentError(s.message()));
-  }
+  absl::Status folded = FoldIn(report.client_id, decoded->values, mask, static_cast<int64_t>(weight));
+  absl::MutexLock lock(&mu_);
+  folding_.erase(report.client_id);
+  if (!folded.ok()) return CountRefusal(report.client_id, absl::InvalidArgumentError(folded.message()));
   const bool new_mask = decoded->mask_sent || (decoded->mask_referenced && decoded->referenced_version != held_version);
   accepted_[report.client_id] = new_mask ? std::optional<Mask>(std::move(decoded->mask)) : std::optional<Mask>();
   accepted_bits_[report.client_id] = decoded->layer_bits;
@@ -386,8 +486,7 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
 std::vector<int64_t> RoundCoordinator::Sample(double now) const {
   std::vector<int64_t> live;
   for (size_t id = 0; id < clients_.size(); ++id) {
-    const ClientState& c = clients_[id];
-    if (c.joined && !c.left && now - c.last_seen <= options_.liveness_seconds) live.push_back(id);
+    if (IsLive(static_cast<int64_t>(id), now)) live.push_back(static_cast<int64_t>(id));
   }
   const RunConfig& cfg = options_.config;
   const size_t want = static_cast<size_t>(
@@ -411,7 +510,10 @@ void RoundCoordinator::StartRound(double now) {
     waiting_since_ = now;
     return;
   }
-  accumulator_ = strategy_->NewRound(global_);
+  for (const std::unique_ptr<FoldShard>& shard : shards_) {
+    absl::MutexLock shard_lock(&shard->mu);
+    shard->acc = strategy_->NewRound(global_);
+  }
   accepted_.clear();
   accepted_bits_.clear();
   derived_.clear();
@@ -430,10 +532,10 @@ std::vector<RoundEvent> RoundCoordinator::Tick(double now, const std::function<v
     if (phase_ == Phase::kBetweenRounds) StartRound(now);
     if (phase_ == Phase::kWaitingForClients) {
       int64_t live = 0, expected = 0;
-      for (const ClientState& c : clients_) {
-        if (c.left) continue;
+      for (size_t id = 0; id < clients_.size(); ++id) {
+        if (clients_[id].left) continue;
         ++expected;
-        if (c.joined && now - c.last_seen <= options_.liveness_seconds) ++live;
+        if (IsLive(static_cast<int64_t>(id), now)) ++live;
       }
       const bool all_here = live == expected && live > 0;
       const bool waited =
@@ -532,7 +634,37 @@ CoordinatorCounters RoundCoordinator::counters() const {
   return counters_;
 }
 
+absl::StatusOr<TensorSet> RoundCoordinator::MergedFinish() {
+  FoldShard& first = *shards_.front();
+  absl::MutexLock first_lock(&first.mu);
+  for (size_t i = 1; i < shards_.size(); ++i) {
+    absl::MutexLock lock(&shards_[i]->mu);
+    if (absl::Status s = first.acc->Merge(*shards_[i]->acc); !s.ok()) return s;
+  }
+  return first.acc->Finish(global_);
+}
+
+absl::Status RoundCoordinator::FoldIn(int64_t client_id, const TensorSet& values, const Mask* mask,
+                                      int64_t weight) {
+  for (const std::unique_ptr<FoldShard>& shard : shards_) {
+    if (shard->mu.TryLock()) {
+      absl::Status s = shard->acc->Add(values, mask, weight);
+      shard->mu.Unlock();
+      return s;
+    }
+  }
+  FoldShard& shard = *shards_[static_cast<size_t>(client_id) % shards_.size()];
+  absl::MutexLock lock(&shard.mu);
+  return shard.acc->Add(values, mask, weight);
+}
+
 RoundEvent RoundCoordinator::CloseRound(double now) {
+  // Updates being folded in belong to this round: wait for them (Await releases mu_ meanwhile;
+  // closing_ keeps new ones out).
+  closing_ = true;
+  mu_.Await(absl::Condition(
+      +[](std::set<int64_t>* folding) { return folding->empty(); }, &folding_));
+  closing_ = false;
   RoundEvent event;
   RoundMetrics& m = event.metrics;
   m.round = round_;
@@ -547,7 +679,7 @@ RoundEvent RoundCoordinator::CloseRound(double now) {
     return event;
   }
   const double t0 = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
-  absl::StatusOr<TensorSet> next = accumulator_->Finish(global_);
+  absl::StatusOr<TensorSet> next = MergedFinish();
   if (next.ok()) {
     global_ = *std::move(next);
   } else {

@@ -49,6 +49,7 @@
 #include "fl/strategy.h"
 #include "fl/tensor_set.h"
 #include "server/authenticator.h"
+#include "server/session_table.h"
 #include "wire/model_payload.h"
 
 namespace lfl {
@@ -140,6 +141,9 @@ struct CoordinatorOptions {
   // Checkpoints are a snapshot plus one log record per round (server/checkpoint.h); every
   // this many rounds a full snapshot replaces the log. 1 = a snapshot every round.
   int64_t checkpoint_snapshot_every = 20;
+  // Accumulator shards that accepted updates fold into concurrently (merged exactly at the
+  // close). Each costs 24 bytes per model element.
+  int fold_shards = 2;
 };
 
 // Per-client state the server keeps (and checkpoints).
@@ -196,9 +200,24 @@ class RoundCoordinator {
 
   // Registers a client; returns the run config as TOML. Unknown id or bad token → error.
   absl::StatusOr<std::string> Join(const Credential& credential, double now);
+  // Registers a host's clients (all or none: any bad credential refuses the whole call) and
+  // opens their session (see OpenSession).
+  struct HostJoin {
+    std::string config_toml;
+    std::string session;
+  };
+  absl::StatusOr<HostJoin> JoinHost(const std::vector<Credential>& clients, double now);
   // Marks clients live and returns their tasks of the open round (if any).
   absl::StatusOr<PollResult> Poll(const std::vector<Credential>& clients, double now);
   absl::Status Heartbeat(const std::vector<Credential>& clients, double now);
+  // A host's session (server/session_table.h): after its clients joined, one credential for
+  // all of them. PollSession and HeartbeatSession cost O(sampled · log(host's clients)), not
+  // one token check per client. An unknown session is FailedPrecondition (join again).
+  absl::StatusOr<std::string> OpenSession(const std::vector<Credential>& clients, double now);
+  // Number of clients joined and not left (a /metrics gauge; O(1)).
+  int64_t joined_clients() const;
+  absl::StatusOr<PollResult> PollSession(std::string_view token, std::string_view peer_identity, double now);
+  absl::Status HeartbeatSession(std::string_view token, std::string_view peer_identity, double now);
   absl::Status Leave(const std::vector<Credential>& clients, double now);
 
   // The encoded downlink θg ⊙ m_k for a task. held_* describe the mask the client caches.
@@ -285,9 +304,15 @@ class RoundCoordinator {
   // Writes `cp` outside the lock; on kCheckpointAttempts failures sets fatal_ and finishes.
   void WriteCheckpointWithRetry(const RoundWork& work) ABSL_LOCKS_EXCLUDED(mu_);
   void MarkLive(int64_t id, double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool IsLive(int64_t id, double now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The open round's tasks among `ids` (sorted), not yet accepted.
+  PollResult TasksFor(const std::vector<int64_t>& ids) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void StartRound(double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<int64_t> Sample(double now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   RoundEvent CloseRound(double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status FoldIn(int64_t client_id, const TensorSet& values, const Mask* mask, int64_t weight)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<TensorSet> MergedFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Checkpoint SnapshotCheckpoint() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   CheckpointDelta DeltaCheckpoint() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   bool IsSampled(int64_t id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -312,7 +337,15 @@ class RoundCoordinator {
   double last_closed_ ABSL_GUARDED_BY(mu_) = -1;  // when the last round was aggregated (-1: none yet)
   double deadline_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<int64_t> sampled_ ABSL_GUARDED_BY(mu_);
-  std::unique_ptr<MaskedMeanAccumulator> accumulator_ ABSL_GUARDED_BY(mu_);
+  // The open round's sums, in shards that updates fold into concurrently (FoldIn) and that are
+  // merged when the round closes. The vector is fixed at construction; each shard has a lock.
+  struct FoldShard {
+    absl::Mutex mu;
+    std::unique_ptr<MaskedMeanAccumulator> acc ABSL_GUARDED_BY(mu);
+  };
+  std::vector<std::unique_ptr<FoldShard>> shards_;
+  std::set<int64_t> folding_ ABSL_GUARDED_BY(mu_);  // clients whose update is being folded in
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;       // CloseRound is waiting for folding_ to drain
   // Accepted updates of the open round: client → its new mask (if it sent one).
   std::map<int64_t, std::optional<Mask>> accepted_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, UpdateReport> reports_ ABSL_GUARDED_BY(mu_);
@@ -336,6 +369,8 @@ class RoundCoordinator {
   std::set<int64_t> dirty_ ABSL_GUARDED_BY(mu_);
   uint64_t state_version_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<int64_t> uploading_ ABSL_GUARDED_BY(mu_);  // clients with an upload in flight
+  SessionTable sessions_ ABSL_GUARDED_BY(mu_);
+  int64_t joined_count_ ABSL_GUARDED_BY(mu_) = 0;  // joined and not left
   mutable CoordinatorCounters counters_ ABSL_GUARDED_BY(mu_);
   absl::Status fatal_ ABSL_GUARDED_BY(mu_);
 };

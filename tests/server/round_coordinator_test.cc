@@ -5,6 +5,7 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -174,6 +175,48 @@ TEST_F(CoordinatorTest, FinishedOnlyOnceTheLastRoundIsRecorded) {
   poll = coordinator_->Poll(all, now_);
   ASSERT_TRUE(poll.ok());
   EXPECT_EQ(poll->state, PollResult::kFinished);
+}
+
+// Updates are decoded and folded in outside the coordinator's lock, concurrently, into
+// accumulator shards merged at the close: the model must be bit-identical to folding them in
+// one at a time, and every update must count once.
+TEST_F(CoordinatorTest, ConcurrentSubmissionsAggregateExactlyLikeSequentialOnes) {
+  tweak_ = [](RunConfig* c) { c->fraction = 1.0; };
+  auto run = [&](bool concurrent) {
+    Make("fedavg");
+    JoinAll();
+    coordinator_->Tick(now_);
+    std::vector<Task> tasks = OpenTasks();
+    EXPECT_EQ(tasks.size(), 4u);
+    std::vector<std::string> payloads;
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      payloads.push_back(Update(0.1f * static_cast<float>(i + 1) + 1e-7f, -0.3f * static_cast<float>(i)));
+    }
+    std::vector<absl::StatusOr<bool>> results(tasks.size(), absl::UnknownError("not run"));
+    if (concurrent) {
+      std::vector<std::thread> threads;
+      for (size_t i = 0; i < tasks.size(); ++i) {
+        threads.emplace_back([&, i] {
+          for (int tries = 0; tries < 100; ++tries) {  // Unavailable only for a client folding twice
+            results[i] = coordinator_->Submit(Report(tasks[i], 10 + 7 * static_cast<int64_t>(i)), payloads[i], now_);
+            if (!absl::IsUnavailable(results[i].status())) break;
+          }
+        });
+      }
+      for (std::thread& t : threads) t.join();
+    } else {
+      for (size_t i = tasks.size(); i-- > 0;) {
+        results[i] = coordinator_->Submit(Report(tasks[i], 10 + 7 * static_cast<int64_t>(i)), payloads[i], now_);
+      }
+    }
+    for (const absl::StatusOr<bool>& r : results) EXPECT_TRUE(r.ok() && !*r) << r.status();
+    std::vector<RoundEvent> events = coordinator_->Tick(now_);
+    EXPECT_EQ(events.size(), 1u);
+    if (!events.empty()) EXPECT_EQ(events[0].metrics.completed, 4);
+    return SerializeTensorSet(coordinator_->global_model());
+  };
+  const std::string sequential = run(false);
+  for (int trial = 0; trial < 5; ++trial) EXPECT_EQ(run(true), sequential) << "trial " << trial;
 }
 
 TEST_F(CoordinatorTest, DuplicateIsIdempotentAndLateIsRefused) {
