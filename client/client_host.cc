@@ -149,8 +149,9 @@ absl::Status ClientHost::JoinAll() {
   if (data_) return absl::OkStatus();
   absl::StatusOr<RunConfig> config = RunConfigFromToml(reply.config_toml());
   if (!config.ok()) return config.status();
-  spdlog::info("{}: joined {} clients; loading {} ({} partition)", options_.host_name, options_.client_ids.size(),
-               config->dataset, config->partition);
+  spdlog::info("{}: joined {} clients; loading {} ({})", options_.host_name, options_.client_ids.size(),
+               config->dataset,
+               config->client_data == "local" ? std::string("their own files") : config->partition + " partition");
   absl::StatusOr<std::shared_ptr<const RunData>> data =
       options_.load_data ? options_.load_data(*config) : LoadRunData(*config);
   if (!data.ok()) return data.status();

@@ -25,7 +25,10 @@ const std::vector<RunConfigField>& RunConfigFields() {
   static const std::vector<RunConfigField> kFields = {
       {"dataset", "fashion-mnist | mnist | emnist-<split> | cifar10", &R::dataset},
       {"data-dir", "directory of the dataset files (default: the dataset's standard place)", &R::data_dir},
-      {"model", "mnist-cnn | cifar-cnn | femnist-cnn | mlp (default: picked by the dataset)", &R::model},
+      {"model",
+       "mnist-cnn | cifar-cnn | femnist-cnn | mlp | torchscript:FILE (a TorchScript module; default: picked by "
+       "the dataset)",
+       &R::model},
       {"partition", "iid | shards | dirichlet | quantity | noise | shared (load tests: clients share images)",
        &R::partition},
       {"client-data",
@@ -35,7 +38,8 @@ const std::vector<RunConfigField>& RunConfigFields() {
       {"classes-per-client", "shards: labels per client", &R::classes_per_client},
       {"samples-per-class", "shards: training images per label", &R::samples_per_class},
       {"beta", "dirichlet/quantity: concentration (smaller = more skewed)", &R::beta},
-      {"min-samples", "dirichlet/quantity: minimum training images per client", &R::min_samples},
+      {"min-samples", "dirichlet/quantity: minimum training images per client; shared: images per client",
+       &R::min_samples},
       {"noise-sigma", "noise: client i gets Gaussian noise sigma*i/(N-1)", &R::noise_sigma},
       {"test-per-client", "images in each client's local test split", &R::test_per_client},
       {"validation-fraction", "validation slice for the pruning gate, as a fraction of the training size",

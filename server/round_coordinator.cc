@@ -478,6 +478,9 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   reports_[report.client_id] = report;
   pending_.uplink_bytes += payload.size() + report.header_bytes;
   pending_.max_update_norm = std::max(pending_.max_update_norm, norm);
+  if (options_.train_counts.empty() && (report.num_samples < 1 || report.num_samples > options_.max_reported_samples)) {
+    ++pending_.clamped_samples;
+  }
   ++counters_.updates_accepted;
   ++state_version_;
   return false;
@@ -711,6 +714,8 @@ RoundEvent RoundCoordinator::CloseRound(double now) {
   m.uplink_bytes = pending_.uplink_bytes;
   m.refused = pending_.refused;
   m.max_update_norm = pending_.max_update_norm;
+  m.clamped_samples = pending_.clamped_samples;
+  m.weights_source = options_.train_counts.empty() ? "clients" : "server";
   m.downlink_bytes = pending_.downlink_bytes;
   m.dense_fp32_bytes = static_cast<uint64_t>(m.completed) * static_cast<uint64_t>(dense_bytes_per_model_);
   m.open_gap_seconds = pending_.open_gap_seconds;

@@ -110,6 +110,11 @@ struct RoundMetrics {
   // it assigned) or "clients" (client-data local: the clients' own reports). Personalized
   // accuracy is always the clients' report of the model they sent.
   std::string accuracy_source = "server";
+  // Where the aggregation weights came from: "server" (its partition's training counts) or
+  // "clients" (reported counts, clamped to [1, --max-client-samples]; clamped_samples of this
+  // round's updates were).
+  std::string weights_source = "server";
+  int64_t clamped_samples = 0;
   double max_update_norm = 0;  // largest L2 distance of an accepted update to the global model
   // Failures while closing this round (aggregation, evaluation, checkpoint of the previous
   // round), each a message; also counted in CoordinatorCounters. Empty in a healthy run.

@@ -26,6 +26,8 @@ std::string RoundMetricsToJson(const RoundMetrics& m) {
   acc("global_masked_accuracy", m.global_masked_accuracy);
   acc("global_accuracy", m.global_accuracy);
   j["accuracy_source"] = m.accuracy_source;
+  j["weights_source"] = m.weights_source;
+  j["clamped_samples"] = m.clamped_samples;
   j["mean_density"] = m.mean_density;
   j["pruned_clients"] = m.pruned_clients;
   j["layer_bits"] = m.layer_bits;
@@ -85,6 +87,10 @@ absl::StatusOr<RoundMetrics> RoundMetricsFromJson(const std::string& line) {
   if (j.contains("accuracy_source") && j["accuracy_source"].is_string()) {
     m.accuracy_source = j["accuracy_source"].get<std::string>();
   }
+  if (j.contains("weights_source") && j["weights_source"].is_string()) {
+    m.weights_source = j["weights_source"].get<std::string>();
+  }
+  num("clamped_samples", &m.clamped_samples);
   if (j.contains("errors") && j["errors"].is_array()) {
     for (const auto& e : j["errors"]) {
       if (e.is_string()) m.errors.push_back(e.get<std::string>());

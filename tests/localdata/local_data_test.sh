@@ -30,7 +30,8 @@ log "exported 3 clients to $work/data"
 LOCAL=(--client-data local --clients 3 --fraction 1 --rounds "$rounds" --join-timeout 30 --batch-size 5 --lr 0.05
   --local-epochs 4)
 port=$(free_port)
-start_server "$work/run" "$port" "${LOCAL[@]}"
+# The server cannot know the clients' 20 images: it weighs by their reports, clamped to 15.
+start_server "$work/run" "$port" "${LOCAL[@]}" --max-client-samples 15
 server=$spawned
 
 # Refused, each before the real clients join: a local run's client without its own files ...
@@ -69,6 +70,7 @@ assert [r["round"] for r in rows] == [1, 2, 3], rows
 for r in rows:
     assert r["completed"] == r["sampled"] == 3 and r["dropped"] == 0, r
     assert r.get("accuracy_source") == "clients", ("accuracy_source", r)
+    assert r.get("weights_source") == "clients" and r.get("clamped_samples") == 3, ("weights", r)
     for key in ("personalized_accuracy", "global_masked_accuracy"):
         assert r[key] is not None and 0 <= r[key] <= 1, (key, r)
 # Each client trained on its own two labels: on its own test split its ticket is far above the

@@ -37,8 +37,11 @@ class AttackTest : public ::testing::Test {
     o.config.seed = 5;
     o.config.target_density = 0.5;
     o.tokens = {{0, "t0"}, {1, "t1"}, {2, "t2"}, {3, "t3"}};
-    o.train_counts = {10, 20, 30, 40};
-    o.test_counts = {5, 5, 5, 5};
+    if (!clients_bring_data_) {
+      o.train_counts = {10, 20, 30, 40};
+      o.test_counts = {5, 5, 5, 5};
+    }
+    o.max_reported_samples = 100;
     o.max_update_norm = 50;
     std::unique_ptr<Strategy> strategy =
         algorithm == "lotteryfl" ? MakeLotteryFl(true) : std::unique_ptr<Strategy>(MakeFedAvg());
@@ -56,6 +59,7 @@ class AttackTest : public ::testing::Test {
     }
   }
   static std::string Token(int64_t id) { return "t" + std::to_string(id); }
+  bool clients_bring_data_ = false;  // no train/test counts: the server does not know the data
   UpdateReport Report(const Task& t) const {
     UpdateReport r;
     r.client_id = t.client_id;
@@ -249,6 +253,25 @@ TEST_F(AttackTest, LyingAboutSamplesChangesNothing) {
     (lie ? lying_model : honest_model) = SerializeTensorSet(c_->global_model());
   }
   EXPECT_EQ(honest_model, lying_model);
+}
+
+// Where the server does not know a client's data (client-data local), a reported count is
+// clamped to --max-client-samples (100 here), and the row says how many were.
+TEST_F(AttackTest, UnknownDataCountsAreClampedAndTheRowSaysSo) {
+  clients_bring_data_ = true;
+  Make("fedavg");
+  UpdateReport a = Report(tasks_[0]), b = Report(tasks_[1]);
+  a.num_samples = int64_t{1} << 31;  // weighs 100, not 2^31
+  b.num_samples = 50;
+  a.test_count = 123456;  // informational without a partition: not checked against anything
+  ASSERT_TRUE(c_->Submit(a, Encode(Model(3.f, 3.f)), now_).ok());
+  ASSERT_TRUE(c_->Submit(b, Encode(Model(0.f, 0.f)), now_).ok());
+  std::vector<RoundEvent> events = c_->Tick(now_);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].metrics.clamped_samples, 1);
+  EXPECT_EQ(events[0].metrics.weights_source, "clients");
+  // (100 · 3 + 50 · 0) / 150 = 2
+  EXPECT_FLOAT_EQ(c_->global_model().tensors[0].values[0], 2.f);
 }
 
 TEST_F(AttackTest, ReportedFiguresAreValidated) {
