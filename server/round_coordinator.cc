@@ -101,13 +101,17 @@ bool RoundCoordinator::IsLive(int64_t id, double now) const {
 absl::StatusOr<std::string> RoundCoordinator::Join(const Credential& credential, double now) {
   absl::MutexLock lock(&mu_);
   if (absl::Status s = Authenticate(credential); !s.ok()) return s;
-  ClientState& c = clients_[credential.client_id];
+  MarkJoined(credential.client_id, now);
+  ++state_version_;
+  return RunConfigToToml(options_.config);
+}
+
+void RoundCoordinator::MarkJoined(int64_t id, double now) {
+  ClientState& c = clients_[static_cast<size_t>(id)];
   if (!c.joined || c.left) ++joined_count_;
   c.joined = true;
   c.left = false;
-  MarkLive(credential.client_id, now);
-  ++state_version_;
-  return RunConfigToToml(options_.config);
+  MarkLive(id, now);
 }
 
 absl::Status RoundCoordinator::Heartbeat(const std::vector<Credential>& clients, double now) {
@@ -177,13 +181,7 @@ absl::StatusOr<RoundCoordinator::HostJoin> RoundCoordinator::JoinHost(const std:
     for (const Credential& c : clients) {
       if (absl::Status s = Authenticate(c); !s.ok()) return s;
     }
-    for (const Credential& c : clients) {
-      ClientState& state = clients_[c.client_id];
-      if (!state.joined || state.left) ++joined_count_;
-      state.joined = true;
-      state.left = false;
-      MarkLive(c.client_id, now);
-    }
+    for (const Credential& c : clients) MarkJoined(c.client_id, now);
     ++state_version_;
   }
   absl::StatusOr<std::string> session = OpenSession(clients, now);

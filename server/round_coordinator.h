@@ -309,6 +309,7 @@ class RoundCoordinator {
   // Writes `cp` outside the lock; on kCheckpointAttempts failures sets fatal_ and finishes.
   void WriteCheckpointWithRetry(const RoundWork& work) ABSL_LOCKS_EXCLUDED(mu_);
   void MarkLive(int64_t id, double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MarkJoined(int64_t id, double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool IsLive(int64_t id, double now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The open round's tasks among `ids` (sorted), not yet accepted.
   PollResult TasksFor(const std::vector<int64_t>& ids) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
