@@ -3,7 +3,6 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
-
 #include "wire/model_payload.h"
 
 namespace lfl {
@@ -31,7 +30,8 @@ absl::StatusOr<std::vector<uint8_t>> Correctness(NetImpl& net, const TensorData&
   }
 }
 
-absl::StatusOr<TorchEvaluator::TicketScores> TorchEvaluator::ScoreTickets(const EvalRequest& request, NetImpl& net) {
+absl::StatusOr<TorchEvaluator::TicketScores> TorchEvaluator::ScoreTickets(
+    const EvalRequest& request, NetImpl& net) {
   if (request.clients.size() != request.masks.size()) {
     return absl::InvalidArgumentError("an evaluation request needs one mask per client");
   }
@@ -63,8 +63,9 @@ absl::StatusOr<TorchEvaluator::TicketScores> TorchEvaluator::ScoreTickets(const 
       for (int64_t j : data_->partition.clients[request.clients[i]].test) {
         if (j < 0 || j >= test_size) {
           for (int64_t u : unique) slot[u] = -1;
-          return absl::InvalidArgumentError(absl::StrCat("client ", request.clients[i], "'s test image ", j,
-                                                         " is outside the test set (", test_size, " images)"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("client ", request.clients[i], "'s test image ", j,
+                           " is outside the test set (", test_size, " images)"));
         }
         if (slot[j] < 0) {
           slot[j] = static_cast<int32_t>(unique.size());
@@ -76,8 +77,9 @@ absl::StatusOr<TorchEvaluator::TicketScores> TorchEvaluator::ScoreTickets(const 
     TensorSet masked = request.global;
     request.masks[members.front()].ApplyTo(&masked);
     absl::Status loaded = LoadTensorSet(masked, &net);
-    absl::StatusOr<std::vector<uint8_t>> ok =
-        loaded.ok() ? Correctness(net, data_->test, unique) : absl::StatusOr<std::vector<uint8_t>>(loaded);
+    absl::StatusOr<std::vector<uint8_t>> ok = loaded.ok()
+                                                  ? Correctness(net, data_->test, unique)
+                                                  : absl::StatusOr<std::vector<uint8_t>>(loaded);
     if (!ok.ok()) return ok.status();
     for (size_t i : members) {
       const std::vector<int64_t>& test = data_->partition.clients[request.clients[i]].test;
@@ -113,7 +115,8 @@ absl::StatusOr<EvalResult> TorchEvaluator::Evaluate(const EvalRequest& request) 
     if (!all.ok()) return all.status();
     int64_t correct = 0;
     for (uint8_t c : *all) correct += c;
-    result.global_accuracy = all->empty() ? 0 : static_cast<double>(correct) / static_cast<double>(all->size());
+    result.global_accuracy =
+        all->empty() ? 0 : static_cast<double>(correct) / static_cast<double>(all->size());
   }
   absl::StatusOr<TicketScores> scores = ScoreTickets(request, **net);
   if (!scores.ok()) return scores.status();

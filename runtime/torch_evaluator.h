@@ -14,8 +14,8 @@
 #include <memory>
 #include <vector>
 
-#include "runtime/run_data.h"
 #include "fl/evaluator.h"
+#include "runtime/run_data.h"
 
 namespace lfl {
 

@@ -71,7 +71,7 @@ class TorchEvaluatorTest : public ::testing::Test {
       for (int64_t j = 0; j < 10; ++j) test.push_back(pool[(k * 3 + j * 7) % 25]);
     }
     data->partition.clients[4].test = {pool[5], pool[5], pool[9], 199, pool[5]};  // repeats
-    data->partition.clients[7].test.clear();                                       // none
+    data->partition.clients[7].test.clear();                                      // none
     data_ = data;
 
     // A briefly trained global model (θ0 alone predicts nearly one class everywhere).
