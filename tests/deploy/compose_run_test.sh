@@ -10,9 +10,12 @@
 #     internal; the server's health check turns healthy, every process runs as uid 10001,
 #     every round completes and model.bin equals an uninterrupted lotteryfl-sim run;
 #   - run B: two client services; the server container is killed (SIGKILL to its init from
-#     the host, as the kernel's OOM killer would) after round 2: the restart policy brings it
-#     back, the entrypoint adds --resume, the clients rejoin by themselves, the rounds before the
-#     kill are kept as they were, and model.bin again equals the simulator's.
+#     the host, as the kernel's OOM killer would) once round 3 is recorded: the restart policy
+#     brings it back, it turns healthy again, the entrypoint adds --resume, the server resumes
+#     from its checkpoint (the snapshot checkpoint.bin of round 1 plus the records of the later
+#     rounds in checkpoint.bin.log) at the round after the last one checkpointed, the clients
+#     rejoin by themselves, the rounds before that are kept as they were, and model.bin again
+#     equals the simulator's.
 # Prints the image size and the time each step took. Exit 0 pass, 77 skip (no Docker daemon
 # can be started, or a tool is missing), else fail.
 #
@@ -26,8 +29,14 @@ state=${LFL_DOCKER_STATE:-/var/tmp/lotteryfl-docker}
 image=${LFL_TEST_IMAGE:-lotteryfl:compose-test}
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 DOCKER_BUILDKIT=0
 PY=/usr/bin/python3
-ROUNDS=8
+# Rounds must last long enough that the kill lands mid-run and that the restarted server lives
+# through its first health check (interval 10 s, then the probe loads LibTorch): with 20 images
+# per client and 2 epochs a round took 0.1 s, the kill came after round 6 and the restarted
+# server finished the run 7 s after it started, before Docker had probed it once. 2,000 images
+# per client and 5 epochs: ~3 s a round on the 2-core VM.
+ROUNDS=12
 CLIENTS=6
+KILL_AFTER=3
 begin=$SECONDS
 
 skip() { echo "SKIP: $*"; exit 77; }
@@ -123,8 +132,13 @@ mkdir -p "$work/snapshot/bin"
 cp "$bin"/lotteryfl-server "$bin"/lotteryfl-client "$bin"/lotteryfl-sim "$work/snapshot/bin/"
 bin=$work/snapshot/bin
 t=$SECONDS
+old_image=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
 "$src/deploy/docker/build-image.sh" --prebuilt "$work/snapshot" -t "$image" >"$work/build.log" 2>&1 ||
   fail "image build failed: $(tail -n 15 "$work/build.log")"
+# The previous build of this tag, now untagged: with vfs every one keeps ~2 GB of layers.
+if [ -n "$old_image" ] && [ "$old_image" != "$(docker image inspect -f '{{.Id}}' "$image")" ]; then
+  docker rmi "$old_image" >/dev/null 2>&1 || true
+fi
 size=$(docker image inspect -f '{{.Size}}' "$image")
 log "image $image built in $((SECONDS - t)) s ($(grep -c '^ ---> Using cache' "$work/build.log") cached steps):" \
   "$((size / 1000000)) MB ($(docker image inspect -f '{{.Size}}' debian:bookworm | awk '{printf "%d", $1 / 1e6}') MB of it the base)"
@@ -134,14 +148,14 @@ cat >"$work/run.toml" <<EOF
 dataset = "fashion-mnist"
 partition = "shards"
 classes-per-client = 2
-samples-per-class = 10
+samples-per-class = 1000
 test-per-client = 50
 fraction = 0.5
 min-clients = 2
 rounds = $ROUNDS
 round-timeout = 60
 join-timeout = 120
-local-epochs = 2
+local-epochs = 5
 algorithm = "lotteryfl"
 seed = 7
 EOF
@@ -295,8 +309,8 @@ t=$SECONDS
 up b
 uids_are_10001 $server $clients
 deadline=$((SECONDS + 300))
-until [ "$(rounds_in "$server")" -ge 2 ]; do
-  ((SECONDS < deadline)) || fail "b: round 2 was not recorded within 300 s"
+until [ "$(rounds_in "$server")" -ge $KILL_AFTER ]; do
+  ((SECONDS < deadline)) || fail "b: round $KILL_AFTER was not recorded within 300 s"
   sleep 0.5
 done
 pid=$(docker inspect -f '{{.State.Pid}}' "$server")
@@ -308,8 +322,15 @@ for _ in $(seq 20); do
   sleep 0.5
 done
 killed_after=$(grep -c '"round"' "$work/b/metrics-at-kill.jsonl" || true)
-[ "$killed_after" -ge 2 ] || fail "b: cannot read the rounds the killed server recorded"
-log "b: server container's init (host pid $pid) killed with SIGKILL; $killed_after rounds recorded"
+[ "$killed_after" -ge $KILL_AFTER ] || fail "b: cannot read the rounds the killed server recorded"
+ckpt=
+for f in checkpoint.bin checkpoint.bin.log; do
+  n=$(run_file "$server" "$f" | wc -c)
+  ckpt+="$f $n bytes, "
+  [ "$n" -gt 0 ] || fail "b: the killed server left no $f (a run past round 1 has the snapshot and a log)"
+done
+log "b: server container's init (host pid $pid) killed with SIGKILL; $killed_after rounds recorded;" \
+  "${ckpt%, } on the volume"
 [ "$killed_after" -lt "$ROUNDS" ] || fail "b: the run finished before the kill"
 deadline=$((SECONDS + 60))
 until [ "$(docker inspect -f '{{.RestartCount}}' "$server")" -ge 1 ]; do
@@ -319,6 +340,9 @@ done
 log "b: restarted by the restart policy"
 deadline=$((SECONDS + 120))
 until [ "$(docker inspect -f '{{.State.Health.Status}}' "$server")" = healthy ]; do
+  [ "$(docker inspect -f '{{.State.Status}}' "$server")" != exited ] ||
+    fail "b: the restarted server exited ($(docker inspect -f '{{.State.ExitCode}}' "$server")) before" \
+      "its first health check passed (a run that short cannot show it; see ROUNDS)"
   ((SECONDS < deadline)) || fail "b: the restarted server did not become healthy"
   sleep 1
 done
@@ -328,15 +352,28 @@ wait_all_exited b 600
 docker logs "$server" >"$work/b/server.log" 2>&1
 grep -q '(resumed)' "$work/b/server.log" || fail "b: the restarted server did not resume from its checkpoint"
 log "b: $(grep -m1 '(resumed)' "$work/b/server.log" | sed 's/^\[[^]]*\] //')"
+# The first round the restarted server ran. Its row of round k is written just before round k's
+# checkpoint, so a kill in between resumes at k (redone, its row rewritten); otherwise at k + 1.
+resumed_at=$(awk '/\(resumed\)/ { r = 1; next }
+                  r && match($0, /round +[0-9]+\/[0-9]+ +clients/) {
+                    s = substr($0, RSTART, RLENGTH); sub(/^round +/, "", s); sub(/\/.*/, "", s)
+                    print s; exit }' "$work/b/server.log")
+[ -n "$resumed_at" ] || fail "b: the restarted server ran no round"
+{ [ "$resumed_at" -eq "$killed_after" ] || [ "$resumed_at" -eq $((killed_after + 1)) ]; } ||
+  fail "b: resumed at round $resumed_at, but $killed_after rounds were recorded before the kill"
+# Past round 2: the state came from the snapshot (round 1) and the log's records.
+[ "$resumed_at" -gt 2 ] || fail "b: resumed at round $resumed_at: the checkpoint log was not read"
+log "b: the restarted server resumed at round $resumed_at (checkpoint.bin + checkpoint.bin.log)"
 for c in $clients; do
   line=$(docker logs "$c" 2>&1 | grep -E 'reconnected' | head -n 1) ||
     fail "b: $(docker inspect -f '{{.Name}}' "$c") never reconnected to the restarted server"
   log "b: $(docker inspect -f '{{.Name}}' "$c" | tr -d /): $line"
 done
 check_finished b 1
-head -n "$killed_after" "$work/b/out/metrics.jsonl" | cmp -s - "$work/b/metrics-at-kill.jsonl" ||
-  fail "b: the rounds recorded before the kill were rewritten (the run started over)"
-log "b: rounds 1-$killed_after kept as recorded before the kill; the clients rejoined and finished" \
+kept=$((resumed_at - 1))
+cmp -s <(head -n "$kept" "$work/b/out/metrics.jsonl") <(head -n "$kept" "$work/b/metrics-at-kill.jsonl") ||
+  fail "b: the rounds checkpointed before the kill were rewritten (the run started over)"
+log "b: rounds 1-$kept kept as recorded before the kill; the clients rejoined and finished" \
   "(exit 0, never restarted); run in $((SECONDS - t)) s"
 echo "PASS: Compose run: 3 hosts uninterrupted and 2 hosts with a killed server, both equal to" \
   "lotteryfl-sim; image $((size / 1000000)) MB; $((SECONDS - begin)) s in all"
