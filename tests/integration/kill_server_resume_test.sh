@@ -6,7 +6,10 @@
 source "$(dirname "$0")/lib.sh" "$@"
 
 port=$(free_port)
-start_server "$work/run" "$port"
+# 20 local epochs (~0.2 s a round): with the default 2 rounds take ~0.05 s and the run can be
+# past its last round before the kill lands. The reference simulation uses the same flags.
+SLOW=(--local-epochs 20)
+start_server "$work/run" "$port" "${SLOW[@]}"
 server=$spawned
 start_client client1.log "$port" 0-4
 c1=$spawned
@@ -23,10 +26,10 @@ cp "$work/run/metrics.jsonl" "$work/metrics-at-kill.jsonl"
 [ ! -e "$work/run/model.bin" ] || fail "model.bin exists although the run did not finish"
 for c in "$c1" "$c2"; do kill -0 "$c" 2>/dev/null || fail "a client host exited when the server died"; done
 
-start_server "$work/run" "$port" --resume
+start_server "$work/run" "$port" "${SLOW[@]}" --resume
 server=$spawned
 log "server restarted with --resume; reference sim meanwhile"
-run_sim "$work/ref"
+run_sim "$work/ref" "${SLOW[@]}"
 
 wait_exit "$server" 150
 [ "$rc" = 0 ] || fail "the resumed server exited $rc"
