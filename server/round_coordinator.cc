@@ -176,16 +176,23 @@ PollResult RoundCoordinator::TasksFor(const std::vector<int64_t>& ids) const {
 absl::StatusOr<RoundCoordinator::HostJoin> RoundCoordinator::JoinHost(const std::vector<Credential>& clients,
                                                                        double now) {
   if (clients.empty()) return absl::InvalidArgumentError("join without clients");
+  absl::StatusOr<std::string> session;
   {
     absl::MutexLock lock(&mu_);
+    std::vector<int64_t> ids;
+    ids.reserve(clients.size());
     for (const Credential& c : clients) {
       if (absl::Status s = Authenticate(c); !s.ok()) return s;
+      if (c.peer_identity != clients.front().peer_identity) {
+        return absl::InvalidArgumentError("one session cannot span two client certificates");
+      }
+      ids.push_back(c.client_id);
     }
+    session = sessions_.Open(std::move(ids), clients.front().peer_identity, now);
+    if (!session.ok()) return session.status();
     for (const Credential& c : clients) MarkJoined(c.client_id, now);
     ++state_version_;
   }
-  absl::StatusOr<std::string> session = OpenSession(clients, now);
-  if (!session.ok()) return session.status();
   return HostJoin{RunConfigToToml(options_.config), *std::move(session)};
 }
 
@@ -194,45 +201,28 @@ int64_t RoundCoordinator::joined_clients() const {
   return joined_count_;
 }
 
-absl::StatusOr<std::string> RoundCoordinator::OpenSession(const std::vector<Credential>& clients, double now) {
-  absl::MutexLock lock(&mu_);
-  std::vector<int64_t> ids;
-  ids.reserve(clients.size());
-  for (const Credential& c : clients) {
-    if (absl::Status s = Authenticate(c); !s.ok()) return s;
-    if (!clients_[c.client_id].joined) {
-      return absl::FailedPreconditionError(absl::StrCat("client ", c.client_id, " must join first"));
-    }
-    if (c.peer_identity != clients.front().peer_identity) {
-      return absl::InvalidArgumentError("one session cannot span two client certificates");
-    }
-    ids.push_back(c.client_id);
+absl::StatusOr<Session*> RoundCoordinator::TouchSession(std::string_view token, std::string_view peer_identity,
+                                                        double now) {
+  absl::StatusOr<Session*> session = sessions_.Find(token, peer_identity);
+  if (!session.ok()) {
+    ++counters_.auth_failures;
+    return session.status();
   }
-  if (ids.empty()) return absl::InvalidArgumentError("a session needs at least one client");
-  return sessions_.Open(std::move(ids), clients.front().peer_identity, now);
+  (*session)->last_seen = now;
+  return session;
 }
 
 absl::StatusOr<PollResult> RoundCoordinator::PollSession(std::string_view token, std::string_view peer_identity,
                                                          double now) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<Session*> session = sessions_.Find(token, peer_identity);
-  if (!session.ok()) {
-    ++counters_.auth_failures;
-    return session.status();
-  }
-  (*session)->last_seen = now;
+  absl::StatusOr<Session*> session = TouchSession(token, peer_identity, now);
+  if (!session.ok()) return session.status();
   return TasksFor((*session)->clients);
 }
 
 absl::Status RoundCoordinator::HeartbeatSession(std::string_view token, std::string_view peer_identity, double now) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<Session*> session = sessions_.Find(token, peer_identity);
-  if (!session.ok()) {
-    ++counters_.auth_failures;
-    return session.status();
-  }
-  (*session)->last_seen = now;
-  return absl::OkStatus();
+  return TouchSession(token, peer_identity, now).status();
 }
 
 absl::StatusOr<RoundCoordinator::DownlinkPayload> RoundCoordinator::Downlink(const Credential& client,
@@ -356,13 +346,16 @@ absl::Status RoundCoordinator::CheckReport(const UpdateReport& report) const {
   return absl::OkStatus();
 }
 
-double RoundCoordinator::AggregationWeight(const UpdateReport& report) const {
+double RoundCoordinator::AggregationWeight(const UpdateReport& report, bool* clamped) const {
   const size_t id = static_cast<size_t>(report.client_id);
+  *clamped = false;
   // The server's own partition says how much data the client trains on; a report cannot change it.
   if (!options_.train_counts.empty() && id < options_.train_counts.size()) {
     return strategy_->UpdateWeight(options_.train_counts[id]);
   }
-  return strategy_->UpdateWeight(std::clamp<int64_t>(report.num_samples, 1, options_.max_reported_samples));
+  const int64_t samples = std::clamp<int64_t>(report.num_samples, 1, options_.max_reported_samples);
+  *clamped = samples != report.num_samples;
+  return strategy_->UpdateWeight(samples);
 }
 
 absl::Status RoundCoordinator::CheckUpdate(const DecodedModel& decoded, const TensorSet& global, const Mask& held,
@@ -450,7 +443,8 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   if (!decoded.ok()) return refuse(absl::InvalidArgumentError(decoded.status().message()));
   double norm = 0;
   if (absl::Status s = CheckUpdate(*decoded, layout, held, &norm); !s.ok()) return refuse(s);
-  const double weight = AggregationWeight(report);
+  bool clamped = false;
+  const double weight = AggregationWeight(report, &clamped);
   {
     absl::MutexLock lock(&mu_);
     if (phase_ != Phase::kRoundOpen || closing_ || report.round != round_ || report.attempt != attempt_) {
@@ -476,9 +470,7 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   reports_[report.client_id] = report;
   pending_.uplink_bytes += payload.size() + report.header_bytes;
   pending_.max_update_norm = std::max(pending_.max_update_norm, norm);
-  if (options_.train_counts.empty() && (report.num_samples < 1 || report.num_samples > options_.max_reported_samples)) {
-    ++pending_.clamped_samples;
-  }
+  if (clamped) ++pending_.clamped_samples;
   ++counters_.updates_accepted;
   ++state_version_;
   return false;

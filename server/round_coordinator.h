@@ -206,7 +206,7 @@ class RoundCoordinator {
   // Registers a client; returns the run config as TOML. Unknown id or bad token → error.
   absl::StatusOr<std::string> Join(const Credential& credential, double now);
   // Registers a host's clients (all or none: any bad credential refuses the whole call) and
-  // opens their session (see OpenSession).
+  // opens their session: after the join, one credential for all of them (server/session_table.h).
   struct HostJoin {
     std::string config_toml;
     std::string session;
@@ -215,12 +215,10 @@ class RoundCoordinator {
   // Marks clients live and returns their tasks of the open round (if any).
   absl::StatusOr<PollResult> Poll(const std::vector<Credential>& clients, double now);
   absl::Status Heartbeat(const std::vector<Credential>& clients, double now);
-  // A host's session (server/session_table.h): after its clients joined, one credential for
-  // all of them. PollSession and HeartbeatSession cost O(sampled · log(host's clients)), not
-  // one token check per client. An unknown session is FailedPrecondition (join again).
-  absl::StatusOr<std::string> OpenSession(const std::vector<Credential>& clients, double now);
   // Number of clients joined and not left (a /metrics gauge; O(1)).
   int64_t joined_clients() const;
+  // Poll and Heartbeat with a session from JoinHost: O(sampled · log(host's clients)), not one
+  // token check per client. An unknown session is FailedPrecondition (join again).
   absl::StatusOr<PollResult> PollSession(std::string_view token, std::string_view peer_identity, double now);
   absl::Status HeartbeatSession(std::string_view token, std::string_view peer_identity, double now);
   absl::Status Leave(const std::vector<Credential>& clients, double now);
@@ -301,7 +299,8 @@ class RoundCoordinator {
   // On OK, *norm is the update's L2 distance to `global` over the elements it keeps.
   absl::Status CheckUpdate(const DecodedModel& decoded, const TensorSet& global, const Mask& held,
                            double* norm) const;
-  double AggregationWeight(const UpdateReport& report) const;
+  // *clamped: the reported count was outside [1, max_reported_samples] and was clamped.
+  double AggregationWeight(const UpdateReport& report, bool* clamped) const;
   // Counts a refused update (counters and this round's row) and names the client in the status.
   absl::Status CountRefusal(int64_t client_id, const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool RoundComplete() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -311,6 +310,9 @@ class RoundCoordinator {
   void MarkLive(int64_t id, double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkJoined(int64_t id, double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool IsLive(int64_t id, double now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The session `token` names (counted as an auth failure if none), marked heard from now.
+  absl::StatusOr<Session*> TouchSession(std::string_view token, std::string_view peer_identity, double now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The open round's tasks among `ids` (sorted), not yet accepted.
   PollResult TasksFor(const std::vector<int64_t>& ids) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void StartRound(double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
