@@ -8,6 +8,8 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "nlohmann/json.hpp"
+
 #include "client/client_host.h"
 #include "common/file_io.h"
 #include "config/run_config.h"
@@ -128,15 +130,12 @@ int main(int argc, char** argv) {
   absl::Status s = host.Run();
   g_host = nullptr;
   if (!report_file.empty()) {
-    std::string json = absl::StrCat("{\"host\": \"", options.host_name, "\", \"tasks\": ", host.tasks_completed(),
-                                    ", \"sent_per_round\": {");
-    const char* sep = "";
-    for (const auto& [round, n] : host.sent_per_round()) {
-      absl::StrAppend(&json, sep, "\"", round, "\": ", n);
-      sep = ", ";
-    }
-    json += "}}\n";
-    if (absl::Status w = lfl::WriteFileAtomically(report_file, json); !w.ok()) {
+    nlohmann::ordered_json j;
+    j["host"] = options.host_name;  // escaped by the library: --host-name is free text
+    j["tasks"] = host.tasks_completed();
+    j["sent_per_round"] = nlohmann::ordered_json::object();
+    for (const auto& [round, n] : host.sent_per_round()) j["sent_per_round"][std::to_string(round)] = n;
+    if (absl::Status w = lfl::WriteFileAtomically(report_file, j.dump() + "\n"); !w.ok()) {
       spdlog::error("--report: {}", std::string(w.message()));
       if (s.ok()) return 1;
     }
