@@ -47,6 +47,7 @@ set(LFL_API_INCLUDED_HEADERS
   partitioning/dataset.h partitioning/partition.h
   quant/codec/codec.h
   server/authenticator.h server/federation_service.h server/round_coordinator.h server/run_recorder.h
+  server/refusals.h
   server/session_table.h
   wire/model_payload.h)
 set(LFL_PUBLIC_HEADERS ${LFL_API_HEADERS} ${LFL_API_INCLUDED_HEADERS})

@@ -1,0 +1,71 @@
+#ifndef LOTTERYFL_SERVER_REFUSALS_H_
+#define LOTTERYFL_SERVER_REFUSALS_H_
+
+// RefusalCounters: every request the server turned away, counted by cause.
+//
+// One instance per server process, shared by the gRPC service (transport refusals: no upload
+// slot, pre-header timeout, too many streams on a connection, ...) and the coordinator
+// (header and update refusals: bad credential, no open task, decode, norm, ticket, ...).
+// /metrics exports the totals (lotteryfl_refusals_total{cause="..."}) and each metrics.jsonl
+// row the round's deltas, so a refusal is never silent. Thread-safe; Count is lock-free once
+// a cause has been seen (causes are a small fixed vocabulary of snake_case names).
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace lfl {
+
+class RefusalCounters {
+ public:
+  // Adds n to cause's counter (creating it on first use).
+  void Count(std::string_view cause, uint64_t n = 1) {
+    std::atomic<uint64_t>* counter = nullptr;
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      auto it = counters_.find(cause);
+      if (it != counters_.end()) counter = it->second.get();
+    }
+    if (counter == nullptr) {
+      absl::MutexLock lock(&mu_);
+      auto& slot = counters_[std::string(cause)];
+      if (!slot) slot = std::make_unique<std::atomic<uint64_t>>(0);
+      counter = slot.get();
+    }
+    counter->fetch_add(n, std::memory_order_relaxed);
+  }
+
+  // Totals since the process started, by cause (sorted by name).
+  std::map<std::string, uint64_t> Snapshot() const {
+    std::map<std::string, uint64_t> out;
+    absl::ReaderMutexLock lock(&mu_);
+    for (const auto& [cause, counter] : counters_) out[cause] = counter->load(std::memory_order_relaxed);
+    return out;
+  }
+
+  // What changed between two snapshots (causes whose count did not move are left out).
+  static std::map<std::string, uint64_t> Delta(const std::map<std::string, uint64_t>& before,
+                                               const std::map<std::string, uint64_t>& after) {
+    std::map<std::string, uint64_t> out;
+    for (const auto& [cause, n] : after) {
+      auto it = before.find(cause);
+      const uint64_t prev = it == before.end() ? 0 : it->second;
+      if (n > prev) out[cause] = n - prev;
+    }
+    return out;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::unique_ptr<std::atomic<uint64_t>>, std::less<>> counters_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace lfl
+
+#endif  // LOTTERYFL_SERVER_REFUSALS_H_
