@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "fl/strategy.h"
@@ -80,8 +81,23 @@ class FederationServer::Impl {
 namespace {
 
 // The lotteryfl_* families of /metrics, read from the coordinator at each scrape.
+// lotteryfl_refusals_total{cause="..."}: one sample per cause seen so far.
+prometheus::MetricFamily RefusalFamily(const RefusalCounters& refusals) {
+  prometheus::MetricFamily family;
+  family.name = "lotteryfl_refusals_total";
+  family.help = "requests the server turned away, by cause (transport, header and update refusals)";
+  family.type = prometheus::MetricType::Counter;
+  for (const auto& [cause, n] : refusals.Snapshot()) {
+    prometheus::ClientMetric& sample = family.metric.emplace_back();
+    sample.label.push_back({"cause", cause});
+    sample.counter.value = static_cast<double>(n);
+  }
+  return family;
+}
+
 std::vector<prometheus::MetricFamily> FederationFamilies(const RoundCoordinator& coordinator,
-                                                         const prometheus::Histogram& round_seconds) {
+                                                         const prometheus::Histogram& round_seconds,
+                                                         const RefusalCounters& refusals) {
   const RoundCoordinator::Totals t = coordinator.totals();
   const CoordinatorCounters c = coordinator.counters();
   const int64_t joined = coordinator.joined_clients();
@@ -110,6 +126,7 @@ std::vector<prometheus::MetricFamily> FederationFamilies(const RoundCoordinator&
       CounterFamily("lotteryfl_checkpoint_failures_total", "failed checkpoint writes", count(c.checkpoint_failures)),
       CounterFamily("lotteryfl_evaluation_failures_total", "failed evaluations", count(c.evaluation_failures)),
       CounterFamily("lotteryfl_aggregation_failures_total", "failed aggregations", count(c.aggregation_failures)),
+      RefusalFamily(refusals),
   };
 }
 
@@ -137,15 +154,28 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Start(Server
   copts.test_counts = options.test_counts;
   copts.max_reported_samples = options.max_reported_samples;
   copts.max_update_norm = options.max_update_norm;
+  // One RefusalCounters for the service, the coordinator (its metrics.jsonl rows) and /metrics.
+  auto refusals = std::make_shared<RefusalCounters>();
+  // TODO(lead): copts.refusals = refusals;  (CoordinatorOptions::refusals comes with sec-coord)
 
   auto self = std::unique_ptr<FederationServer>(new FederationServer());
+  self->refusals_ = refusals;
   self->impl_ = std::make_unique<Impl>();
   Impl& impl = *self->impl_;
   impl.evaluator = std::move(evaluator);
   impl.on_round = std::move(on_round);
   impl.federation_metrics = std::make_shared<CallbackCollectable>([raw = self.get()] {
     absl::MutexLock lock(&raw->impl_->scrape_mu);
-    return FederationFamilies(*raw->coordinator_, raw->impl_->round_seconds);
+    std::vector<prometheus::MetricFamily> families =
+        FederationFamilies(*raw->coordinator_, raw->impl_->round_seconds, *raw->refusals_);
+    if (FederationService* service = raw->impl_->service.get()) {
+      families.push_back(GaugeFamily("lotteryfl_upload_streams_pending",
+                                     "upload streams open that have not sent a header (they hold no slot)",
+                                     service->pending_uploads()));
+      families.push_back(GaugeFamily("lotteryfl_upload_streams_admitted",
+                                     "upload streams holding an upload slot", service->open_uploads()));
+    }
+    return families;
   });
   impl.process_metrics = std::make_shared<ProcessCollector>();
   impl.tick_seconds = options.tick_seconds;
@@ -164,7 +194,8 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Start(Server
   FederationServer* raw = self.get();
   impl.service = std::make_unique<FederationService>(
       self->coordinator_.get(), [raw] { return raw->impl_->Now(); }, options.service_limits,
-      [raw] { boost::asio::post(raw->impl_->io, [raw] { raw->impl_->timer.cancel(); }); });
+      [raw] { boost::asio::post(raw->impl_->io, [raw] { raw->impl_->timer.cancel(); }); }, refusals,
+      options.refusal_log);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -175,6 +206,19 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Start(Server
   quota.Resize(static_cast<size_t>(options.memory_quota_bytes));
   builder.SetResourceQuota(quota);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  // What a connection may cost in time (ConnectionLimits); gRPC 1.51 has no connection-count cap.
+  const ConnectionLimits& conn = options.connection_limits;
+  auto arg = [&builder](const char* name, int value) {
+    if (value > 0) builder.AddChannelArgument(name, value);
+  };
+  arg(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, conn.handshake_timeout_ms);
+  arg(GRPC_ARG_MAX_CONNECTION_IDLE_MS, conn.idle_ms);
+  arg(GRPC_ARG_MAX_CONNECTION_AGE_MS, conn.age_ms);
+  arg(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, conn.age_grace_ms);
+  arg(GRPC_ARG_KEEPALIVE_TIME_MS, conn.keepalive_time_ms);
+  arg(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, conn.keepalive_timeout_ms);
+  arg(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, conn.min_recv_ping_interval_ms);
+  arg(GRPC_ARG_HTTP2_MAX_PING_STRIKES, conn.max_ping_strikes);
   if (!options.listen.empty()) {
     std::shared_ptr<grpc::ServerCredentials> creds;
     if (!options.tls_cert.empty() || !options.tls_key.empty()) {
@@ -203,8 +247,26 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Start(Server
   impl.server->GetHealthCheckService()->SetServingStatus(true);
 
   if (!options.metrics_listen.empty()) {
+    MetricsHttpOptions mo;
+    mo.max_connections = options.metrics.max_connections;
+    mo.io_timeout = std::chrono::milliseconds(options.metrics.request_timeout_ms);
+    if (options.metrics.tls) {
+      if (options.tls_cert.empty() || options.tls_key.empty()) {
+        return absl::InvalidArgumentError("TLS for /metrics uses the server's certificate: set --tls-cert and --tls-key");
+      }
+      mo.tls_cert_file = options.tls_cert;
+      mo.tls_key_file = options.tls_key;
+    }
+    if (!options.metrics.token_file.empty()) {
+      absl::StatusOr<std::string> token = ReadTextFile(options.metrics.token_file);
+      if (!token.ok()) return token.status();
+      mo.bearer_token = std::string(absl::StripAsciiWhitespace(*token));
+      if (mo.bearer_token.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("the metrics token file ", options.metrics.token_file, " is empty"));
+      }
+    }
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
-        MetricsHttpServer::Listen(options.metrics_listen, [raw] { return raw->RenderMetrics(); });
+        MetricsHttpServer::Listen(options.metrics_listen, [raw] { return raw->RenderMetrics(); }, mo);
     if (!http.ok()) return http.status();
     impl.http = *std::move(http);
   }
@@ -328,6 +390,8 @@ FederationServer::~FederationServer() {
 }
 
 int FederationServer::open_uploads() const { return impl_->service->open_uploads(); }
+
+int FederationServer::pending_uploads() const { return impl_->service->pending_uploads(); }
 
 std::shared_ptr<grpc::Channel> FederationServer::InProcessChannel() {
   return impl_->server->InProcessChannel(grpc::ChannelArguments());

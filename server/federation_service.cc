@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include <atomic>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "server/upload_assembler.h"
@@ -33,8 +35,23 @@ std::vector<Credential> ToCredentials(const google::protobuf::RepeatedPtrField<v
 }
 
 FederationService::FederationService(RoundCoordinator* coordinator, std::function<double()> clock,
-                                     ServiceLimits limits, std::function<void()> on_submit)
-    : coordinator_(coordinator), clock_(std::move(clock)), limits_(limits), on_submit_(std::move(on_submit)) {}
+                                     ServiceLimits limits, std::function<void()> on_submit,
+                                     std::shared_ptr<RefusalCounters> refusals, RefusalLogFn log)
+    : coordinator_(coordinator),
+      clock_(std::move(clock)),
+      limits_(limits),
+      on_submit_(std::move(on_submit)),
+      refusals_(refusals ? std::move(refusals) : std::make_shared<RefusalCounters>()),
+      log_(std::move(log)) {}
+
+void FederationService::Refused(std::string_view cause, const std::string& detail) {
+  refusals_->Count(cause);
+  uint64_t suppressed = 0;
+  if (!log_ || !log_limiter_.Admit(cause, clock_(), &suppressed)) return;
+  log_(cause, suppressed == 0 ? detail
+                              : absl::StrCat(detail, " (", suppressed, " more ", std::string(cause),
+                                             " refusals not logged since the last line)"));
+}
 
 FederationService::~FederationService() { ReleaseAll(); }
 
@@ -120,16 +137,52 @@ grpc::ServerUnaryReactor* FederationService::Poll(grpc::CallbackServerContext* c
   return reactor;
 }
 
-bool FederationService::RegisterUpload(UploadStream* stream) {
+void FederationService::OpenStream(UploadStream* stream, const std::string& peer) {
+  UploadStream* evicted = nullptr;
+  std::string evicted_peer;
+  {
+    absl::MutexLock lock(&uploads_mu_);
+    stream->opened_ = clock_();
+    if (static_cast<int>(pending_.size()) >= limits_.max_pending_uploads && !pending_.empty()) {
+      evicted = pending_.front();
+      pending_.pop_front();
+      evicted->pending_ = false;
+      evicted_peer = evicted->peer();
+      // Refused under the lock: a stream leaves the sets (CloseStream) before it is deleted.
+      if (!evicted->Refuse(grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat(kRefusalPreHeaderEvicted, ": ", limits_.max_pending_uploads,
+                       " upload streams without a header are open; the oldest was dropped")))) {
+        evicted = nullptr;  // it had finished on its own: nothing was refused
+      }
+    }
+    stream->pending_at_ = pending_.insert(pending_.end(), stream);
+    stream->pending_ = true;
+  }
+  if (evicted != nullptr) {
+    Refused(kRefusalPreHeaderEvicted,
+            absl::StrCat("upload stream from ", evicted_peer, " dropped before its header to make room (",
+                         limits_.max_pending_uploads, " held; newest from ", peer, ")"));
+  }
+}
+
+bool FederationService::AdmitStream(UploadStream* stream) {
   absl::MutexLock lock(&uploads_mu_);
+  if (stream->pending_) {
+    pending_.erase(stream->pending_at_);
+    stream->pending_ = false;
+  }
   if (static_cast<int>(uploads_.size()) >= limits_.max_concurrent_uploads) return false;
   uploads_.insert(stream);
+  stream->admitted_ = true;
   return true;
 }
 
-void FederationService::UnregisterUpload(UploadStream* stream) {
+void FederationService::CloseStream(UploadStream* stream) {
   absl::MutexLock lock(&uploads_mu_);
-  uploads_.erase(stream);
+  if (stream->pending_) pending_.erase(stream->pending_at_);
+  if (stream->admitted_) uploads_.erase(stream);
+  stream->pending_ = stream->admitted_ = false;
 }
 
 int FederationService::open_uploads() {
@@ -137,15 +190,48 @@ int FederationService::open_uploads() {
   return static_cast<int>(uploads_.size());
 }
 
+int FederationService::pending_uploads() {
+  absl::MutexLock lock(&uploads_mu_);
+  return static_cast<int>(pending_.size());
+}
+
 void FederationService::Pump() {
   const double now = clock_();
+  std::vector<std::pair<const char*, std::string>> refused;  // logged outside the lock
   {
-    // A stream leaves the set (in OnDone) before it is deleted, under this lock.
+    // A stream leaves the sets (CloseStream, in OnDone) before it is deleted, under this lock.
     absl::MutexLock lock(&uploads_mu_);
-    for (UploadStream* u : uploads_) {
-      if (now - u->last_activity() > limits_.upload_stall_seconds) u->Cancel();
+    // Oldest first: stop at the first stream still inside its budget.
+    while (!pending_.empty() && now - pending_.front()->opened_ > limits_.pre_header_seconds) {
+      UploadStream* u = pending_.front();
+      pending_.pop_front();
+      u->pending_ = false;
+      if (!u->Refuse(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                  absl::StrCat(kRefusalPreHeaderTimeout, ": no update header within ",
+                                               limits_.pre_header_seconds, " s of opening the upload stream")))) {
+        continue;
+      }
+      refused.emplace_back(kRefusalPreHeaderTimeout, absl::StrCat("upload stream from ", u->peer(), " sent no header within ",
+                                                                  limits_.pre_header_seconds, " s"));
+    }
+    for (auto it = uploads_.begin(); it != uploads_.end();) {
+      UploadStream* u = *it;
+      if (now - u->last_activity() <= limits_.upload_stall_seconds) {
+        ++it;
+        continue;
+      }
+      it = uploads_.erase(it);
+      u->admitted_ = false;
+      if (!u->Refuse(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                  absl::StrCat(kRefusalUploadStalled, ": the upload delivered nothing for ",
+                                               limits_.upload_stall_seconds, " s")))) {
+        continue;
+      }
+      refused.emplace_back(kRefusalUploadStalled, absl::StrCat("admitted upload from ", u->peer(), " delivered nothing for ",
+                                                               limits_.upload_stall_seconds, " s"));
     }
   }
+  for (const auto& [cause, detail] : refused) Refused(cause, detail);
   const uint64_t version = coordinator_->state_version();
   absl::MutexLock lock(&mu_);
   for (auto it = waiters_.begin(); it != waiters_.end();) {
@@ -237,64 +323,101 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::Chunk> {
   v1::Chunk message_;
 };
 
-// Receives an update: a header, admitted by the coordinator before any payload is read, then
-// payload chunks (UploadAssembler's rules); hands the whole payload to the coordinator.
+// Receives an update: a header, admitted by the coordinator before any payload is read and
+// only then given an upload slot, then payload chunks (UploadAssembler's rules); hands the whole
+// payload to the coordinator. Until its header arrives the stream is pending: it holds no slot
+// and is refused after limits().pre_header_seconds (FederationService::Pump).
+//
+// Refuse (from the service's tick or another stream's OpenStream) and the reactor's own
+// callbacks may run at once: mu_ makes the stream finish exactly once and hands the client's
+// coordinator slot (admitted_) back exactly once.
 class SubmitReactor : public grpc::ServerReadReactor<v1::UpdateChunk>, public FederationService::UploadStream {
  public:
   SubmitReactor(FederationService* service, grpc::CallbackServerContext* ctx, v1::SubmitReply* reply)
       : service_(service),
-        ctx_(ctx),
         reply_(reply),
-        peer_(PeerIdentity(*ctx)),
+        identity_(PeerIdentity(*ctx)),
+        peer_(ctx->peer()),
         assembler_(service->limits().max_chunk_bytes),
         last_activity_(service->now()) {
-    if (!service_->RegisterUpload(this)) {
-      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                          absl::StrCat("the server has ", service_->limits().max_concurrent_uploads,
-                                       " uploads open; retry later")));
-      return;
-    }
-    registered_ = true;
+    service_->OpenStream(this, peer_);
     StartRead(&chunk_);
   }
   void OnReadDone(bool ok) override {
     last_activity_.store(service_->now());
+    if (finished()) return;
     if (!ok) {
       Complete();
       return;
     }
-    if (grpc::Status s = Absorb(); !s.ok() || finished_) {
-      if (!finished_) End(s);
+    if (grpc::Status s = Absorb(); !s.ok()) {
+      End(s);
       return;
     }
-    StartRead(&chunk_);
+    if (!finished()) StartRead(&chunk_);
   }
   void OnDone() override {
-    if (registered_) service_->UnregisterUpload(this);
+    service_->CloseStream(this);
     ReleaseSlot();
     delete this;
   }
   double last_activity() const override { return last_activity_.load(); }
-  void Cancel() override { ctx_->TryCancel(); }
+  const std::string& peer() const override { return peer_; }
+  bool Refuse(const grpc::Status& status) override { return End(status); }
 
  private:
+  bool finished() {
+    absl::MutexLock lock(&mu_);
+    return finished_;
+  }
   // The client's upload slot is released before the status goes out, so a client that retries
   // as soon as it sees the answer is never told that its own finished upload is still in flight.
   void ReleaseSlot() {
-    if (admitted_) service_->coordinator()->EndUpload(report_.client_id);
-    admitted_ = false;
+    bool admitted;
+    {
+      absl::MutexLock lock(&mu_);
+      admitted = admitted_;
+      admitted_ = false;
+    }
+    if (admitted) service_->coordinator()->EndUpload(report_.client_id);
   }
-  void End(const grpc::Status& status) {
+  bool End(const grpc::Status& status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return false;
+      finished_ = true;
+    }
     ReleaseSlot();
     Finish(status);
+    return true;
+  }
+  // The header check: the coordinator's (credential, open task, size), then an upload slot.
+  absl::Status Admit(uint64_t declared) {
+    absl::Status s = service_->coordinator()->BeginUpload(report_, declared, service_->now());
+    if (!s.ok()) {
+      service_->CloseStream(this);  // refused by the coordinator, which counts it
+      return s;
+    }
+    if (!service_->AdmitStream(this)) {
+      service_->coordinator()->EndUpload(report_.client_id);
+      service_->Refused(kRefusalNoUploadSlot, absl::StrCat("client ", report_.client_id, " (", peer_, "): all ",
+                                                           service_->limits().max_concurrent_uploads,
+                                                           " upload slots taken"));
+      return absl::ResourceExhaustedError(absl::StrCat(kRefusalNoUploadSlot, ": the server has ",
+                                                       service_->limits().max_concurrent_uploads,
+                                                       " uploads in progress; retry later"));
+    }
+    absl::MutexLock lock(&mu_);
+    admitted_ = true;  // OnDone or End hands it back, even when Refuse came in meanwhile
+    return absl::OkStatus();
   }
   grpc::Status Absorb() {
-    if (!chunk_.has_header()) return ToGrpcStatus(assembler_.OnData(chunk_.data()));
-    if (assembler_.has_header()) return ToGrpcStatus(assembler_.OnHeader(0, nullptr));
+    if (!chunk_.has_header()) return Malformed(assembler_.OnData(chunk_.data()));
+    if (assembler_.has_header()) return Malformed(assembler_.OnHeader(0, nullptr));
     const v1::UpdateHeader& h = chunk_.header();
     report_.client_id = h.client().client_id();
     report_.token = h.client().token();
-    report_.peer_identity = peer_;
+    report_.peer_identity = identity_;
     report_.round = h.round();
     report_.attempt = h.attempt();
     report_.num_samples = h.num_samples();
@@ -307,24 +430,36 @@ class SubmitReactor : public grpc::ServerReadReactor<v1::UpdateChunk>, public Fe
     report_.encode_seconds = h.encode_seconds();
     report_.network_seconds = h.network_seconds();
     report_.header_bytes = chunk_.ByteSizeLong();
-    absl::Status s = assembler_.OnHeader(h.payload_bytes(), [this](uint64_t declared) {
-      return service_->coordinator()->BeginUpload(report_, declared, service_->now());
+    bool admit_called = false;
+    absl::Status s = assembler_.OnHeader(h.payload_bytes(), [this, &admit_called](uint64_t declared) {
+      admit_called = true;
+      return Admit(declared);
     });
     if (absl::IsAlreadyExists(s)) {
       // A retry of an accepted update: acknowledge it without reading the payload again.
       reply_->set_duplicate(true);
-      finished_ = true;
-      Finish(grpc::Status::OK);
+      End(grpc::Status::OK);
       return grpc::Status::OK;
     }
-    admitted_ = s.ok();
+    if (!admit_called) {
+      service_->CloseStream(this);
+      return Malformed(s);
+    }
     return ToGrpcStatus(s);
+  }
+  // A refusal by the stream's own rules (UploadAssembler): counted and logged here.
+  grpc::Status Malformed(const absl::Status& s) {
+    if (s.ok()) return grpc::Status::OK;
+    service_->Refused(kRefusalMalformedUpload, absl::StrCat("upload from ", peer_, ": ", s.message()));
+    return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
+                        absl::StrCat(kRefusalMalformedUpload, ": ", s.message()));
   }
 
   void Complete() {
     absl::StatusOr<std::string> payload = assembler_.Finish();
     if (!payload.ok()) {
-      End(ToGrpcStatus(payload.status()));
+      service_->CloseStream(this);
+      End(Malformed(payload.status()));
       return;
     }
     absl::StatusOr<bool> duplicate = service_->coordinator()->Submit(report_, *payload, service_->now());
@@ -338,16 +473,16 @@ class SubmitReactor : public grpc::ServerReadReactor<v1::UpdateChunk>, public Fe
   }
 
   FederationService* service_;
-  grpc::CallbackServerContext* ctx_;
   v1::SubmitReply* reply_;
-  const std::string peer_;
+  const std::string identity_;  // the mutual-TLS common name, or empty
+  const std::string peer_;      // the transport address, for log lines
   UploadAssembler assembler_;
   std::atomic<double> last_activity_;
   v1::UpdateChunk chunk_;
   UpdateReport report_;
-  bool registered_ = false;
-  bool admitted_ = false;
-  bool finished_ = false;
+  absl::Mutex mu_;
+  bool admitted_ ABSL_GUARDED_BY(mu_) = false;  // holds the client's coordinator slot
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace

@@ -1,6 +1,11 @@
 // lotteryfl-server: coordinates a federated run over gRPC.
 //   lotteryfl-server --config configs/lotteryfl-fmnist.toml --listen 0.0.0.0:50051 --out runs/a
 
+#include <sys/resource.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -9,13 +14,58 @@
 #include "runtime/torch_evaluator.h"
 #include "server/federation_server.h"
 
+namespace {
+
+// Every connection costs a descriptor and gRPC 1.51 has no connection cap, so the open-files
+// limit is what bounds them: raise the soft limit to the hard one, and say so when it stays low.
+void RaiseOpenFilesLimit() {
+  constexpr rlim_t kLow = 4096;
+  struct rlimit limit {};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    spdlog::warn("cannot read the open-files limit: {}", std::strerror(errno));
+    return;
+  }
+  if (limit.rlim_cur < limit.rlim_max) {
+    const rlim_t before = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+      spdlog::warn("cannot raise the open-files limit from {} to {}: {}", before, limit.rlim_max, std::strerror(errno));
+      getrlimit(RLIMIT_NOFILE, &limit);
+    }
+  }
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < kLow) {
+    spdlog::warn("open-files limit is {} (hard limit {}): every connection takes one, and idle or hostile peers "
+                 "holding them can keep newcomers out; raise it (ulimit -Hn, LimitNOFILE=, --ulimit nofile=)",
+                 limit.rlim_cur, limit.rlim_max);
+  }
+}
+
+bool IsLoopbackListen(const std::string& host_port) {
+  if (host_port.find(':') == std::string::npos || host_port.front() == ':') return true;  // "9090", ":9090"
+  return host_port.rfind("127.", 0) == 0 || host_port.rfind("[::1]:", 0) == 0 || host_port.rfind("localhost:", 0) == 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   lfl::ServerOptions options;
   CLI::App app{"lotteryfl-server: coordinates LotteryFL / FedAvg rounds over gRPC"};
   lfl::AddRunConfigFlags(app, options.config);
   app.add_option("--listen", options.listen, "gRPC address to listen on")->capture_default_str();
   app.add_option("--metrics-listen", options.metrics_listen,
-                 "host:port for the Prometheus /metrics endpoint (empty: off)");
+                 "Prometheus /metrics (and /healthz) endpoint: host:port, or a bare port for 127.0.0.1:port "
+                 "(empty: off). Bind a non-loopback address only on an internal network");
+  app.add_flag("--metrics-tls", options.metrics.tls,
+               "serve /metrics over HTTPS with the server's --tls-cert / --tls-key");
+  app.add_option("--metrics-token-file", options.metrics.token_file,
+                 "file holding a bearer token that GET /metrics must present (Authorization: Bearer ...); "
+                 "/healthz stays open");
+  app.add_option("--metrics-max-connections", options.metrics.max_connections,
+                 "connections /metrics holds at once; a newcomer replaces the oldest one still waiting for a request")
+      ->capture_default_str();
+  app.add_option("--metrics-request-timeout-ms", options.metrics.request_timeout_ms,
+                 "time a /metrics connection gets to deliver each whole request (and to take the reply)")
+      ->capture_default_str();
   app.add_flag("--resume", options.resume, "continue from <out>/checkpoint.bin");
   app.add_option("--tls-cert", options.tls_cert, "server certificate (PEM); enables TLS");
   app.add_option("--tls-key", options.tls_key, "server private key (PEM)");
@@ -32,10 +82,47 @@ int main(int argc, char** argv) {
                  "clamp for the sample count a client reports when the server did not assign its data")
       ->capture_default_str();
   app.add_option("--max-concurrent-uploads", options.service_limits.max_concurrent_uploads,
-                 "upload streams open at once; more are refused with RESOURCE_EXHAUSTED")
+                 "uploads in progress at once, counted from an admitted header (a valid credential for an open "
+                 "task); more are refused with RESOURCE_EXHAUSTED (no_upload_slot)")
+      ->capture_default_str();
+  app.add_option("--pre-header-seconds", options.service_limits.pre_header_seconds,
+                 "an upload stream that has not sent its header this long after opening is refused "
+                 "(pre_header_timeout); it holds no upload slot meanwhile")
+      ->capture_default_str();
+  app.add_option("--max-pending-uploads", options.service_limits.max_pending_uploads,
+                 "upload streams without a header held at once; a newer one replaces the oldest (pre_header_evicted)")
       ->capture_default_str();
   app.add_option("--upload-stall-seconds", options.service_limits.upload_stall_seconds,
-                 "cancel an upload stream that delivers nothing for this long")
+                 "refuse an admitted upload that delivers nothing for this long (upload_stalled)")
+      ->capture_default_str();
+  app.add_option("--max-concurrent-streams", options.max_concurrent_streams,
+                 "HTTP/2 streams one connection may have open; a client host needs --parallel + 2 (beyond it, "
+                 "its calls queue)")
+      ->capture_default_str();
+  lfl::ConnectionLimits& conn = options.connection_limits;
+  app.add_option("--handshake-timeout-ms", conn.handshake_timeout_ms,
+                 "a connection must finish its TLS / HTTP/2 handshake within this")
+      ->capture_default_str();
+  app.add_option("--connection-idle-ms", conn.idle_ms,
+                 "close a connection with no call in flight for this long (0: never)")
+      ->capture_default_str();
+  app.add_option("--connection-age-ms", conn.age_ms,
+                 "ask a connection older than this to reconnect (GOAWAY; 0: never)")
+      ->capture_default_str();
+  app.add_option("--connection-age-grace-ms", conn.age_grace_ms,
+                 "calls in flight on an aged connection get this long to finish before it is closed")
+      ->capture_default_str();
+  app.add_option("--keepalive-time-ms", conn.keepalive_time_ms,
+                 "ping a quiet connection this often to find dead peers")
+      ->capture_default_str();
+  app.add_option("--keepalive-timeout-ms", conn.keepalive_timeout_ms,
+                 "close a connection whose ping is not answered within this")
+      ->capture_default_str();
+  app.add_option("--min-ping-interval-ms", conn.min_recv_ping_interval_ms,
+                 "a client pinging more often than this without data earns a strike")
+      ->capture_default_str();
+  app.add_option("--max-ping-strikes", conn.max_ping_strikes,
+                 "strikes after which a pinging client's connection is closed (GOAWAY ENHANCE_YOUR_CALM)")
       ->capture_default_str();
   app.add_option("--memory-quota-bytes", options.memory_quota_bytes,
                  "gRPC memory quota of the server in bytes (all connections together)")
@@ -65,6 +152,15 @@ int main(int argc, char** argv) {
                                              : "",
                  options.listen);
   }
+  if (!options.metrics_listen.empty() && !IsLoopbackListen(options.metrics_listen) &&
+      options.metrics.token_file.empty()) {
+    spdlog::warn("/metrics on {} without --metrics-token-file: whoever reaches it reads the run's counters; keep it "
+                 "on an internal network", options.metrics_listen);
+  }
+  RaiseOpenFilesLimit();
+  options.refusal_log = [](std::string_view cause, const std::string& detail) {
+    spdlog::warn("refused ({}): {}", cause, detail);
+  };
   lfl::SetMathThreads(2);
   auto data = lfl::LoadRunData(options.config);
   if (!data.ok()) {

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -65,6 +66,52 @@ class RefusalCounters {
   mutable absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<std::atomic<uint64_t>>, std::less<>> counters_ ABSL_GUARDED_BY(mu_);
 };
+
+// RefusalLogLimiter: decides which refusals get a log line, so that a flood of refusals cannot
+// fill the disk. Per cause, at most `burst` lines in each `window_seconds`; the first line of
+// the next window that logs that cause reports how many were suppressed in the meantime.
+// Thread-safe. It does not log itself (libraries do not log): Admit says whether to, and how
+// many lines of that cause were dropped since the last one that was admitted.
+class RefusalLogLimiter {
+ public:
+  explicit RefusalLogLimiter(int burst = 5, double window_seconds = 10) : burst_(burst), window_(window_seconds) {}
+
+  // True when a line for `cause` may be written at time `now` (seconds, any monotonic clock);
+  // *suppressed is then the number of lines of that cause refused since the last admitted one.
+  bool Admit(std::string_view cause, double now, uint64_t* suppressed) {
+    absl::MutexLock lock(&mu_);
+    auto it = windows_.find(cause);
+    if (it == windows_.end()) it = windows_.emplace(std::string(cause), Window{now, 0, 0}).first;
+    Window& w = it->second;
+    if (now - w.start >= window_) {
+      w.start = now;
+      w.lines = 0;
+    }
+    if (w.lines >= burst_) {
+      ++w.suppressed;
+      return false;
+    }
+    ++w.lines;
+    *suppressed = w.suppressed;
+    w.suppressed = 0;
+    return true;
+  }
+
+ private:
+  struct Window {
+    double start;
+    int lines;
+    uint64_t suppressed;
+  };
+  const int burst_;
+  const double window_;
+  absl::Mutex mu_;
+  std::map<std::string, Window, std::less<>> windows_ ABSL_GUARDED_BY(mu_);
+};
+
+// Where a refusal's log line goes (the executable passes spdlog; empty: nowhere). `cause` is
+// the RefusalCounters cause, `detail` says who was refused and why, in one line.
+using RefusalLogFn = std::function<void(std::string_view cause, const std::string& detail)>;
 
 }  // namespace lfl
 

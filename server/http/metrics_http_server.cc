@@ -4,7 +4,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/crypto.h>
+
+#include <atomic>
+#include <list>
 #include <optional>
+#include <type_traits>
 #include <thread>
 #include <utility>
 
@@ -29,8 +35,10 @@ bool IsParseError(const beast::error_code& ec) {
 }
 
 // Builds the reply to one well-formed request.
+bool HasBearerToken(const http::request<http::string_body>& request, const std::string& token);
+
 http::response<http::string_body> Respond(const http::request<http::string_body>& request,
-                                          const MetricsHttpServer::RenderFn& render) {
+                                          const MetricsHttpServer::RenderFn& render, const std::string& token) {
   http::response<http::string_body> response;
   response.version(request.version());
   response.keep_alive(request.keep_alive());
@@ -44,6 +52,10 @@ http::response<http::string_body> Respond(const http::request<http::string_body>
     response.result(http::status::method_not_allowed);
     response.set(http::field::allow, "GET");
     response.body() = "method not allowed\n";
+  } else if (path == "/metrics" && !token.empty() && !HasBearerToken(request, token)) {
+    response.result(http::status::unauthorized);
+    response.set(http::field::www_authenticate, "Bearer realm=\"lotteryfl\"");
+    response.body() = "a bearer token is required\n";
   } else if (path == "/healthz") {
     response.result(http::status::ok);
     response.body() = "ok";
@@ -64,34 +76,99 @@ http::response<http::string_body> Respond(const http::request<http::string_body>
   return response;
 }
 
-// One connection: read a request (bounded in size and time), answer, repeat
-// while the client keeps the connection alive. Lives as long as an
-// asynchronous operation holds it.
-class Session : public std::enable_shared_from_this<Session> {
- public:
-  Session(tcp::socket socket, const MetricsHttpServer::RenderFn& render,
-          const MetricsHttpOptions& options, int& active)
-      : stream_(std::move(socket)),
-        buffer_(options.max_request_bytes),
-        render_(render),
-        options_(options),
-        active_(active) {
-    ++active_;
-  }
-  ~Session() { --active_; }
+// What every connection shares: the server's options, and the connections held, oldest
+// first. Touched only on the server's one thread.
+class SessionBase;
+struct Registry {
+  Registry(MetricsHttpServer::RenderFn r, MetricsHttpOptions o) : render(std::move(r)), options(std::move(o)) {}
+  const MetricsHttpServer::RenderFn render;
+  const MetricsHttpOptions options;
+  std::list<SessionBase*> sessions;  // in accept order
+  int held = 0;                      // sessions not evicted
+  std::atomic<uint64_t> evicted{0};
+};
 
-  void ReadRequest() {
-    parser_.emplace();
-    parser_->header_limit(static_cast<uint32_t>(options_.max_request_bytes));
-    parser_->body_limit(options_.max_request_bytes);
-    stream_.expires_after(options_.io_timeout);
-    http::async_read(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+// One connection, whatever its stream (plain TCP or TLS over TCP).
+class SessionBase : public std::enable_shared_from_this<SessionBase> {
+ public:
+  explicit SessionBase(Registry& registry) : registry_(registry) {
+    at_ = registry_.sessions.insert(registry_.sessions.end(), this);
+    ++registry_.held;
+  }
+  virtual ~SessionBase() {
+    registry_.sessions.erase(at_);
+    if (!evicted_) --registry_.held;
+  }
+  virtual void Start() = 0;
+  // True while the connection waits for (or reads) a request or its TLS handshake: dropping
+  // it then loses no reply.
+  bool waiting() const { return waiting_ && !evicted_; }
+  // Closes the connection now to make room; its pending operation ends with an error.
+  void Evict() {
+    evicted_ = true;
+    --registry_.held;
+    registry_.evicted.fetch_add(1, std::memory_order_relaxed);
+    CloseSocket();
+  }
+
+ protected:
+  virtual void CloseSocket() = 0;
+  Registry& registry_;
+  bool waiting_ = true;
+  bool evicted_ = false;
+
+ private:
+  std::list<SessionBase*>::iterator at_;
+};
+
+bool HasBearerToken(const http::request<http::string_body>& request, const std::string& token) {
+  auto it = request.find(http::field::authorization);
+  if (it == request.end()) return false;
+  const beast::string_view value = it->value();
+  constexpr beast::string_view kScheme = "Bearer ";
+  if (value.size() != kScheme.size() + token.size() || !beast::iequals(value.substr(0, kScheme.size()), kScheme)) {
+    return false;
+  }
+  return CRYPTO_memcmp(value.data() + kScheme.size(), token.data(), token.size()) == 0;
+}
+
+// One connection: (TLS handshake,) read a request (bounded in size and time), answer, repeat
+// while the client keeps the connection alive. Lives as long as an asynchronous operation
+// holds it.
+template <class Stream>
+class Session : public SessionBase {
+ public:
+  Session(Stream stream, Registry& registry)
+      : SessionBase(registry), stream_(std::move(stream)), buffer_(registry.options.max_request_bytes) {}
+
+  void Start() override {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      ReadRequest();
+    } else {
+      beast::get_lowest_layer(stream_).expires_after(registry_.options.io_timeout);
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = shared_from_this(), this](beast::error_code ec) {
+                                if (ec) return Close();
+                                ReadRequest();
+                              });
+    }
   }
 
  private:
+  void ReadRequest() {
+    waiting_ = true;
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(registry_.options.max_request_bytes));
+    parser_->body_limit(registry_.options.max_request_bytes);
+    // One deadline for the whole request: a client dripping bytes gets io_timeout, not more.
+    beast::get_lowest_layer(stream_).expires_after(registry_.options.io_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this(), this](beast::error_code ec, size_t) { OnRead(ec); });
+  }
+
   void OnRead(const beast::error_code& ec) {
+    waiting_ = false;
+    if (evicted_) return Close();
     if (IsParseError(ec)) {
       http::response<http::string_body> bad{http::status::bad_request, 11};
       bad.set(http::field::content_type, "text/plain; charset=utf-8");
@@ -101,32 +178,30 @@ class Session : public std::enable_shared_from_this<Session> {
       return Write(std::move(bad));
     }
     if (ec) return Close();  // timeout, reset, or the client closed
-    Write(Respond(parser_->get(), render_));
+    Write(Respond(parser_->get(), registry_.render, registry_.options.bearer_token));
   }
 
   void Write(http::response<http::string_body> response) {
     response_ = std::move(response);
-    stream_.expires_after(options_.io_timeout);
-    http::async_write(stream_, response_,
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
-                        if (ec || !self->response_.keep_alive()) return self->Close();
-                        self->ReadRequest();
-                      });
+    beast::get_lowest_layer(stream_).expires_after(registry_.options.io_timeout);
+    http::async_write(stream_, response_, [self = shared_from_this(), this](beast::error_code ec, size_t) {
+      if (ec || !response_.keep_alive() || evicted_) return Close();
+      ReadRequest();
+    });
   }
 
-  void Close() {
+  void Close() { CloseSocket(); }
+  void CloseSocket() override {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.close();
+    auto& socket = beast::get_lowest_layer(stream_).socket();
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> response_;
-  const MetricsHttpServer::RenderFn& render_;
-  const MetricsHttpOptions& options_;
-  int& active_;
 };
 
 absl::StatusOr<tcp::endpoint> ResolveEndpoint(asio::io_context& io, const std::string& address,
@@ -149,8 +224,26 @@ absl::StatusOr<tcp::endpoint> ResolveEndpoint(asio::io_context& io, const std::s
 
 class MetricsHttpServer::Impl {
  public:
-  Impl(RenderFn render, const MetricsHttpOptions& options)
-      : render_(std::move(render)), options_(options) {}
+  Impl(RenderFn render, const MetricsHttpOptions& options) : registry_(std::move(render), options) {}
+
+  absl::Status LoadTls() {
+    const MetricsHttpOptions& o = registry_.options;
+    if (o.tls_cert_file.empty() && o.tls_key_file.empty()) return absl::OkStatus();
+    if (o.tls_cert_file.empty() || o.tls_key_file.empty()) {
+      return absl::InvalidArgumentError("metrics TLS needs both a certificate and a key file");
+    }
+    tls_.emplace(asio::ssl::context::tls_server);
+    beast::error_code ec;
+    tls_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                          asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                          asio::ssl::context::no_tlsv1_1,
+                      ec);
+    if (!ec) tls_->use_certificate_chain_file(o.tls_cert_file, ec);
+    if (ec) return absl::InvalidArgumentError(absl::StrCat("metrics TLS certificate ", o.tls_cert_file, ": ", ec.message()));
+    tls_->use_private_key_file(o.tls_key_file, asio::ssl::context::pem, ec);
+    if (ec) return absl::InvalidArgumentError(absl::StrCat("metrics TLS key ", o.tls_key_file, ": ", ec.message()));
+    return absl::OkStatus();
+  }
 
   absl::Status Bind(const std::string& address, uint16_t port) {
     absl::StatusOr<tcp::endpoint> endpoint = ResolveEndpoint(*io_, address, port);
@@ -175,6 +268,7 @@ class MetricsHttpServer::Impl {
   }
 
   uint16_t port() const { return port_; }
+  uint64_t evicted() const { return registry_.evicted.load(std::memory_order_relaxed); }
 
   void Stop() {
     absl::MutexLock lock(&stop_mutex_);
@@ -195,11 +289,33 @@ class MetricsHttpServer::Impl {
     acceptor_->async_accept([this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
       if (ec) return RetryAcceptLater();  // e.g. out of descriptors: do not spin
-      if (active_ < options_.max_connections) {
-        std::make_shared<Session>(std::move(socket), render_, options_, active_)->ReadRequest();
+      if (MakeRoom()) {
+        std::shared_ptr<SessionBase> session;
+        if (tls_) {
+          session = std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+              beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *tls_), registry_);
+        } else {
+          session = std::make_shared<Session<beast::tcp_stream>>(beast::tcp_stream(std::move(socket)), registry_);
+        }
+        session->Start();
+      } else {
+        registry_.evicted.fetch_add(1, std::memory_order_relaxed);
       }
       Accept();
     });
+  }
+
+  // True when a new connection may be held: below the cap, or after evicting the oldest
+  // connection that is waiting for a request.
+  bool MakeRoom() {
+    if (registry_.held < registry_.options.max_connections) return true;
+    for (SessionBase* s : registry_.sessions) {
+      if (s->waiting()) {
+        s->Evict();
+        return true;
+      }
+    }
+    return false;
   }
 
   void RetryAcceptLater() {
@@ -209,11 +325,10 @@ class MetricsHttpServer::Impl {
     });
   }
 
-  const RenderFn render_;
-  const MetricsHttpOptions options_;
-  // Declared before io_ so that sessions destroyed with the io_context can
-  // still decrement it.
-  int active_ = 0;
+  // Declared before io_ so that sessions destroyed with the io_context can still
+  // leave it.
+  Registry registry_;
+  std::optional<asio::ssl::context> tls_;
   uint16_t port_ = 0;
   std::unique_ptr<asio::io_context> io_ = std::make_unique<asio::io_context>(1);
   std::optional<tcp::acceptor> acceptor_;
@@ -230,6 +345,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     return absl::InvalidArgumentError("metrics server options must allow a request");
   }
   auto impl = std::make_unique<Impl>(std::move(render), options);
+  if (absl::Status status = impl->LoadTls(); !status.ok()) return status;
   if (absl::Status status = impl->Bind(address, port); !status.ok()) return status;
   impl->Run();
   return std::unique_ptr<MetricsHttpServer>(new MetricsHttpServer(std::move(impl)));
@@ -239,12 +355,16 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Listen(
     const std::string& host_port, RenderFn render, const MetricsHttpOptions& options) {
   const size_t colon = host_port.rfind(':');
   uint32_t port = 0;
+  if (colon == std::string::npos && absl::SimpleAtoi(host_port, &port) && port <= 65535) {
+    return Start("127.0.0.1", static_cast<uint16_t>(port), std::move(render), options);
+  }
   if (colon == std::string::npos || !absl::SimpleAtoi(host_port.substr(colon + 1), &port) ||
       port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("metrics listen address '", host_port, "' is not host:port"));
   }
   std::string host = host_port.substr(0, colon);
+  if (host.empty()) host = "127.0.0.1";
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
@@ -256,6 +376,8 @@ MetricsHttpServer::MetricsHttpServer(std::unique_ptr<Impl> impl) : impl_(std::mo
 MetricsHttpServer::~MetricsHttpServer() { Stop(); }
 
 uint16_t MetricsHttpServer::port() const { return impl_->port(); }
+
+uint64_t MetricsHttpServer::evicted_connections() const { return impl_->evicted(); }
 
 void MetricsHttpServer::Stop() { impl_->Stop(); }
 

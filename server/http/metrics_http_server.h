@@ -19,14 +19,25 @@ struct MetricsHttpOptions {
   // Largest request head (request line + headers) and body accepted; a larger
   // request is answered 400. A scrape request is a few hundred bytes.
   size_t max_request_bytes = 8192;
-  // Connections served at once; connections beyond this are closed as soon as
-  // they are accepted, so a flood cannot exhaust memory or descriptors.
-  int max_connections = 8;
+  // Connections held at once. A connection accepted when all are held takes the
+  // place of the oldest one that is waiting for (or reading) a request, so slow or
+  // idle connections cannot keep a scrape out: it sends its request at once and is
+  // answered before the flood can cycle through the slots again. When every held
+  // connection is writing a reply, the newcomer is closed.
+  int max_connections = 64;
+  // HTTPS: PEM files of the certificate chain and its private key (both or neither).
+  // The TLS handshake shares io_timeout.
+  std::string tls_cert_file, tls_key_file;
+  // When set, GET /metrics needs "Authorization: Bearer <bearer_token>" (compared in
+  // constant time) and is answered 401 otherwise; /healthz stays open (it says "ok" only,
+  // for liveness probes).
+  std::string bearer_token;
 };
 
 // A tiny HTTP/1.1 server on its own thread for Prometheus scrapes:
 //   GET /metrics  -> 200, "text/plain; version=0.0.4", body = render()
 //   GET /healthz  -> 200, body "ok"
+//   without the bearer token (when one is set) -> 401 on /metrics;
 //   other methods on those paths -> 405; any other path -> 404;
 //   a malformed or oversized request -> 400 and the connection is closed.
 // A query string ("/metrics?x=y") is ignored. Keep-alive is honoured.
@@ -35,22 +46,25 @@ struct MetricsHttpOptions {
 // must be safe to call concurrently with the caller's own threads (take a lock
 // or read atomics). If it throws, the request is answered 500.
 //
-// All connections are handled on the one server thread, each read and write
-// bounded by `io_timeout`, so a slow client cannot block the others for long.
+// All connections are handled asynchronously on the one server thread, each one on
+// its own, every request and every reply bounded by `io_timeout`, and a newcomer may
+// take the place of the oldest waiting connection (see max_connections), so slow
+// clients cannot starve a scrape.
 class MetricsHttpServer {
  public:
   using RenderFn = std::function<std::string()>;
 
   // Binds `address` (an IP literal or a resolvable host name, e.g. "0.0.0.0",
   // "::", "localhost") on `port` (0 picks an ephemeral port, see port()) and
-  // starts serving. InvalidArgument for a bad address or an empty `render`,
-  // Unavailable when the socket cannot be bound.
+  // starts serving. InvalidArgument for a bad address, an empty `render` or TLS
+  // files that cannot be loaded, Unavailable when the socket cannot be bound.
   static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(
       const std::string& address, uint16_t port, RenderFn render,
       const MetricsHttpOptions& options = {});
 
   // As Start, from one "host:port" string such as "0.0.0.0:9090" or
-  // "[::1]:9090" (the form of the server's --metrics-listen flag).
+  // "[::1]:9090" (the form of the server's --metrics-listen flag); "9090" or ":9090"
+  // (no host) binds 127.0.0.1.
   static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Listen(
       const std::string& host_port, RenderFn render, const MetricsHttpOptions& options = {});
 
@@ -60,6 +74,9 @@ class MetricsHttpServer {
 
   // The port actually bound (useful after binding port 0).
   uint16_t port() const;
+  // Connections accepted and dropped to make room for a newer one, or closed at once
+  // because every held one was busy (since Start).
+  uint64_t evicted_connections() const;
 
   // Stops accepting, closes every open connection, joins the server thread
   // and releases the port. Idempotent and thread-safe; must not be called

@@ -17,6 +17,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <prometheus/histogram.h>
 
@@ -297,6 +298,82 @@ TEST(MetricsHttpServerTest, ListenTakesHostPort) {
   auto server = MetricsHttpServer::Listen("127.0.0.1:0", Serve({CountingScrapes(&scrapes)}));
   ASSERT_TRUE(server.ok()) << server.status();
   EXPECT_EQ(Sample(Body(Exchange((*server)->port(), Get("/metrics"))), "lotteryfl_round"), 1);
+}
+
+// Slow connections (slowloris: a request dripped a byte at a time, or nothing at all), more
+// of them than the server holds: every scrape in between still gets its answer, at once.
+TEST(MetricsHttpServerTest, SlowConnectionsBeyondTheCapDoNotStarveScrapes) {
+  MetricsHttpOptions options;
+  options.max_connections = 16;
+  options.io_timeout = std::chrono::milliseconds(2000);
+  std::atomic<int> scrapes{0};
+  auto server = StartOrDie(Serve({CountingScrapes(&scrapes)}), options);
+  ASSERT_NE(server, nullptr);
+  asio::io_context io;
+  std::vector<tcp::socket> slow;
+  for (int i = 0; i < 40; ++i) {
+    slow.push_back(Connect(io, server->port()));
+    asio::write(slow.back(), asio::buffer(std::string("GET /metrics HTTP/1.1\r\nX")));
+  }
+  int ok = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 40; ++i) {
+    // The flood keeps coming back: a new slow connection before every scrape.
+    slow.push_back(Connect(io, server->port()));
+    const std::string response = Exchange(server->port(), Get("/metrics"));
+    if (response.rfind("HTTP/1.1 200", 0) == 0 && !std::isnan(Sample(Body(response), "lotteryfl_round"))) ++ok;
+  }
+  EXPECT_EQ(ok, 40);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_GT(server->evicted_connections(), 0u);
+}
+
+TEST(MetricsHttpServerTest, BearerTokenGuardsMetricsNotHealthz) {
+  MetricsHttpOptions options;
+  options.bearer_token = "s3cret-token";
+  std::atomic<int> scrapes{0};
+  auto server = StartOrDie(Serve({CountingScrapes(&scrapes)}), options);
+  ASSERT_NE(server, nullptr);
+  auto get = [](const std::string& path, const std::string& auth) {
+    return "GET " + path + " HTTP/1.1\r\nHost: test\r\n" + auth + "Connection: close\r\n\r\n";
+  };
+  EXPECT_THAT(Exchange(server->port(), get("/metrics", "")), StartsWith("HTTP/1.1 401"));
+  EXPECT_THAT(Exchange(server->port(), get("/metrics", "Authorization: Bearer wrong\r\n")),
+              StartsWith("HTTP/1.1 401"));
+  EXPECT_THAT(Exchange(server->port(), get("/metrics", "Authorization: Bearer s3cret-tokex\r\n")),
+              StartsWith("HTTP/1.1 401"));
+  EXPECT_EQ(scrapes.load(), 0);  // nothing was collected for a refused scrape
+  const std::string ok = Exchange(server->port(), get("/metrics", "Authorization: Bearer s3cret-token\r\n"));
+  EXPECT_THAT(ok, StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(Sample(Body(ok), "lotteryfl_round"), 1);
+  EXPECT_THAT(Exchange(server->port(), get("/healthz", "")), StartsWith("HTTP/1.1 200"));
+}
+
+TEST(MetricsHttpServerTest, ABarePortListensOnLoopbackOnly) {
+  auto render = [] { return std::string("up 1\n"); };
+  for (const std::string& listen : {std::string("0"), std::string(":0")}) {
+    auto server = MetricsHttpServer::Listen(listen, render);
+    ASSERT_TRUE(server.ok()) << server.status();
+    EXPECT_THAT(Exchange((*server)->port(), Get("/healthz")), StartsWith("HTTP/1.1 200"));
+    // Bound to 127.0.0.1 alone: another loopback address (which a 0.0.0.0 bind would accept)
+    // is refused.
+    asio::io_context io;
+    tcp::socket other(io);
+    boost::system::error_code ec;
+    other.connect(tcp::endpoint(asio::ip::make_address("127.0.0.2"), (*server)->port()), ec);
+    EXPECT_TRUE(ec) << listen << " accepted a connection on 127.0.0.2";
+  }
+}
+
+TEST(MetricsHttpServerTest, TlsNeedsLoadableFiles) {
+  auto render = [] { return std::string(); };
+  MetricsHttpOptions options;
+  options.tls_cert_file = "/nonexistent/server.crt";
+  EXPECT_EQ(MetricsHttpServer::Start("127.0.0.1", 0, render, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.tls_key_file = "/nonexistent/server.key";
+  EXPECT_EQ(MetricsHttpServer::Start("127.0.0.1", 0, render, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

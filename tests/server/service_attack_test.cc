@@ -10,6 +10,7 @@
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "proto/lotteryfl.grpc.pb.h"
@@ -30,6 +31,8 @@ TensorSet Model(float w, float b) {
 
 class ServiceAttackTest : public ::testing::Test {
  protected:
+  // Lets a fixture change the server's options before it starts.
+  virtual void Tune(ServerOptions*) {}
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() / ("lfl_svc_attack_" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir_);
@@ -50,6 +53,8 @@ class ServiceAttackTest : public ::testing::Test {
     o.test_counts = {0, 0, 0, 0};
     o.service_limits.max_concurrent_uploads = 6;
     o.service_limits.upload_stall_seconds = 1.0;
+    o.service_limits.pre_header_seconds = 1.0;
+    Tune(&o);
     absl::StatusOr<std::unique_ptr<FederationServer>> server =
         FederationServer::Start(o, Model(0.f, 0.f), nullptr, nullptr);
     ASSERT_TRUE(server.ok()) << server.status();
@@ -216,38 +221,153 @@ TEST_F(ServiceAttackTest, EveryAttackIsRefusedAndTheRunStillFinishes) {
   EXPECT_FLOAT_EQ(server_->coordinator().global_model().tensors[0].values[0], 1.f);
 }
 
-TEST_F(ServiceAttackTest, ParallelStreamsAreBoundedAndStalledOnesTimeOut) {
+// A stream opened and left silent, as a hostile peer holds one.
+struct SilentStream {
+  std::unique_ptr<grpc::ClientContext> ctx;
+  v1::SubmitReply reply;
+  std::unique_ptr<grpc::ClientWriter<v1::UpdateChunk>> writer;
+};
+
+std::unique_ptr<SilentStream> OpenSilent(v1::Federation::Stub* stub) {
+  auto o = std::make_unique<SilentStream>();
+  o->ctx = std::make_unique<grpc::ClientContext>();
+  o->ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  o->writer = stub->SubmitUpdate(o->ctx.get(), &o->reply);
+  return o;
+}
+
+template <typename Pred>
+bool WaitFor(Pred pred) {
+  for (int i = 0; i < 250; ++i) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+uint64_t Refusals(const FederationServer& server, const std::string& cause) {
+  const auto snapshot = server.refusals()->Snapshot();
+  auto it = snapshot.find(cause);
+  return it == snapshot.end() ? 0 : it->second;
+}
+
+TEST_F(ServiceAttackTest, HeaderlessStreamsHoldNoSlotAndAreRefusedAfterTheBudget) {
   JoinAll();
   std::vector<v1::Task> tasks = PollTasks();
   ASSERT_EQ(tasks.size(), 2u);
-  // Open 6 streams that send nothing (the limit), then one more: refused at once.
-  struct Open {
-    std::unique_ptr<grpc::ClientContext> ctx;
-    v1::SubmitReply reply;
-    std::unique_ptr<grpc::ClientWriter<v1::UpdateChunk>> writer;
-  };
-  std::vector<std::unique_ptr<Open>> open;
-  for (int i = 0; i < 6; ++i) {
-    auto o = std::make_unique<Open>();
-    o->ctx = Ctx(30);
-    o->writer = stub_->SubmitUpdate(o->ctx.get(), &o->reply);
-    open.push_back(std::move(o));
-  }
-  // The server registers a stream when it arrives; wait until all six are open.
-  for (int i = 0; i < 100 && server_->open_uploads() < 6; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ASSERT_EQ(server_->open_uploads(), 6);
-  EXPECT_EQ(Submit({}).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  // They stall past upload_stall_seconds (1 s): the server cancels every one of them.
-  const auto t0 = std::chrono::steady_clock::now();
-  for (auto& o : open) {
-    grpc::Status s = o->writer->Finish();
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::CANCELLED) << s.error_message();
-  }
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15));
-  for (int i = 0; i < 100 && server_->open_uploads() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // More silent streams than there are upload slots (6): none of them takes one.
+  std::vector<std::unique_ptr<SilentStream>> silent;
+  for (int i = 0; i < 10; ++i) silent.push_back(OpenSilent(stub_.get()));
+  ASSERT_TRUE(WaitFor([&] { return server_->pending_uploads() == 10; })) << server_->pending_uploads();
   EXPECT_EQ(server_->open_uploads(), 0);
-  // And honest uploads go through again.
+  // While they are held, the honest clients upload and the round closes.
+  const auto t0 = std::chrono::steady_clock::now();
   RunHonestRound(tasks);
+  EXPECT_TRUE(WaitFor([&] { return server_->coordinator().totals().rounds_completed == 1; }));
+  // Each silent stream is refused after pre_header_seconds (1 s), with the cause in its status.
+  for (auto& o : silent) {
+    grpc::Status s = o->writer->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+    EXPECT_EQ(s.error_message().rfind("pre_header_timeout:", 0), 0u) << s.error_message();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_TRUE(WaitFor([&] { return server_->pending_uploads() == 0; }));
+  EXPECT_EQ(Refusals(*server_, kRefusalPreHeaderTimeout), 10u);
+  EXPECT_THAT(server_->RenderMetrics(),
+              ::testing::HasSubstr("lotteryfl_refusals_total{cause=\"pre_header_timeout\"} 10"));
+  // The run goes on.
+  for (int r = 2; r <= 3; ++r) RunHonestRound(PollTasks());
+  ASSERT_TRUE(server_->Wait().ok());
+  EXPECT_EQ(server_->coordinator().totals().rounds_completed, 3u);
+}
+
+TEST_F(ServiceAttackTest, AnAdmittedUploadThatStallsIsRefusedAndItsSlotFreed) {
+  JoinAll();
+  std::vector<v1::Task> tasks = PollTasks();
+  ASSERT_EQ(tasks.size(), 2u);
+  const v1::Task& t = tasks[0];
+  const std::string p = Honest(1.f);
+  auto stalled = OpenSilent(stub_.get());
+  ASSERT_TRUE(stalled->writer->Write(Header(t.client_id(), Token(t.client_id()), t.round(), p.size())));
+  ASSERT_TRUE(WaitFor([&] { return server_->open_uploads() == 1; }));
+  EXPECT_EQ(server_->pending_uploads(), 0);
+  grpc::Status s = stalled->writer->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  EXPECT_EQ(s.error_message().rfind("upload_stalled:", 0), 0u) << s.error_message();
+  EXPECT_TRUE(WaitFor([&] { return server_->open_uploads() == 0; }));
+  EXPECT_EQ(Refusals(*server_, kRefusalUploadStalled), 1u);
+  // Both the service slot and the client's own slot were handed back: the same client uploads.
+  RunHonestRound(tasks);
+  EXPECT_TRUE(WaitFor([&] { return server_->coordinator().totals().rounds_completed == 1; }));
+}
+
+TEST_F(ServiceAttackTest, MalformedStreamsAreCountedWithTheirCause) {
+  JoinAll();
+  std::vector<v1::Task> tasks = PollTasks();
+  ASSERT_EQ(tasks.size(), 2u);
+  grpc::Status s = Submit({Data("x")});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message().rfind("malformed_upload:", 0), 0u) << s.error_message();
+  EXPECT_EQ(Submit({}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Refusals(*server_, kRefusalMalformedUpload), 2u);
+  EXPECT_EQ(server_->pending_uploads(), 0);
+  RunHonestRound(tasks);
+}
+
+// One upload slot and room for two header-less streams: a second admitted header finds no
+// slot, and silent streams beyond the room make way for newcomers.
+class ServiceSlotTest : public ServiceAttackTest {
+ protected:
+  void Tune(ServerOptions* o) override {
+    o->service_limits.max_concurrent_uploads = 1;
+    o->service_limits.max_pending_uploads = 2;
+    o->service_limits.pre_header_seconds = 20;  // nothing times out here: only eviction acts
+    o->service_limits.upload_stall_seconds = 20;
+  }
+};
+
+TEST_F(ServiceSlotTest, AHeaderFindingNoSlotIsRefusedAndTheHolderFinishes) {
+  JoinAll();
+  std::vector<v1::Task> tasks = PollTasks();
+  ASSERT_EQ(tasks.size(), 2u);
+  const std::string p = Honest(1.f);
+  const v1::Task& a = tasks[0];
+  const v1::Task& b = tasks[1];
+  auto holder = OpenSilent(stub_.get());
+  ASSERT_TRUE(holder->writer->Write(Header(a.client_id(), Token(a.client_id()), a.round(), p.size())));
+  ASSERT_TRUE(WaitFor([&] { return server_->open_uploads() == 1; }));
+  grpc::Status refused = Submit({Header(b.client_id(), Token(b.client_id()), b.round(), p.size()), Data(p)});
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_EQ(refused.error_message().rfind("no_upload_slot:", 0), 0u) << refused.error_message();
+  EXPECT_EQ(Refusals(*server_, kRefusalNoUploadSlot), 1u);
+  // The holder completes; then b, whose coordinator slot the refusal handed back, gets in.
+  ASSERT_TRUE(holder->writer->Write(Data(p)));
+  holder->writer->WritesDone();
+  EXPECT_TRUE(holder->writer->Finish().ok());
+  grpc::Status later = Submit({Header(b.client_id(), Token(b.client_id()), b.round(), p.size()), Data(p)});
+  EXPECT_TRUE(later.ok()) << later.error_message();
+  EXPECT_TRUE(WaitFor([&] { return server_->coordinator().totals().rounds_completed == 1; }));
+}
+
+TEST_F(ServiceSlotTest, SilentStreamsMakeWayForAnHonestUpload) {
+  JoinAll();
+  std::vector<v1::Task> tasks = PollTasks();
+  ASSERT_EQ(tasks.size(), 2u);
+  std::vector<std::unique_ptr<SilentStream>> silent;
+  for (int i = 0; i < 2; ++i) silent.push_back(OpenSilent(stub_.get()));
+  ASSERT_TRUE(WaitFor([&] { return server_->pending_uploads() == 2; }));
+  // The first honest upload opens a stream while two silent ones hold the room: the oldest
+  // goes, and the round completes.
+  RunHonestRound(tasks);
+  EXPECT_TRUE(WaitFor([&] { return server_->coordinator().totals().rounds_completed == 1; }));
+  grpc::Status s = silent[0]->writer->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_EQ(s.error_message().rfind("pre_header_evicted:", 0), 0u) << s.error_message();
+  EXPECT_EQ(Refusals(*server_, kRefusalPreHeaderEvicted), 1u);
+  EXPECT_EQ(server_->pending_uploads(), 1);  // the younger silent stream is still held
+  silent[1]->ctx->TryCancel();
+  EXPECT_EQ(silent[1]->writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(WaitFor([&] { return server_->pending_uploads() == 0; }));
 }
 
 }  // namespace
