@@ -46,6 +46,10 @@ FederationService::FederationService(RoundCoordinator* coordinator, std::functio
 
 void FederationService::Refused(std::string_view cause, const std::string& detail) {
   refusals_->Count(cause);
+  LogRefusal(cause, detail);
+}
+
+void FederationService::LogRefusal(std::string_view cause, const std::string& detail) {
   uint64_t suppressed = 0;
   if (!log_ || !log_limiter_.Admit(cause, clock_(), &suppressed)) return;
   log_(cause, suppressed == 0 ? detail
@@ -152,7 +156,8 @@ void FederationService::OpenStream(UploadStream* stream, const std::string& peer
       if (!evicted->Refuse(grpc::Status(
           grpc::StatusCode::RESOURCE_EXHAUSTED,
           absl::StrCat(kRefusalPreHeaderEvicted, ": ", limits_.max_pending_uploads,
-                       " upload streams without a header are open; the oldest was dropped")))) {
+                       " upload streams without a header are open; the oldest was dropped")),
+              kRefusalPreHeaderEvicted)) {
         evicted = nullptr;  // it had finished on its own: nothing was refused
       }
     }
@@ -160,8 +165,8 @@ void FederationService::OpenStream(UploadStream* stream, const std::string& peer
     stream->pending_ = true;
   }
   if (evicted != nullptr) {
-    Refused(kRefusalPreHeaderEvicted,
-            absl::StrCat("upload stream from ", evicted_peer, " dropped before its header to make room (",
+    LogRefusal(kRefusalPreHeaderEvicted,
+               absl::StrCat("upload stream from ", evicted_peer, " dropped before its header to make room (",
                          limits_.max_pending_uploads, " held; newest from ", peer, ")"));
   }
 }
@@ -208,7 +213,8 @@ void FederationService::Pump() {
       u->pending_ = false;
       if (!u->Refuse(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                                   absl::StrCat(kRefusalPreHeaderTimeout, ": no update header within ",
-                                               limits_.pre_header_seconds, " s of opening the upload stream")))) {
+                                               limits_.pre_header_seconds, " s of opening the upload stream")),
+                     kRefusalPreHeaderTimeout)) {
         continue;
       }
       refused.emplace_back(kRefusalPreHeaderTimeout, absl::StrCat("upload stream from ", u->peer(), " sent no header within ",
@@ -224,14 +230,15 @@ void FederationService::Pump() {
       u->admitted_ = false;
       if (!u->Refuse(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                                   absl::StrCat(kRefusalUploadStalled, ": the upload delivered nothing for ",
-                                               limits_.upload_stall_seconds, " s")))) {
+                                               limits_.upload_stall_seconds, " s")),
+                     kRefusalUploadStalled)) {
         continue;
       }
       refused.emplace_back(kRefusalUploadStalled, absl::StrCat("admitted upload from ", u->peer(), " delivered nothing for ",
                                                                limits_.upload_stall_seconds, " s"));
     }
   }
-  for (const auto& [cause, detail] : refused) Refused(cause, detail);
+  for (const auto& [cause, detail] : refused) LogRefusal(cause, detail);
   const uint64_t version = coordinator_->state_version();
   absl::MutexLock lock(&mu_);
   for (auto it = waiters_.begin(); it != waiters_.end();) {
@@ -363,7 +370,10 @@ class SubmitReactor : public grpc::ServerReadReactor<v1::UpdateChunk>, public Fe
   }
   double last_activity() const override { return last_activity_.load(); }
   const std::string& peer() const override { return peer_; }
-  bool Refuse(const grpc::Status& status) override { return End(status); }
+  // Called by the service with its lock held, after it took the stream out of its sets.
+  bool Refuse(const grpc::Status& status, std::string_view cause) override {
+    return End(status, /*leave_sets=*/false, cause);
+  }
 
  private:
   bool finished() {
@@ -381,12 +391,17 @@ class SubmitReactor : public grpc::ServerReadReactor<v1::UpdateChunk>, public Fe
     }
     if (admitted) service_->coordinator()->EndUpload(report_.client_id);
   }
-  bool End(const grpc::Status& status) {
+  // cause: counted (before the status goes out, so a client that sees it finds it counted).
+  bool End(const grpc::Status& status, bool leave_sets = true, std::string_view cause = {}) {
     {
       absl::MutexLock lock(&mu_);
       if (finished_) return false;
       finished_ = true;
     }
+    if (!cause.empty()) service_->refusals().Count(cause);
+    // Out of the service's sets and the client's slot handed back before the status goes out,
+    // so that a client's next upload, sent as soon as it sees the answer, finds both free.
+    if (leave_sets) service_->CloseStream(this);
     ReleaseSlot();
     Finish(status);
     return true;

@@ -95,8 +95,8 @@ class FederationService final : public lotteryfl::v1::Federation::CallbackServic
     virtual double last_activity() const = 0;
     virtual const std::string& peer() const = 0;  // the transport address, for log lines
     // Finishes the stream with `status` unless it has finished already (thread-safe); true
-    // when this call finished it.
-    virtual bool Refuse(const grpc::Status& status) = 0;
+    // when this call finished it, and then `cause` was counted before the status went out.
+    virtual bool Refuse(const grpc::Status& status, std::string_view cause) = 0;
 
    private:
     friend class FederationService;
@@ -118,6 +118,8 @@ class FederationService final : public lotteryfl::v1::Federation::CallbackServic
   void NotifySubmitted() { on_submit_(); }
   // Counts a transport refusal and logs it (rate-limited). detail: who and why, one line.
   void Refused(std::string_view cause, const std::string& detail);
+  // Logs it only (rate-limited), for a refusal counted already.
+  void LogRefusal(std::string_view cause, const std::string& detail);
   RefusalCounters& refusals() { return *refusals_; }
 
  private:
