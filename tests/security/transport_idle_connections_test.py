@@ -127,24 +127,27 @@ def one_run(bin_dir, pb, pb_grpc, attacked):
     extra = ["--handshake-timeout-ms", "3000", "--connection-idle-ms", "5000"]
     run = tc.Run(bin_dir, ROUNDS, extra_server_flags=extra, prefix=["prlimit", "--nofile=1024:4096", "--"])
     holder = None
+    fill_errors = 0
     try:
         run.wait_ready()
         limit = soft_nofile(run.server.pid)
         if attacked:
             holder = IdleHolder(run.port)
             holder.fill()
+            fill_errors = holder.open_errors
             holder.thread.start()
             time.sleep(0.5)
         served = newcomer_polls(run, pb, pb_grpc)
         run.start_clients()
         # Keep the connections held through the run; the server's timeouts close them meanwhile.
         code = run.wait_server(60 + ROUNDS * 20)
+        closed_by_server = dict(holder.closed) if holder else {}  # before the exit closes the rest
         elapsed = time.monotonic() - run.clients_started
         served_after = newcomer_polls(run, pb, pb_grpc) if code is None else None
         rows = run.rows()
         return {"limit": limit, "served": served, "code": code, "rows": len(rows), "elapsed": elapsed,
-                "held": len(holder.socks) if holder else 0, "closed": dict(holder.closed) if holder else {},
-                "open_errors": holder.open_errors if holder else 0, "served_after": served_after, "run": run}
+                "held": len(holder.socks) if holder else 0, "closed": closed_by_server,
+                "fill_errors": fill_errors, "served_after": served_after, "run": run}
     finally:
         if holder:
             holder.close()
@@ -153,10 +156,11 @@ def one_run(bin_dir, pb, pb_grpc, attacked):
 
 def describe(label, r):
     lat = ", ".join(f"{x * 1000:.0f} ms" for x in r["served"])
+    attack = (f"; {IDLE} idle connections opened ({r['fill_errors']} failed), closed by the server (handshake / "
+              f"idle timeout) and reopened during the run: {r['closed']}") if r["closed"] else ""
     print(f"{label}: server soft open-files limit {r['limit']} (started at 1024:4096); newcomers' Polls answered "
           f"{len(r['served'])}/4 ({lat}); honest run {r['rows']}/{ROUNDS} rounds in {r['elapsed']:.1f} s, server exit "
-          f"{r['code']}; idle connections held at the end {r['held']}, closed by the server "
-          f"{r['closed']}, failed opens {r['open_errors']}", flush=True)
+          f"{r['code']}{attack}", flush=True)
 
 
 def main():
