@@ -348,7 +348,7 @@ class SubmitReactor : public grpc::ServerReadReactor<v1::UpdateChunk>, public Fe
         assembler_(service->limits().max_chunk_bytes),
         last_activity_(service->now()) {
     service_->OpenStream(this, peer_);
-    StartRead(&chunk_);
+    ReadNext();
   }
   void OnReadDone(bool ok) override {
     last_activity_.store(service_->now());
@@ -361,7 +361,7 @@ class SubmitReactor : public grpc::ServerReadReactor<v1::UpdateChunk>, public Fe
       End(s);
       return;
     }
-    if (!finished()) StartRead(&chunk_);
+    ReadNext();
   }
   void OnDone() override {
     service_->CloseStream(this);
@@ -379,6 +379,12 @@ class SubmitReactor : public grpc::ServerReadReactor<v1::UpdateChunk>, public Fe
   bool finished() {
     absl::MutexLock lock(&mu_);
     return finished_;
+  }
+  // Under mu_: a Refuse from another thread either comes first (and no read starts after the
+  // stream finished) or finds this read pending (and it completes with ok = false).
+  void ReadNext() {
+    absl::MutexLock lock(&mu_);
+    if (!finished_) StartRead(&chunk_);
   }
   // The client's upload slot is released before the status goes out, so a client that retries
   // as soon as it sees the answer is never told that its own finished upload is still in flight.

@@ -18,7 +18,7 @@ build=${1:-$src/build}
 rounds=${2:-15}
 py=/usr/bin/python3
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-echo "# machine: $(nproc) cores, $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg) at start, $(date -u +%FT%TZ)"
+echo "# machine: $(getconf _NPROCESSORS_ONLN) cores online, $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg) at start, $(date -u +%FT%TZ)"
 echo "# 1. header-less upload flood, $rounds rounds, seed 1"
 nice "$py" "$src/tests/security/transport_header_flood_test.py" "$build/bin" --measure "$rounds"
 echo "# 2. idle connections at a 1024 open-files soft limit, 4 rounds, seed 1"
