@@ -353,9 +353,12 @@ TEST_F(ServiceSlotTest, SilentStreamsMakeWayForAnHonestUpload) {
   JoinAll();
   std::vector<v1::Task> tasks = PollTasks();
   ASSERT_EQ(tasks.size(), 2u);
+  // One at a time, so that the server sees them in this order.
   std::vector<std::unique_ptr<SilentStream>> silent;
-  for (int i = 0; i < 2; ++i) silent.push_back(OpenSilent(stub_.get()));
-  ASSERT_TRUE(WaitFor([&] { return server_->pending_uploads() == 2; }));
+  for (int i = 0; i < 2; ++i) {
+    silent.push_back(OpenSilent(stub_.get()));
+    ASSERT_TRUE(WaitFor([&] { return server_->pending_uploads() == i + 1; }));
+  }
   // The first honest upload opens a stream while two silent ones hold the room: the oldest
   // goes, and the round completes.
   RunHonestRound(tasks);
