@@ -19,7 +19,7 @@ rounds=${2:-15}
 py=/usr/bin/python3
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 echo "# machine: $(getconf _NPROCESSORS_ONLN) cores online, $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg) at start, $(date -u +%FT%TZ)"
-echo "# 1. header-less upload flood, $rounds rounds, seed 1"
+echo "# 1. header-less upload flood, $rounds rounds, seed 1, ${REPEAT:-3} pairs"
 nice "$py" "$src/tests/security/transport_header_flood_test.py" "$build/bin" --measure "$rounds"
 echo "# 2. idle connections at a 1024 open-files soft limit, 4 rounds, seed 1"
 nice "$py" "$src/tests/security/transport_idle_connections_test.py" "$build/bin" --measure
