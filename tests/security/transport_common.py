@@ -10,6 +10,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,12 +20,23 @@ import time
 import urllib.request
 
 CLIENTS = 4
+_work_dirs = []  # removed by passed(); kept for a look when a test fails
 DATASET = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
 
 def skip(why):
     print(f"SKIP: {why}", flush=True)
     sys.exit(77)
+
+
+def cleanup():
+    for d in _work_dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def passed():
+    cleanup()
+    print("PASS", flush=True)
 
 
 def fail(why):
@@ -59,6 +71,7 @@ def load_stubs(work):
                       os.path.join(proto_dir, "lotteryfl.proto")])
     if rc != 0:
         fail("protoc could not compile proto/lotteryfl.proto")
+    _work_dirs.append(work)
     sys.path.insert(0, work)
     import lotteryfl_pb2
     import lotteryfl_pb2_grpc
@@ -79,6 +92,7 @@ class Run:
     def __init__(self, bin_dir, rounds, extra_server_flags=(), prefix=None, tls=False, seed=1):
         self.bin_dir = bin_dir
         self.work = tempfile.mkdtemp(prefix="lfl-transport-")
+        _work_dirs.append(self.work)
         self.rounds = rounds
         self.port = free_port()
         self.metrics_port = free_port()

@@ -109,6 +109,7 @@ def main():
     bin_dir = tc.bin_dir_arg()
     import tempfile
     work = tempfile.mkdtemp(prefix="lfl-metrics-")
+    tc._work_dirs.append(work)
     token = "scrape-" + os.urandom(16).hex()
     token_file = os.path.join(work, "metrics-token")
     with open(token_file, "w") as f:
@@ -151,10 +152,13 @@ def main():
             tc.fail(f"/metrics or /healthz refused an honest request: {checks}")
         if checks["plain http"] == 200:
             tc.fail("/metrics served plain HTTP on its TLS port")
+        if measure:
+            tc.cleanup()
+            return
         if results[100] != SCRAPES:
             print(run.tail(run.server_log_path))
             tc.fail(f"only {results[100]} of {SCRAPES} scrapes succeeded under 100 slow connections")
-        print("PASS")
+        tc.passed()
     finally:
         run.stop()
 
