@@ -2,8 +2,9 @@
 # deploy_compose_run (label slow): the Compose deployment, actually run.
 #   - starts dockerd (--storage-driver=vfs, log in $LFL_DOCKER_STATE) when no daemon answers,
 #     makes a local debian:bookworm base image with deploy/docker/base-image.sh (debootstrap from
-#     the host's Debian mirror) when there is none (no image is ever pulled), and builds the runtime image from the
-#     binaries in $LFL_BINARY_DIR/bin (deploy/docker/build-image.sh --prebuilt);
+#     the host's Debian mirror) when there is none (no image is ever pulled), and builds the
+#     runtime image from the binaries in $LFL_BINARY_DIR/bin (deploy/docker/build-image.sh
+#     --prebuilt);
 #   - run A: deploy/compose/docker-compose.yml with three client services from
 #     scripts/compose-clients.sh 3, each holding only its own credential bundle (certificates
 #     from gen-certs.sh, hashed server tokens from gen-tokens.sh 6 3), on a network declared
