@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace lfl {
 namespace {
@@ -171,6 +172,73 @@ absl::Status LoadCifar10(const std::string& dir, Dataset* data) {
   return ReadCifar10Batch(absl::StrCat(dir, "/test_batch.bin"), &data->test);
 }
 
+// The files LoadDataset reads for `spec`, relative to the dataset directory (IDX files may
+// also carry ".gz").
+std::vector<std::string> ExpectedFiles(const DatasetSpec& spec) {
+  if (spec.format == Format::kCifar10) {
+    std::vector<std::string> files;
+    for (int batch = 1; batch <= 5; ++batch)
+      files.push_back(absl::StrCat("data_batch_", batch, ".bin"));
+    files.push_back("test_batch.bin");
+    return files;
+  }
+  std::vector<std::string> files;
+  for (const std::string& stem : {spec.train_stem, spec.test_stem}) {
+    for (const char* kind : {"-images-idx3-ubyte", "-labels-idx1-ubyte"}) {
+      files.push_back(absl::StrCat(spec.file_prefix, stem, kind));
+    }
+  }
+  return files;
+}
+
+// NotFound, before anything is read, when files of the dataset are missing: names every missing
+// file, what the dataset's files are and where they come from, the --data-dir flag that points
+// at them and the per-client files of lotteryfl-partition --export as the other source.
+absl::Status CheckFilesPresent(const std::string& name, const DatasetSpec& spec,
+                               const std::string& dir, bool default_dir) {
+  const bool idx = spec.format == Format::kIdx;
+  std::vector<std::string> missing;
+  const std::vector<std::string> expected = ExpectedFiles(spec);
+  for (const std::string& file : expected) {
+    const std::string path = absl::StrCat(dir, "/", file);
+    if (!FileExists(path) && !(idx && FileExists(path + ".gz"))) {
+      missing.push_back(idx ? path + "[.gz]" : path);
+    }
+  }
+  if (missing.empty()) return absl::OkStatus();
+  std::string what;
+  if (!idx) {
+    what =
+        "cifar10 reads the binary version of CIFAR-10 (cifar-10-binary.tar.gz; its directory "
+        "cifar-10-batches-bin/ holds data_batch_1.bin .. data_batch_5.bin and test_batch.bin)";
+  } else if (!spec.file_prefix.empty()) {
+    what = absl::StrCat(name, " reads EMNIST's IDX files as distributed (the gzip archive's ",
+                        spec.file_prefix,
+                        "{train,test}-{images-idx3,labels-idx1}-ubyte.gz, "
+                        "gzip-compressed or not)");
+  } else {
+    what =
+        absl::StrCat(name,
+                     " reads the IDX files {train,t10k}-{images-idx3,labels-idx1}-ubyte, "
+                     "gzip-compressed (.gz) or not",
+                     name == "fashion-mnist" ? " (Debian's dataset-fashion-mnist installs them in "
+                                               "/usr/share/datasets/fashion-mnist)"
+                                             : "");
+  }
+  return absl::NotFoundError(absl::StrCat(
+      name, ": ", missing.size(), " of its ", expected.size(),
+      " files missing: ", absl::StrJoin(missing, ", "), ". ", what,
+      ". Point --data-dir at the directory that holds them",
+      default_dir
+          ? absl::StrCat(
+                " (default ", dir,
+                !dir.empty() && dir.front() == '/' ? "" : ", relative to the working directory",
+                ")")
+          : absl::StrCat(" (now ", dir, ")"),
+      "; or give each client its own files, as lotteryfl-partition --export DIR writes them, "
+      "with lotteryfl-client --local-data DIR (docs/local-data.md)"));
+}
+
 }  // namespace
 
 std::string DefaultDataDir(const std::string& name) {
@@ -257,10 +325,9 @@ absl::Status ReadCifar10Batch(const std::string& path, Split* split) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Dataset> LoadDataset(const std::string& name, const std::string& data_dir) {
+absl::StatusOr<Dataset> ReadDatasetFiles(const std::string& name, const std::string& dir) {
   absl::StatusOr<DatasetSpec> spec = SpecFor(name);
   if (!spec.ok()) return spec.status();
-  const std::string dir = data_dir.empty() ? DefaultDataDir(name) : data_dir;
   Dataset data;
   data.name = name;
   data.num_classes = spec->num_classes;
@@ -277,6 +344,14 @@ absl::StatusOr<Dataset> LoadDataset(const std::string& name, const std::string& 
     }
   }
   return data;
+}
+
+absl::StatusOr<Dataset> LoadDataset(const std::string& name, const std::string& data_dir) {
+  absl::StatusOr<DatasetSpec> spec = SpecFor(name);
+  if (!spec.ok()) return spec.status();
+  const std::string dir = data_dir.empty() ? DefaultDataDir(name) : data_dir;
+  if (absl::Status s = CheckFilesPresent(name, *spec, dir, data_dir.empty()); !s.ok()) return s;
+  return ReadDatasetFiles(name, dir);
 }
 
 }  // namespace lfl

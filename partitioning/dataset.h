@@ -47,10 +47,18 @@ std::string DefaultDataDir(const std::string& name);
 //                          become 0..25.
 //   cifar10:               data_batch_1.bin..data_batch_5.bin, test_batch.bin
 //                          (3×32×32, 10 classes).
-// Errors: NotFound for a missing file, InvalidArgument for an unknown name;
-// DataLoss for a corrupt file (truncated, bad magic, image/label count
-// mismatch, label out of range). Messages name the file.
+// Errors: NotFound for missing files (checked before anything is read: the
+// message names every missing file, what the dataset's files are, --data-dir,
+// and per-client files of `lotteryfl-partition --export` as the other source),
+// InvalidArgument for an unknown name; DataLoss for a corrupt file (truncated,
+// bad magic, image/label count mismatch, label out of range). Messages name
+// the file.
 absl::StatusOr<Dataset> LoadDataset(const std::string& name, const std::string& data_dir = "");
+
+// LoadDataset from `dir` without the up-front check: a missing file is
+// NotFound naming that file alone. For a client's own files
+// (LoadClientFiles), whose messages have their own context.
+absl::StatusOr<Dataset> ReadDatasetFiles(const std::string& name, const std::string& dir);
 
 // Lower level, for tests and tools.
 

@@ -193,7 +193,7 @@ absl::StatusOr<Dataset> LoadClientFiles(const std::string& name, const std::stri
     if (absl::Status s = ReadCifar10Batch(test_path, &data.test); !s.ok()) return s;
     return data;
   }
-  absl::StatusOr<Dataset> loaded = LoadDataset(name, dir);
+  absl::StatusOr<Dataset> loaded = ReadDatasetFiles(name, dir);
   if (!loaded.ok()) return loaded.status();
   if (loaded->height != kIdxSide || loaded->width != kIdxSide) {
     return absl::InvalidArgumentError(absl::StrCat(train_path, "[.gz]: images are ", loaded->height,

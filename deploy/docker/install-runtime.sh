@@ -8,11 +8,19 @@
 # list changes.
 #
 #   install-runtime.sh PACKAGE_LIST
+#   install-runtime.sh --list PACKAGE_LIST   prints every package the layer installs, sorted
+#                                            (deploy/docker/build-image.sh --list-packages)
 set -eu
-[ $# -eq 1 ] || { echo "usage: $0 PACKAGE_LIST" >&2; exit 2; }
+# Installed on top of the binaries' libraries.
+EXTRA="libopenblas0-pthread dataset-fashion-mnist tini ca-certificates"
+if [ $# -eq 2 ] && [ "$1" = --list ]; then
+  { cat "$2"; printf '%s\n' $EXTRA; } | sort -u
+  exit 0
+fi
+[ $# -eq 1 ] || { echo "usage: $0 [--list] PACKAGE_LIST" >&2; exit 2; }
 apt-get update
-xargs -a "$1" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-  libopenblas0-pthread dataset-fashion-mnist tini ca-certificates
+# shellcheck disable=SC2086
+xargs -a "$1" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $EXTRA
 update-alternatives --set libblas.so.3-x86_64-linux-gnu \
   /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3
 update-alternatives --set liblapack.so.3-x86_64-linux-gnu \

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # deploy_compose_run (label slow): the Compose deployment, actually run.
 #   - starts dockerd (--storage-driver=vfs, log in $LFL_DOCKER_STATE) when no daemon answers,
-#     makes a local debian:bookworm base image with debootstrap from the host's Debian mirror
-#     when there is none (no image is ever pulled), and builds the runtime image from the
-#     binaries in $LFL_BINARY_DIR/bin (deploy/docker/build-image.sh --prebuilt);
+#     makes a local debian:bookworm base image with deploy/docker/base-image.sh (debootstrap from
+#     the host's Debian mirror) when there is none (no image is ever pulled), and builds the
+#     runtime image from the binaries in $LFL_BINARY_DIR/bin (deploy/docker/build-image.sh
+#     --prebuilt);
 #   - run A: deploy/compose/docker-compose.yml with three client services from
 #     scripts/compose-clients.sh 3, each holding only its own credential bundle (certificates
 #     from gen-certs.sh, hashed server tokens from gen-tokens.sh 6 3), on a network declared
@@ -91,37 +92,17 @@ fi
 log "Docker daemon $(docker info -f '{{.ServerVersion}}, storage driver {{.Driver}}')"
 
 # --- the base image: debootstrap from the mirror apt already uses -----------------------------
-# apt_mirror: the URI of the first bookworm source in /etc/apt/sources.list*.
-apt_mirror() {
-  local f
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [ -f "$f" ] || continue
-    awk '$1 == "deb" { i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
-                       if ($(i + 1) == "bookworm") { print $i; exit } }' "$f"
-  done
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] || continue
-    awk 'BEGIN { RS = ""; FS = "\n" }
-         { uri = ""; ok = 0
-           for (j = 1; j <= NF; j++) {
-             if ($j ~ /^URIs:/) { split($j, a, /[ \t]+/); uri = a[2] }
-             if ($j ~ /^Suites:/ && $j ~ /[ \t]bookworm([ \t]|$)/) ok = 1 }
-           if (ok && uri != "") { print uri; exit } }' "$f"
-  done
-}
+# deploy/docker/base-image.sh, the same script docs/deploy.md gives ("Base image").
 if ! docker image inspect debian:bookworm >/dev/null 2>&1; then
   command -v debootstrap >/dev/null || skip "no debian:bookworm image and no debootstrap to make one"
-  mirror=$(apt_mirror | head -n 1)
-  [ -n "$mirror" ] || skip "no bookworm source in /etc/apt/sources.list* for debootstrap"
+  [ "$(id -u)" = 0 ] || skip "no debian:bookworm image and only root can debootstrap one"
+  "$src/deploy/docker/base-image.sh" --print-mirror >/dev/null ||
+    skip "no bookworm source in /etc/apt/sources.list* for debootstrap"
   t=$SECONDS
-  log "making debian:bookworm: debootstrap --variant=minbase bookworm from $mirror"
+  log "making debian:bookworm with deploy/docker/base-image.sh"
   mkdir -p "$state"
-  rootfs=$state/rootfs-bookworm
-  rm -rf "$rootfs"
-  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$state/debootstrap.log" 2>&1 ||
-    fail "debootstrap failed: $(tail -n 3 "$state/debootstrap.log")"
-  tar -C "$rootfs" -c . | docker import - debian:bookworm >/dev/null
-  rm -rf "$rootfs"
+  "$src/deploy/docker/base-image.sh" >"$state/base-image.log" 2>&1 ||
+    fail "deploy/docker/base-image.sh failed: $(tail -n 5 "$state/base-image.log")"
   log "debian:bookworm imported in $((SECONDS - t)) s"
 fi
 

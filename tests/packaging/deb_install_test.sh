@@ -3,8 +3,10 @@
 # `apt-get install ./lotteryfl_*.deb` in a clean debian:bookworm container, then runs
 # `lotteryfl-sim --help` there: the package's declared Depends must be enough.
 # The container reaches only Debian's package mirror (host network, for apt); no image
-# is pulled: debian:bookworm must exist locally (docs/deploy.md: debootstrap + docker import).
-# Exit 0 pass, 77 skipped (no Docker daemon or no local debian:bookworm image), else fail.
+# is pulled: a missing debian:bookworm is made by deploy/docker/base-image.sh (debootstrap from
+# apt's own mirror + docker import, docs/deploy.md "Base image") when debootstrap and root are
+# there. Exit 0 pass, 77 skipped (no Docker daemon, or no local image and none can be made),
+# else fail.
 set -euo pipefail
 bin=${LFL_BINARY_DIR:?}
 image=${LFL_DEB_TEST_IMAGE:-debian:bookworm}
@@ -13,7 +15,12 @@ if ! command -v docker >/dev/null || ! docker info >/dev/null 2>&1; then
   echo "SKIP: no Docker daemon reachable"; exit 77
 fi
 if ! docker image inspect "$image" >/dev/null 2>&1; then
-  echo "SKIP: no local $image image (build it with debootstrap + docker import; never pulled)"; exit 77
+  src=${LFL_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+  if [ "$(id -u)" != 0 ] || ! command -v debootstrap >/dev/null; then
+    echo "SKIP: no local $image image and no root + debootstrap to make one" \
+      "(deploy/docker/base-image.sh -t $image; never pulled)"; exit 77
+  fi
+  "$src/deploy/docker/base-image.sh" -t "$image" || { echo "FAIL: deploy/docker/base-image.sh -t $image"; exit 1; }
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/lfl-deb.XXXXXX")

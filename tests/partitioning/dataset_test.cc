@@ -13,6 +13,7 @@ namespace {
 using ::testing::AllOf;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr uint32_t kSide = 28;
 constexpr int64_t kImageBytes = kSide * kSide;
@@ -269,6 +270,60 @@ TEST(ReadCifar10BatchTest, LabelOutOfRangeIsAnError) {
   const absl::Status status = ReadCifar10Batch(dir + "/test_batch.bin", &split);
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(status.message(), HasSubstr("test_batch.bin"));
+}
+
+// A dataset without its files: the message names every missing file, what the files are, the
+// --data-dir flag and lotteryfl-partition --export as the other source, before reading any.
+TEST(LoadDatasetTest, Cifar10WithoutFilesNamesEveryExpectedFileAndTheFlag) {
+  const std::string dir = test::MakeTempDir();
+  const absl::Status status = LoadDataset("cifar10", dir).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  for (const char* file : {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                           "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"}) {
+    EXPECT_THAT(status.message(), HasSubstr(dir + "/" + file)) << file;
+  }
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("6 of its 6 files missing"), HasSubstr("binary version of CIFAR-10"),
+                    HasSubstr("cifar-10-batches-bin"), HasSubstr("--data-dir"),
+                    HasSubstr("(now " + dir + ")"), HasSubstr("lotteryfl-partition --export DIR"),
+                    HasSubstr("lotteryfl-client --local-data DIR")));
+}
+
+TEST(LoadDatasetTest, Cifar10NamesOnlyTheMissingFiles) {
+  const std::string dir = test::MakeTempDir();
+  for (int b = 1; b <= 3; ++b) {
+    test::WriteFile(dir + "/data_batch_" + std::to_string(b) + ".bin",
+                    CifarBatch(test::MakeSplit(1, kCifarImage, 10, b)));
+  }
+  const absl::Status status = LoadDataset("cifar10", dir).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("3 of its 6 files missing: " + dir + "/data_batch_4.bin, " + dir +
+                              "/data_batch_5.bin, " + dir + "/test_batch.bin."),
+                    Not(HasSubstr(dir + "/data_batch_1.bin"))));
+}
+
+TEST(LoadDatasetTest, Cifar10DefaultDirectoryIsNamedAsTheDefault) {
+  const absl::Status status = LoadDataset("cifar10").status();
+  if (status.ok()) GTEST_SKIP() << "data/cifar10 exists in the working directory";
+  EXPECT_THAT(status.message(), AllOf(HasSubstr("data/cifar10/data_batch_1.bin"),
+                                      HasSubstr("--data-dir"), HasSubstr("(default data/cifar10")));
+}
+
+TEST(LoadDatasetTest, EmnistWithoutFilesNamesTheFilesAsTheReaderExpectsThem) {
+  const std::string dir = test::MakeTempDir();
+  // The training pair present (gzip-compressed, as EMNIST ships it), the test pair not.
+  test::WriteMnistFiles(dir, "emnist-letters-", "train", test::MakeSplit(2, kImageBytes, 26, 1),
+                        kSide, kSide, true);
+  const absl::Status status = LoadDataset("emnist-letters", dir).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("2 of its 4 files missing: " + dir +
+                              "/emnist-letters-test-images-idx3-ubyte[.gz], " + dir +
+                              "/emnist-letters-test-labels-idx1-ubyte[.gz]."),
+                    Not(HasSubstr("train-images")),
+                    HasSubstr("emnist-letters-{train,test}-{images-idx3,labels-idx1}-ubyte.gz"),
+                    HasSubstr("--data-dir"), HasSubstr("lotteryfl-partition --export DIR")));
 }
 
 }  // namespace
