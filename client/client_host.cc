@@ -37,6 +37,7 @@ std::chrono::system_clock::time_point After(double seconds) {
 }
 
 constexpr size_t kChunkBytes = 1 << 20;
+constexpr int kTaskRetries = 8;  // transient refusals of one step of a task before it gives up
 
 }  // namespace
 
@@ -163,10 +164,15 @@ absl::Status ClientHost::Run() {
   if (absl::Status s = Connect(); !s.ok()) return s;
   const auto started = std::chrono::steady_clock::now();
   int failures = 0;
+  absl::StatusCode last_refusal = absl::StatusCode::kOk;
   auto retry_or_fail = [&](const absl::Status& s) -> bool {
     const double away = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (!Transient(s) || (failures > 0 && away > options_.give_up_seconds)) return false;
-    if (failures == 0) spdlog::warn("{}: server unreachable ({}); retrying with backoff", options_.host_name, std::string(s.message()));
+    if (failures == 0 || s.code() != last_refusal) {
+      spdlog::warn("{}: the server refused or is unreachable ({}: {}); retrying with backoff", options_.host_name,
+                   absl::StatusCodeToString(s.code()), std::string(s.message()));
+    }
+    last_refusal = s.code();
     return Backoff(&failures);
   };
   for (;;) {
@@ -211,10 +217,15 @@ absl::Status ClientHost::Run() {
     if (failures > 0) spdlog::info("{}: reconnected", options_.host_name);
     failures = 0;
     if (reply.state() == v1::PollReply::FINISHED) break;
+    absl::MutexLock lock(&mu_);
+    // Ended tasks of past rounds can no longer be handed out.
+    ended_.erase(ended_.begin(), ended_.lower_bound(std::make_tuple(reply.round(), uint32_t{0}, int64_t{-1})));
     for (const v1::Task& task : reply.tasks()) {
       auto key = std::make_tuple(task.client_id(), task.round(), task.attempt());
-      absl::MutexLock lock(&mu_);
-      if (!in_flight_.insert(key).second) continue;
+      if (ended_.count(std::make_tuple(task.round(), task.attempt(), task.client_id())) ||
+          !in_flight_.insert(key).second) {
+        continue;
+      }
       boost::asio::post(pool, [this, task] { RunTask(task.client_id(), task.round(), task.attempt()); });
     }
   }
@@ -231,28 +242,38 @@ absl::Status ClientHost::Run() {
 }
 
 void ClientHost::RunTask(int64_t client_id, uint64_t round, uint32_t attempt) {
-  int failures = 0;
-  absl::Status s;
-  while (!stop_) {
-    s = DoTask(client_id, round, attempt);
-    if (s.ok() || !Transient(s) || failures >= 8 || !Backoff(&failures)) break;
-  }
-  if (!s.ok()) {
-    if (absl::IsInvalidArgument(s) || absl::IsUnauthenticated(s) || absl::IsPermissionDenied(s) ||
-        absl::IsNotFound(s)) {
-      spdlog::error("client {} round {}: {}", client_id, round, std::string(s.message()));
-      if (!absl::IsInvalidArgument(s)) {
-        absl::MutexLock lock(&mu_);
-        fatal_ = s;
-      }
+  const absl::Status s = DoTask(client_id, round, attempt);
+  const bool over = !s.ok() && !Transient(s) && !stop_;
+  if (!s.ok() && !stop_) {
+    if (Transient(s)) {
+      spdlog::warn("client {} round {} attempt {}: giving up on the task after {} retries: {}: {}", client_id, round,
+                   attempt, kTaskRetries, absl::StatusCodeToString(s.code()), std::string(s.message()));
+    } else if (absl::IsFailedPrecondition(s)) {
+      // The round moved on, or the server ended this task (a refused update): nothing to redo.
+      spdlog::warn("client {} round {} attempt {}: {}; not retrained", client_id, round, attempt,
+                   std::string(s.message()));
+    } else {
+      spdlog::error("client {} round {} attempt {}: {}: {}; the task is over, not retrained", client_id, round,
+                    attempt, absl::StatusCodeToString(s.code()), std::string(s.message()));
     }
   }
   absl::MutexLock lock(&mu_);
-  in_flight_.erase(std::make_tuple(client_id, round, attempt));
+  if (!s.ok() && (absl::IsUnauthenticated(s) || absl::IsPermissionDenied(s) || absl::IsNotFound(s))) fatal_ = s;
+  const auto key = std::make_tuple(client_id, round, attempt);
+  in_flight_.erase(key);
+  // A task that ended is never trained again, even if a server hands it out once more.
+  if (over) ended_.insert(std::make_tuple(round, attempt, client_id));
 }
 
-absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t attempt) {
-  const auto t_fetch = std::chrono::steady_clock::now();
+bool ClientHost::RetryTransient(const char* what, int64_t client_id, uint64_t round, const absl::Status& s,
+                                int* failures) {
+  if (!Transient(s) || *failures >= kTaskRetries) return false;
+  spdlog::warn("client {} round {}: {} refused ({}: {}); retry {} of {} with backoff", client_id, round, what,
+               absl::StatusCodeToString(s.code()), std::string(s.message()), *failures + 1, kTaskRetries);
+  return Backoff(failures);
+}
+
+absl::Status ClientHost::FetchTask(int64_t client_id, uint64_t round, uint32_t attempt, Downlink* out) {
   CachedMask held;
   bool have_held = false;
   {
@@ -270,9 +291,10 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
     fetch.set_held_mask_version(held.version);
     fetch.set_held_mask_hash(MaskHash(held.mask));
   }
+  const auto t_fetch = std::chrono::steady_clock::now();
   std::string payload;
-  uint32_t version = 0;
-  std::vector<int> layer_bits;
+  out->version = 0;
+  out->layer_bits.clear();
   {
     grpc::ClientContext ctx;
     ctx.set_deadline(After(120));
@@ -281,14 +303,14 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
     bool first = true;
     while (reader->Read(&chunk)) {
       if (first) {
-        version = chunk.mask_version();
+        out->version = chunk.mask_version();
         if (chunk.layer_bits_size() > 64) return absl::InvalidArgumentError("too many layer bits from server");
         for (uint32_t b : chunk.layer_bits()) {
           if (b > static_cast<uint32_t>(codec::kMaxQuantBits)) {
             return absl::InvalidArgumentError(
                 absl::StrCat("layer bits ", b, " from server (at most ", codec::kMaxQuantBits, ")"));
           }
-          layer_bits.push_back(static_cast<int>(b));
+          out->layer_bits.push_back(static_cast<int>(b));
         }
         if (chunk.total_bytes() > (1ull << 30)) return absl::InvalidArgumentError("model larger than 1 GiB");
         payload.reserve(chunk.total_bytes());
@@ -298,17 +320,43 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
     }
     if (absl::Status s = FromGrpc(reader->Finish()); !s.ok()) return s;
   }
-  const double network_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_fetch).count();
+  out->network_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_fetch).count();
   absl::StatusOr<DecodedModel> down =
       DecodeModel(payload, data_->theta0, have_held ? &held.mask : nullptr, held.version);
   if (!down.ok()) return absl::InternalError(absl::StrCat("bad model from server: ", down.status().message()));
-  absl::StatusOr<LocalResult> result = RunLocalUpdate(*data_, client_id, round, attempt, *down, version, layer_bits);
-  if (!result.ok()) return result.status();
+  out->model = *std::move(down);
+  return absl::OkStatus();
+}
 
+absl::Status ClientHost::Upload(const v1::UpdateChunk& header, const std::string& payload) {
   v1::SubmitReply reply;
   grpc::ClientContext ctx;
   ctx.set_deadline(After(120));
   std::unique_ptr<grpc::ClientWriter<v1::UpdateChunk>> writer = stub_->SubmitUpdate(&ctx, &reply);
+  bool ok = writer->Write(header);
+  for (size_t off = 0; ok && off < payload.size(); off += kChunkBytes) {
+    v1::UpdateChunk data;
+    data.set_data(payload.substr(off, kChunkBytes));
+    ok = writer->Write(data);
+  }
+  writer->WritesDone();
+  return FromGrpc(writer->Finish());
+}
+
+absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t attempt) {
+  // Transient refusals (no upload slot, server away, ...) retry the step that failed, never the
+  // training: a task is trained at most once.
+  Downlink down;
+  int failures = 0;
+  for (;;) {
+    absl::Status s = FetchTask(client_id, round, attempt, &down);
+    if (s.ok()) break;
+    if (!RetryTransient("model download", client_id, round, s, &failures)) return s;
+  }
+  absl::StatusOr<LocalResult> result =
+      RunLocalUpdate(*data_, client_id, round, attempt, down.model, down.version, down.layer_bits);
+  if (!result.ok()) return result.status();
+
   v1::UpdateChunk chunk;
   v1::UpdateHeader* h = chunk.mutable_header();
   *h->mutable_client() = CredentialFor(client_id);
@@ -323,18 +371,17 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
   h->set_pruned(result->mask_changed);
   h->set_train_seconds(result->train_seconds);
   h->set_encode_seconds(result->encode_seconds);
-  h->set_network_seconds(network_seconds);
+  h->set_network_seconds(down.network_seconds);
   for (int b : result->layer_bits) h->add_layer_bits(b);
-  bool ok = writer->Write(chunk);
-  for (size_t off = 0; ok && off < result->payload.size(); off += kChunkBytes) {
-    v1::UpdateChunk data;
-    data.set_data(result->payload.substr(off, kChunkBytes));
-    ok = writer->Write(data);
+  failures = 0;
+  for (;;) {
+    absl::Status s = Upload(chunk, result->payload);
+    if (s.ok()) break;
+    if (!RetryTransient("update upload", client_id, round, s, &failures)) return s;
   }
-  writer->WritesDone();
-  if (absl::Status s = FromGrpc(writer->Finish()); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
-  masks_[client_id] = result->mask_changed ? CachedMask{result->mask, version + 1} : CachedMask{down->mask, version};
+  masks_[client_id] = result->mask_changed ? CachedMask{result->mask, down.version + 1}
+                                           : CachedMask{down.model.mask, down.version};
   tasks_completed_++;
   sent_per_round_[round]++;
   return absl::OkStatus();

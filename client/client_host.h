@@ -28,6 +28,7 @@
 #include "fl/mask.h"
 #include "proto/lotteryfl.grpc.pb.h"
 #include "runtime/run_data.h"
+#include "wire/model_payload.h"
 
 namespace lfl {
 
@@ -70,7 +71,19 @@ class ClientHost {
   absl::Status Connect();
   absl::Status JoinAll();
   void RunTask(int64_t client_id, uint64_t round, uint32_t attempt);
+  // One task: download (retried on transient refusals), train once, upload (retried likewise).
   absl::Status DoTask(int64_t client_id, uint64_t round, uint32_t attempt);
+  struct Downlink {
+    DecodedModel model;
+    uint32_t version = 0;
+    std::vector<int> layer_bits;
+    double network_seconds = 0;
+  };
+  absl::Status FetchTask(int64_t client_id, uint64_t round, uint32_t attempt, Downlink* out);
+  absl::Status Upload(const lotteryfl::v1::UpdateChunk& header, const std::string& payload);
+  // Logs a transient refusal of `what` with its cause and backs off; false when the step should
+  // give up (not transient, too many retries, or Stop()).
+  bool RetryTransient(const char* what, int64_t client_id, uint64_t round, const absl::Status& s, int* failures);
   lotteryfl::v1::Credential CredentialFor(int64_t id) const;
   bool Backoff(int* failures);
 
@@ -84,6 +97,8 @@ class ClientHost {
 
   mutable absl::Mutex mu_;
   std::set<std::tuple<int64_t, uint64_t, uint32_t>> in_flight_ ABSL_GUARDED_BY(mu_);
+  // Tasks that ended with a refusal, (round, attempt, client): never trained again.
+  std::set<std::tuple<uint64_t, uint32_t, int64_t>> ended_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, CachedMask> masks_ ABSL_GUARDED_BY(mu_);
   absl::Status fatal_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, int64_t> sent_per_round_ ABSL_GUARDED_BY(mu_);
