@@ -93,7 +93,7 @@ struct RunConfig {
   // clip_initial_fraction × the global model's norm. 0 disables clipping.
   double clip_multiplier = 4;
   int64_t clip_window = 64;
-  double clip_initial_fraction = 0.5;
+  double clip_initial_fraction = 0.75;
   // FetchModel calls per task beyond the first that the server still answers (and counts
   // apart from the downlink); more are refused.
   int64_t max_refetches = 8;

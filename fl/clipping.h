@@ -53,7 +53,7 @@ struct ClipOptions {
   // Accepted distances needed before the median is trusted; until then B is
   // initial_fraction × ‖θg‖ (the norm of the global model the round serves).
   size_t min_history = 2;
-  double initial_fraction = 0.5;
+  double initial_fraction = 0.75;
 };
 
 // The adaptive bound. Not thread-safe (the coordinator holds it under its lock). Deterministic:
