@@ -1,6 +1,7 @@
 #include "client/client_host.h"
 
 #include <chrono>
+#include <cmath>
 #include <future>
 #include <random>
 #include <thread>
@@ -10,6 +11,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/local_update.h"
 #include "common/file_io.h"
@@ -343,6 +345,65 @@ absl::Status ClientHost::Upload(const v1::UpdateChunk& header, const std::string
   return FromGrpc(writer->Finish());
 }
 
+absl::StatusOr<BenchAttack> ParseBenchAttack(const std::string& text) {
+  BenchAttack a;
+  const size_t colon = text.find(':');
+  const std::string kind = text.substr(0, colon);
+  const std::string arg = colon == std::string::npos ? "" : text.substr(colon + 1);
+  if (kind == "none" && arg.empty()) return a;
+  if (kind == "return-served" && arg.empty()) {
+    a.kind = BenchAttack::kReturnServed;
+    return a;
+  }
+  if (kind == "bias" && absl::SimpleAtod(arg, &a.bias_delta) && std::isfinite(a.bias_delta)) {
+    a.kind = BenchAttack::kAddToBias;
+    return a;
+  }
+  if (kind == "refetch" && absl::SimpleAtoi(arg, &a.refetches) && a.refetches >= 0) {
+    a.kind = BenchAttack::kRefetch;
+    return a;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown bench attack '", text, "' (none | return-served | bias:DELTA | refetch:N)"));
+}
+
+absl::Status ClientHost::ApplyBenchAttack(int64_t client_id, const Downlink& down, LocalResult* result) const {
+  const BenchAttack& attack = options_.bench_attack;
+  if (attack.clients.count(client_id) == 0) return absl::OkStatus();
+  if (attack.kind != BenchAttack::kReturnServed && attack.kind != BenchAttack::kAddToBias) return absl::OkStatus();
+  TensorSet values = down.model.values;  // θg ⊙ m as served
+  if (attack.kind == BenchAttack::kAddToBias) {
+    for (auto t = values.tensors.rbegin(); t != values.tensors.rend(); ++t) {
+      if (!t->prunable && !t->values.empty()) {
+        t->values[0] = static_cast<float>(t->values[0] + attack.bias_delta);
+        break;
+      }
+    }
+  }
+  // Encoded as an honest client of this run would (lottery/client_step.cc), so only the
+  // values are hostile.
+  const QuantMode mode = ParseQuantMode(data_->config.quant).value_or(QuantMode::kNone);
+  EncodeSpec spec;
+  if (mode != QuantMode::kNone) {
+    spec.weight_bits = mode == QuantMode::kBsq ? codec::kMaxQuantBits : UniformBits(mode);
+    spec.other_bits = 8;
+  }
+  if (data_->config.algorithm == "lotteryfl") {
+    spec.mask = &down.model.mask;
+    spec.send_mask = false;
+    spec.mask_version = down.version;
+  }
+  spec.client_id = static_cast<uint32_t>(client_id);
+  std::vector<int> bits;
+  absl::StatusOr<std::string> payload = EncodeModel(values, spec, &bits);
+  if (!payload.ok()) return payload.status();
+  result->payload = *std::move(payload);
+  result->mask = down.model.mask;
+  result->mask_changed = false;
+  result->layer_bits = std::move(bits);
+  return absl::OkStatus();
+}
+
 absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t attempt) {
   // Transient refusals (no upload slot, server away, ...) retry the step that failed, never the
   // training: a task is trained at most once.
@@ -353,9 +414,17 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
     if (s.ok()) break;
     if (!RetryTransient("model download", client_id, round, s, &failures)) return s;
   }
+  const BenchAttack& attack = options_.bench_attack;
+  if (attack.kind == BenchAttack::kRefetch && attack.clients.count(client_id)) {
+    for (int i = 0; i < attack.refetches && !stop_; ++i) {
+      Downlink again;
+      FetchTask(client_id, round, attempt, &again).IgnoreError();  // a flood: the answers do not matter
+    }
+  }
   absl::StatusOr<LocalResult> result =
       RunLocalUpdate(*data_, client_id, round, attempt, down.model, down.version, down.layer_bits);
   if (!result.ok()) return result.status();
+  if (absl::Status s = ApplyBenchAttack(client_id, down, &*result); !s.ok()) return s;
 
   v1::UpdateChunk chunk;
   v1::UpdateHeader* h = chunk.mutable_header();

@@ -27,10 +27,28 @@
 #include "absl/synchronization/mutex.h"
 #include "fl/mask.h"
 #include "proto/lotteryfl.grpc.pb.h"
+#include "runtime/local_update.h"
 #include "runtime/run_data.h"
 #include "wire/model_payload.h"
 
 namespace lfl {
+
+// For benchmarks of the server's defenses only (bench/security/poison.sh): the listed clients
+// of a host behave as attackers would. Never set outside a benchmark.
+struct BenchAttack {
+  enum Kind {
+    kNone,
+    kReturnServed,  // train as usual, then send back the served model unchanged
+    kAddToBias,     // train as usual, then send the served model with bias_delta added to the
+                    // first element of the last bias tensor (the output layer's)
+    kRefetch,       // download each task's model `refetches` more times, then train honestly
+  } kind = kNone;
+  double bias_delta = 990;
+  int refetches = 300;
+  std::set<int64_t> clients;  // the attacking client ids
+};
+// "none", "return-served", "bias:990", "refetch:300".
+absl::StatusOr<BenchAttack> ParseBenchAttack(const std::string& text);
 
 struct ClientOptions {
   std::string server = "127.0.0.1:50051";
@@ -45,6 +63,7 @@ struct ClientOptions {
   // Builds this host's run data from the joined configuration; null = LoadRunData (the
   // partition the server's config describes). lotteryfl-client --local-data sets it.
   std::function<absl::StatusOr<std::shared_ptr<const RunData>>(const RunConfig&)> load_data;
+  BenchAttack bench_attack;  // benchmarks only
 };
 
 class ClientHost {
@@ -83,6 +102,8 @@ class ClientHost {
   absl::Status Upload(const lotteryfl::v1::UpdateChunk& header, const std::string& payload);
   // Logs a transient refusal of `what` with its cause and backs off; false when the step should
   // give up (not transient, too many retries, or Stop()).
+  // The benchmark attack of `client_id` applied to its trained result (bench_attack).
+  absl::Status ApplyBenchAttack(int64_t client_id, const Downlink& down, LocalResult* result) const;
   bool RetryTransient(const char* what, int64_t client_id, uint64_t round, const absl::Status& s, int* failures);
   lotteryfl::v1::Credential CredentialFor(int64_t id) const;
   bool Backoff(int* failures);
