@@ -6,9 +6,12 @@
 // It joins them, receives the run configuration from the server, loads the
 // dataset once (clients share it and hold only index lists), then long-polls
 // for tasks and trains at most `parallel` clients at once on a thread pool,
-// one torch thread each. UNAVAILABLE (server away, link down) is retried with
-// exponential backoff and jitter; after a server restart the clients re-join
-// by themselves. A FINISHED poll ends Run() cleanly; Stop() (SIGTERM) lets the
+// one torch thread each. Transient refusals (UNAVAILABLE, RESOURCE_EXHAUSTED,
+// ...) are logged with their cause and retried with exponential backoff and
+// jitter — only the step that failed (download or upload), never the training:
+// a task is trained at most once, and a task the server refused (the status
+// names the cause) is over and never trained again. After a server restart the
+// clients re-join by themselves. A FINISHED poll ends Run() cleanly; Stop() (SIGTERM) lets the
 // tasks in flight finish, leaves, and returns.
 
 #include <atomic>
