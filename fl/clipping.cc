@@ -38,9 +38,12 @@ double ClipScale(double distance, double bound) {
   return bound / distance;
 }
 
-absl::Status ClipTowards(const TensorSet& origin, const Mask* kept, double scale, TensorSet* values) {
-  if (!(scale >= 0 && scale <= 1)) return absl::InvalidArgumentError(absl::StrCat("clip scale ", scale, " not in [0, 1]"));
-  if (!values->SameLayout(origin)) return absl::InvalidArgumentError("clipping: the update and its origin differ in layout");
+absl::Status ClipTowards(const TensorSet& origin, const Mask* kept, double scale,
+                         TensorSet* values) {
+  if (!(scale >= 0 && scale <= 1))
+    return absl::InvalidArgumentError(absl::StrCat("clip scale ", scale, " not in [0, 1]"));
+  if (!values->SameLayout(origin))
+    return absl::InvalidArgumentError("clipping: the update and its origin differ in layout");
   if (scale == 1) return absl::OkStatus();
   for (size_t t = 0; t < values->size(); ++t) {
     std::vector<float>& v = values->tensors[t].values;
@@ -60,7 +63,9 @@ double AdaptiveClipBound::Bound(double global_norm) const {
   constexpr double kNone = std::numeric_limits<double>::infinity();
   if (!(options_.multiplier > 0)) return kNone;
   if (window_.size() < std::max<size_t>(1, options_.min_history)) {
-    return global_norm > 0 && options_.initial_fraction > 0 ? options_.initial_fraction * global_norm : kNone;
+    return global_norm > 0 && options_.initial_fraction > 0
+               ? options_.initial_fraction * global_norm
+               : kNone;
   }
   return options_.multiplier * Median();
 }

@@ -43,7 +43,8 @@ double ClipScale(double distance, double bound);
 // values ← origin + (values − origin) · scale on the kept elements (dropped ones are left as
 // they are). scale == 1 leaves `values` untouched, bit for bit. InvalidArgument when the
 // layouts differ or scale is not in [0, 1].
-absl::Status ClipTowards(const TensorSet& origin, const Mask* kept, double scale, TensorSet* values);
+absl::Status ClipTowards(const TensorSet& origin, const Mask* kept, double scale,
+                         TensorSet* values);
 
 struct ClipOptions {
   // B = multiplier × median of the window; <= 0 disables clipping (B = +inf).

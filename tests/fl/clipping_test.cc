@@ -1,10 +1,10 @@
 // fl/clipping: distances, scales and the adaptive bound on hand-computed cases.
 #include "fl/clipping.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <limits>
-
-#include <gtest/gtest.h>
 
 namespace lfl {
 namespace {
@@ -47,7 +47,7 @@ TEST(ClipTowards, ScalesTheDeltaOfKeptElementsOnly) {
   EXPECT_FLOAT_EQ(update.tensors[0].values[0], 2.5f);  // 1 + 3·0.5
   EXPECT_FLOAT_EQ(update.tensors[0].values[1], 7.f);   // dropped: untouched
   EXPECT_FLOAT_EQ(update.tensors[0].values[2], 1.f);
-  EXPECT_FLOAT_EQ(update.tensors[1].values[1], 4.f);   // 2 + 4·0.5
+  EXPECT_FLOAT_EQ(update.tensors[1].values[1], 4.f);  // 2 + 4·0.5
   EXPECT_NEAR(UpdateDistance(update, origin, &kept), 2.5, 1e-6);
 }
 
@@ -58,7 +58,8 @@ TEST(ClipTowards, ScaleOneIsBitIdentical) {
   ASSERT_TRUE(ClipTowards(origin, nullptr, 1.0, &update).ok());
   for (size_t t = 0; t < update.size(); ++t) {
     for (size_t i = 0; i < update.tensors[t].values.size(); ++i) {
-      EXPECT_EQ(std::signbit(update.tensors[t].values[i]), std::signbit(before.tensors[t].values[i]));
+      EXPECT_EQ(std::signbit(update.tensors[t].values[i]),
+                std::signbit(before.tensors[t].values[i]));
       EXPECT_EQ(update.tensors[t].values[i], before.tensors[t].values[i]);
     }
   }

@@ -4,11 +4,11 @@
 // unchanged — and asserts what the honest clients get: their updates are never clipped, the
 // run completes, and the global model stays within the attacker's clipped share of the
 // undisturbed one.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <map>
 #include <memory>
-
-#include <gtest/gtest.h>
 
 #include "fl/clipping.h"
 #include "fl/strategy.h"
@@ -43,7 +43,7 @@ struct FederatedRun {
 TensorSet HonestUpdate(const TensorSet& served, int64_t k, uint64_t round) {
   TensorSet w = served;
   for (size_t i = 0; i < w.tensors[0].values.size(); ++i) {
-    w.tensors[0].values[i] += 0.02f * static_cast<float>((k + 1) * ((i + round) % 3) ) - 0.02f;
+    w.tensors[0].values[i] += 0.02f * static_cast<float>((k + 1) * ((i + round) % 3)) - 0.02f;
   }
   w.tensors[1].values[static_cast<size_t>(k)] += 0.03f;
   return w;

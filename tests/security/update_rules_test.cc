@@ -2,11 +2,11 @@
 // bypass with "every element kept" records, unquantized uploads in quantized runs, refusal
 // loops, re-fetch floods, lying timings, and joins with one stolen token. Each test asserts
 // what the honest clients still get.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <limits>
 #include <memory>
-
-#include <gtest/gtest.h>
 
 #include "fl/strategy.h"
 #include "server/round_coordinator.h"
@@ -40,7 +40,8 @@ class UpdateRules : public ::testing::Test {
     o.refusals = refusals_;
     std::unique_ptr<Strategy> strategy =
         algorithm == "lotteryfl" ? MakeLotteryFl(true) : std::unique_ptr<Strategy>(MakeFedAvg());
-    c_ = std::make_unique<RoundCoordinator>(o, Model(0.f, 0.f), std::move(strategy), nullptr, "", now_);
+    c_ = std::make_unique<RoundCoordinator>(o, Model(0.f, 0.f), std::move(strategy), nullptr, "",
+                                            now_);
     for (int64_t id = 0; id < 4; ++id) ASSERT_TRUE(c_->Join({id, ""}, now_).ok());
     c_->Tick(now_);
   }
@@ -51,8 +52,8 @@ class UpdateRules : public ::testing::Test {
     r.test_count = 5;
     return r;
   }
-  static std::string Encode(const TensorSet& values, const Mask* mask = nullptr, bool send_mask = true,
-                            int weight_bits = 32, int other_bits = 32) {
+  static std::string Encode(const TensorSet& values, const Mask* mask = nullptr,
+                            bool send_mask = true, int weight_bits = 32, int other_bits = 32) {
     EncodeSpec spec;
     spec.mask = mask;
     spec.send_mask = send_mask;
@@ -85,7 +86,8 @@ class UpdateRules : public ::testing::Test {
     TensorSet w = Model(1.f, 1.f);
     half.ApplyTo(&w);
     EXPECT_TRUE(c_->Submit(Report(0), Encode(w, &half, true), now_).ok());
-    for (int64_t id = 1; id < 4; ++id) EXPECT_TRUE(c_->Submit(Report(id), Encode(Model(1.f, 1.f)), now_).ok());
+    for (int64_t id = 1; id < 4; ++id)
+      EXPECT_TRUE(c_->Submit(Report(id), Encode(Model(1.f, 1.f)), now_).ok());
     Close(now_);
     EXPECT_EQ(c_->clients()[0].mask, half);
     c_->Tick(now_);
@@ -106,7 +108,8 @@ TEST_F(UpdateRules, KindZeroRecordsCannotLeaveTheTicket) {
   EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
   EXPECT_NE(s.message().find("refused (mask_outside_ticket)"), std::string::npos) << s;
   // Honest clients are folded as usual; the pruned elements are theirs alone.
-  for (int64_t id = 1; id < 4; ++id) ASSERT_TRUE(c_->Submit(Report(id, 2), Encode(Model(2.f, 2.f)), now_).ok());
+  for (int64_t id = 1; id < 4; ++id)
+    ASSERT_TRUE(c_->Submit(Report(id, 2), Encode(Model(2.f, 2.f)), now_).ok());
   const RoundMetrics row = Close(now_);
   EXPECT_EQ(row.completed, 3);
   EXPECT_EQ(row.refused, 1);
@@ -137,17 +140,23 @@ TEST_F(UpdateRules, EveryQuantModeIsEnforced) {
       {"bsq", 32, 8, false},       {"bsq", 5, 8, true},        {"bsq", 8, 32, false},
   };
   for (const Case& k : cases) {
-    SCOPED_TRACE(k.quant + " " + std::to_string(k.weight_bits) + "/" + std::to_string(k.other_bits));
+    SCOPED_TRACE(k.quant + " " + std::to_string(k.weight_bits) + "/" +
+                 std::to_string(k.other_bits));
     Make("lotteryfl", k.quant);
-    const absl::StatusOr<bool> r =
-        c_->Submit(Report(0), Encode(Model(0.5f, 0.5f), nullptr, true, k.weight_bits, k.other_bits), now_);
+    const absl::StatusOr<bool> r = c_->Submit(
+        Report(0), Encode(Model(0.5f, 0.5f), nullptr, true, k.weight_bits, k.other_bits), now_);
     EXPECT_EQ(r.ok(), k.accepted) << r.status();
-    if (!k.accepted) EXPECT_NE(r.status().message().find("(quant_mode)"), std::string::npos) << r.status();
+    if (!k.accepted)
+      EXPECT_NE(r.status().message().find("(quant_mode)"), std::string::npos) << r.status();
     // An honest client of the same run is taken either way.
-    const int honest_weights = k.quant == "none" ? 32 : k.quant == "bsq" ? 6 : UniformBits(*ParseQuantMode(k.quant));
+    const int honest_weights = k.quant == "none"  ? 32
+                               : k.quant == "bsq" ? 6
+                                                  : UniformBits(*ParseQuantMode(k.quant));
     const int honest_others = k.quant == "none" ? 32 : 8;
-    EXPECT_TRUE(
-        c_->Submit(Report(1), Encode(Model(0.5f, 0.5f), nullptr, true, honest_weights, honest_others), now_).ok());
+    EXPECT_TRUE(c_->Submit(Report(1),
+                           Encode(Model(0.5f, 0.5f), nullptr, true, honest_weights, honest_others),
+                           now_)
+                    .ok());
   }
 }
 
@@ -166,7 +175,8 @@ TEST_F(UpdateRules, ARefusedUpdateEndsTheTaskAndTheRoundGoesOn) {
   EXPECT_NE(fetch.message().find("refused (report)"), std::string::npos) << fetch;
   EXPECT_TRUE(absl::IsFailedPrecondition(c_->BeginUpload(Report(2), 100, now_)));
   // The honest three complete the round at once: it does not wait for the deadline.
-  for (int64_t id : {0, 1, 3}) ASSERT_TRUE(c_->Submit(Report(id), Encode(Model(2.f, 2.f)), now_).ok());
+  for (int64_t id : {0, 1, 3})
+    ASSERT_TRUE(c_->Submit(Report(id), Encode(Model(2.f, 2.f)), now_).ok());
   const RoundMetrics row = Close(now_ + 0.5);
   EXPECT_EQ(row.completed, 3);
   EXPECT_LT(row.wall_seconds, 1.0);
@@ -192,7 +202,8 @@ TEST_F(UpdateRules, RefetchesAreCountedApartAndBounded) {
   }
   EXPECT_EQ(refused, 300 - 4) << "one download and 3 re-fetches are served";
   for (int64_t id : {2, 3}) ASSERT_TRUE(c_->Downlink({id, ""}, 1, 0, 0, 0, now_).ok());
-  for (int64_t id = 0; id < 4; ++id) ASSERT_TRUE(c_->Submit(Report(id), Encode(Model(1.f, 1.f)), now_).ok());
+  for (int64_t id = 0; id < 4; ++id)
+    ASSERT_TRUE(c_->Submit(Report(id), Encode(Model(1.f, 1.f)), now_).ok());
   const RoundMetrics row = Close(now_);
   // downlink_bytes is what the undisturbed round costs: one download per task.
   EXPECT_EQ(row.downlink_bytes, 4 * first->bytes.size());
@@ -222,7 +233,8 @@ TEST_F(UpdateRules, ClientTimingsAreRangeCheckedAndTheServerMeasuresTheUpload) {
   EXPECT_DOUBLE_EQ(row.train_seconds, 0);
   EXPECT_DOUBLE_EQ(row.network_seconds, 0);
   EXPECT_DOUBLE_EQ(row.encode_seconds, 0.125);
-  EXPECT_DOUBLE_EQ(row.server_network_seconds, 2.0) << "(3 + 1) / 2, from the header to the last chunk";
+  EXPECT_DOUBLE_EQ(row.server_network_seconds, 2.0)
+      << "(3 + 1) / 2, from the header to the last chunk";
 }
 
 TEST_F(UpdateRules, AJoinWithOneStolenTokenDoesNotCutOffTheHost) {
@@ -240,7 +252,8 @@ TEST_F(UpdateRules, AJoinWithOneStolenTokenDoesNotCutOffTheHost) {
 
 TEST_F(UpdateRules, UnderMutualTlsASessionAnswersOnlyItsCertificate) {
   Make("fedavg");
-  absl::StatusOr<RoundCoordinator::HostJoin> host = c_->JoinHost({{0, "", "host-a"}, {1, "", "host-a"}}, now_);
+  absl::StatusOr<RoundCoordinator::HostJoin> host =
+      c_->JoinHost({{0, "", "host-a"}, {1, "", "host-a"}}, now_);
   ASSERT_TRUE(host.ok());
   const absl::Status stolen = c_->PollSession(host->session, "host-b", now_).status();
   EXPECT_TRUE(absl::IsUnauthenticated(stolen)) << stolen;
