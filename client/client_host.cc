@@ -244,8 +244,17 @@ absl::Status ClientHost::Run() {
 }
 
 void ClientHost::RunTask(int64_t client_id, uint64_t round, uint32_t attempt) {
-  const absl::Status s = DoTask(client_id, round, attempt);
-  const bool over = !s.ok() && !Transient(s) && !stop_;
+  // A transient failure (server away or restarted, link down) redoes the whole task: a
+  // restarted server must serve the downlink again (it derives the pruned mask the update
+  // references when it serves it), and training is seeded, so the update is the same.
+  int failures = 0;
+  absl::Status s;
+  while (!stop_) {
+    s = DoTask(client_id, round, attempt);
+    if (!RetryTransient("task", client_id, round, s, &failures)) break;
+  }
+  // The server refused this update's content: the same seeded training would send it again.
+  const bool over = absl::IsInvalidArgument(s) && !stop_;
   if (!s.ok() && !stop_) {
     if (Transient(s)) {
       spdlog::warn("client {} round {} attempt {}: giving up on the task after {} retries: {}: {}", client_id, round,
@@ -405,15 +414,8 @@ absl::Status ClientHost::ApplyBenchAttack(int64_t client_id, const Downlink& dow
 }
 
 absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t attempt) {
-  // Transient refusals (no upload slot, server away, ...) retry the step that failed, never the
-  // training: a task is trained at most once.
   Downlink down;
-  int failures = 0;
-  for (;;) {
-    absl::Status s = FetchTask(client_id, round, attempt, &down);
-    if (s.ok()) break;
-    if (!RetryTransient("model download", client_id, round, s, &failures)) return s;
-  }
+  if (absl::Status s = FetchTask(client_id, round, attempt, &down); !s.ok()) return s;
   const BenchAttack& attack = options_.bench_attack;
   if (attack.kind == BenchAttack::kRefetch && attack.clients.count(client_id)) {
     for (int i = 0; i < attack.refetches && !stop_; ++i) {
@@ -442,11 +444,13 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
   h->set_encode_seconds(result->encode_seconds);
   h->set_network_seconds(down.network_seconds);
   for (int b : result->layer_bits) h->add_layer_bits(b);
-  failures = 0;
+  // A busy server (no upload slot, an upload of this client still in flight) is asked again
+  // with the same update; anything else goes back to RunTask.
+  int failures = 0;
   for (;;) {
     absl::Status s = Upload(chunk, result->payload);
     if (s.ok()) break;
-    if (!RetryTransient("update upload", client_id, round, s, &failures)) return s;
+    if (!absl::IsResourceExhausted(s) || !RetryTransient("update upload", client_id, round, s, &failures)) return s;
   }
   absl::MutexLock lock(&mu_);
   masks_[client_id] = result->mask_changed ? CachedMask{result->mask, down.version + 1}

@@ -8,10 +8,11 @@
 // for tasks and trains at most `parallel` clients at once on a thread pool,
 // one torch thread each. Transient refusals (UNAVAILABLE, RESOURCE_EXHAUSTED,
 // ...) are logged with their cause and retried with exponential backoff and
-// jitter — only the step that failed (download or upload), never the training:
-// a task is trained at most once, and a task the server refused (the status
-// names the cause) is over and never trained again. After a server restart the
-// clients re-join by themselves. A FINISHED poll ends Run() cleanly; Stop() (SIGTERM) lets the
+// jitter: a busy server's RESOURCE_EXHAUSTED at upload resends the same update,
+// other transient failures redo the task (a restarted server must serve the
+// downlink again; training is seeded). An update the server refused (the
+// status names the cause) ends its task: it is never trained again. After a
+// server restart the clients re-join by themselves. A FINISHED poll ends Run() cleanly; Stop() (SIGTERM) lets the
 // tasks in flight finish, leaves, and returns.
 
 #include <atomic>
@@ -93,7 +94,7 @@ class ClientHost {
   absl::Status Connect();
   absl::Status JoinAll();
   void RunTask(int64_t client_id, uint64_t round, uint32_t attempt);
-  // One task: download (retried on transient refusals), train once, upload (retried likewise).
+  // One task: download, train, upload (resent while the server answers RESOURCE_EXHAUSTED).
   absl::Status DoTask(int64_t client_id, uint64_t round, uint32_t attempt);
   struct Downlink {
     DecodedModel model;
