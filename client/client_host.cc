@@ -1,6 +1,7 @@
 #include "client/client_host.h"
 
 #include <chrono>
+#include <cmath>
 #include <future>
 #include <random>
 #include <thread>
@@ -10,6 +11,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/local_update.h"
 #include "common/file_io.h"
@@ -37,6 +39,7 @@ std::chrono::system_clock::time_point After(double seconds) {
 }
 
 constexpr size_t kChunkBytes = 1 << 20;
+constexpr int kTaskRetries = 8;  // transient refusals of one step of a task before it gives up
 
 }  // namespace
 
@@ -163,10 +166,15 @@ absl::Status ClientHost::Run() {
   if (absl::Status s = Connect(); !s.ok()) return s;
   const auto started = std::chrono::steady_clock::now();
   int failures = 0;
+  absl::StatusCode last_refusal = absl::StatusCode::kOk;
   auto retry_or_fail = [&](const absl::Status& s) -> bool {
     const double away = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (!Transient(s) || (failures > 0 && away > options_.give_up_seconds)) return false;
-    if (failures == 0) spdlog::warn("{}: server unreachable ({}); retrying with backoff", options_.host_name, std::string(s.message()));
+    if (failures == 0 || s.code() != last_refusal) {
+      spdlog::warn("{}: the server refused or is unreachable ({}: {}); retrying with backoff", options_.host_name,
+                   absl::StatusCodeToString(s.code()), std::string(s.message()));
+    }
+    last_refusal = s.code();
     return Backoff(&failures);
   };
   for (;;) {
@@ -211,10 +219,15 @@ absl::Status ClientHost::Run() {
     if (failures > 0) spdlog::info("{}: reconnected", options_.host_name);
     failures = 0;
     if (reply.state() == v1::PollReply::FINISHED) break;
+    absl::MutexLock lock(&mu_);
+    // Ended tasks of past rounds can no longer be handed out.
+    ended_.erase(ended_.begin(), ended_.lower_bound(std::make_tuple(reply.round(), uint32_t{0}, int64_t{-1})));
     for (const v1::Task& task : reply.tasks()) {
       auto key = std::make_tuple(task.client_id(), task.round(), task.attempt());
-      absl::MutexLock lock(&mu_);
-      if (!in_flight_.insert(key).second) continue;
+      if (ended_.count(std::make_tuple(task.round(), task.attempt(), task.client_id())) ||
+          !in_flight_.insert(key).second) {
+        continue;
+      }
       boost::asio::post(pool, [this, task] { RunTask(task.client_id(), task.round(), task.attempt()); });
     }
   }
@@ -231,28 +244,47 @@ absl::Status ClientHost::Run() {
 }
 
 void ClientHost::RunTask(int64_t client_id, uint64_t round, uint32_t attempt) {
+  // A transient failure (server away or restarted, link down) redoes the whole task: a
+  // restarted server must serve the downlink again (it derives the pruned mask the update
+  // references when it serves it), and training is seeded, so the update is the same.
   int failures = 0;
   absl::Status s;
   while (!stop_) {
     s = DoTask(client_id, round, attempt);
-    if (s.ok() || !Transient(s) || failures >= 8 || !Backoff(&failures)) break;
+    if (!RetryTransient("task", client_id, round, s, &failures)) break;
   }
-  if (!s.ok()) {
-    if (absl::IsInvalidArgument(s) || absl::IsUnauthenticated(s) || absl::IsPermissionDenied(s) ||
-        absl::IsNotFound(s)) {
-      spdlog::error("client {} round {}: {}", client_id, round, std::string(s.message()));
-      if (!absl::IsInvalidArgument(s)) {
-        absl::MutexLock lock(&mu_);
-        fatal_ = s;
-      }
+  // The server refused this update's content: the same seeded training would send it again.
+  const bool over = absl::IsInvalidArgument(s) && !stop_;
+  if (!s.ok() && !stop_) {
+    if (Transient(s)) {
+      spdlog::warn("client {} round {} attempt {}: giving up on the task after {} retries: {}: {}", client_id, round,
+                   attempt, kTaskRetries, absl::StatusCodeToString(s.code()), std::string(s.message()));
+    } else if (absl::IsFailedPrecondition(s)) {
+      // The round moved on, or the server ended this task (a refused update): nothing to redo.
+      spdlog::warn("client {} round {} attempt {}: {}; not retrained", client_id, round, attempt,
+                   std::string(s.message()));
+    } else {
+      spdlog::error("client {} round {} attempt {}: {}: {}; the task is over, not retrained", client_id, round,
+                    attempt, absl::StatusCodeToString(s.code()), std::string(s.message()));
     }
   }
   absl::MutexLock lock(&mu_);
-  in_flight_.erase(std::make_tuple(client_id, round, attempt));
+  if (!s.ok() && (absl::IsUnauthenticated(s) || absl::IsPermissionDenied(s) || absl::IsNotFound(s))) fatal_ = s;
+  const auto key = std::make_tuple(client_id, round, attempt);
+  in_flight_.erase(key);
+  // A task that ended is never trained again, even if a server hands it out once more.
+  if (over) ended_.insert(std::make_tuple(round, attempt, client_id));
 }
 
-absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t attempt) {
-  const auto t_fetch = std::chrono::steady_clock::now();
+bool ClientHost::RetryTransient(const char* what, int64_t client_id, uint64_t round, const absl::Status& s,
+                                int* failures) {
+  if (!Transient(s) || *failures >= kTaskRetries) return false;
+  spdlog::warn("client {} round {}: {} refused ({}: {}); retry {} of {} with backoff", client_id, round, what,
+               absl::StatusCodeToString(s.code()), std::string(s.message()), *failures + 1, kTaskRetries);
+  return Backoff(failures);
+}
+
+absl::Status ClientHost::FetchTask(int64_t client_id, uint64_t round, uint32_t attempt, Downlink* out) {
   CachedMask held;
   bool have_held = false;
   {
@@ -270,9 +302,10 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
     fetch.set_held_mask_version(held.version);
     fetch.set_held_mask_hash(MaskHash(held.mask));
   }
+  const auto t_fetch = std::chrono::steady_clock::now();
   std::string payload;
-  uint32_t version = 0;
-  std::vector<int> layer_bits;
+  out->version = 0;
+  out->layer_bits.clear();
   {
     grpc::ClientContext ctx;
     ctx.set_deadline(After(120));
@@ -281,14 +314,14 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
     bool first = true;
     while (reader->Read(&chunk)) {
       if (first) {
-        version = chunk.mask_version();
+        out->version = chunk.mask_version();
         if (chunk.layer_bits_size() > 64) return absl::InvalidArgumentError("too many layer bits from server");
         for (uint32_t b : chunk.layer_bits()) {
           if (b > static_cast<uint32_t>(codec::kMaxQuantBits)) {
             return absl::InvalidArgumentError(
                 absl::StrCat("layer bits ", b, " from server (at most ", codec::kMaxQuantBits, ")"));
           }
-          layer_bits.push_back(static_cast<int>(b));
+          out->layer_bits.push_back(static_cast<int>(b));
         }
         if (chunk.total_bytes() > (1ull << 30)) return absl::InvalidArgumentError("model larger than 1 GiB");
         payload.reserve(chunk.total_bytes());
@@ -298,17 +331,103 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
     }
     if (absl::Status s = FromGrpc(reader->Finish()); !s.ok()) return s;
   }
-  const double network_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_fetch).count();
+  out->network_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_fetch).count();
   absl::StatusOr<DecodedModel> down =
       DecodeModel(payload, data_->theta0, have_held ? &held.mask : nullptr, held.version);
   if (!down.ok()) return absl::InternalError(absl::StrCat("bad model from server: ", down.status().message()));
-  absl::StatusOr<LocalResult> result = RunLocalUpdate(*data_, client_id, round, attempt, *down, version, layer_bits);
-  if (!result.ok()) return result.status();
+  out->model = *std::move(down);
+  return absl::OkStatus();
+}
 
+absl::Status ClientHost::Upload(const v1::UpdateChunk& header, const std::string& payload) {
   v1::SubmitReply reply;
   grpc::ClientContext ctx;
   ctx.set_deadline(After(120));
   std::unique_ptr<grpc::ClientWriter<v1::UpdateChunk>> writer = stub_->SubmitUpdate(&ctx, &reply);
+  bool ok = writer->Write(header);
+  for (size_t off = 0; ok && off < payload.size(); off += kChunkBytes) {
+    v1::UpdateChunk data;
+    data.set_data(payload.substr(off, kChunkBytes));
+    ok = writer->Write(data);
+  }
+  writer->WritesDone();
+  return FromGrpc(writer->Finish());
+}
+
+absl::StatusOr<BenchAttack> ParseBenchAttack(const std::string& text) {
+  BenchAttack a;
+  const size_t colon = text.find(':');
+  const std::string kind = text.substr(0, colon);
+  const std::string arg = colon == std::string::npos ? "" : text.substr(colon + 1);
+  if (kind == "none" && arg.empty()) return a;
+  if (kind == "return-served" && arg.empty()) {
+    a.kind = BenchAttack::kReturnServed;
+    return a;
+  }
+  if (kind == "bias" && absl::SimpleAtod(arg, &a.bias_delta) && std::isfinite(a.bias_delta)) {
+    a.kind = BenchAttack::kAddToBias;
+    return a;
+  }
+  if (kind == "refetch" && absl::SimpleAtoi(arg, &a.refetches) && a.refetches >= 0) {
+    a.kind = BenchAttack::kRefetch;
+    return a;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown bench attack '", text, "' (none | return-served | bias:DELTA | refetch:N)"));
+}
+
+absl::Status ClientHost::ApplyBenchAttack(int64_t client_id, const Downlink& down, LocalResult* result) const {
+  const BenchAttack& attack = options_.bench_attack;
+  if (attack.clients.count(client_id) == 0) return absl::OkStatus();
+  if (attack.kind != BenchAttack::kReturnServed && attack.kind != BenchAttack::kAddToBias) return absl::OkStatus();
+  TensorSet values = down.model.values;  // θg ⊙ m as served
+  if (attack.kind == BenchAttack::kAddToBias) {
+    for (auto t = values.tensors.rbegin(); t != values.tensors.rend(); ++t) {
+      if (!t->prunable && !t->values.empty()) {
+        t->values[0] = static_cast<float>(t->values[0] + attack.bias_delta);
+        break;
+      }
+    }
+  }
+  // Encoded as an honest client of this run would (lottery/client_step.cc), so only the
+  // values are hostile.
+  const QuantMode mode = ParseQuantMode(data_->config.quant).value_or(QuantMode::kNone);
+  EncodeSpec spec;
+  if (mode != QuantMode::kNone) {
+    spec.weight_bits = mode == QuantMode::kBsq ? codec::kMaxQuantBits : UniformBits(mode);
+    spec.other_bits = 8;
+  }
+  if (data_->config.algorithm == "lotteryfl") {
+    spec.mask = &down.model.mask;
+    spec.send_mask = false;
+    spec.mask_version = down.version;
+  }
+  spec.client_id = static_cast<uint32_t>(client_id);
+  std::vector<int> bits;
+  absl::StatusOr<std::string> payload = EncodeModel(values, spec, &bits);
+  if (!payload.ok()) return payload.status();
+  result->payload = *std::move(payload);
+  result->mask = down.model.mask;
+  result->mask_changed = false;
+  result->layer_bits = std::move(bits);
+  return absl::OkStatus();
+}
+
+absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t attempt) {
+  Downlink down;
+  if (absl::Status s = FetchTask(client_id, round, attempt, &down); !s.ok()) return s;
+  const BenchAttack& attack = options_.bench_attack;
+  if (attack.kind == BenchAttack::kRefetch && attack.clients.count(client_id)) {
+    for (int i = 0; i < attack.refetches && !stop_; ++i) {
+      Downlink again;
+      FetchTask(client_id, round, attempt, &again).IgnoreError();  // a flood: the answers do not matter
+    }
+  }
+  absl::StatusOr<LocalResult> result =
+      RunLocalUpdate(*data_, client_id, round, attempt, down.model, down.version, down.layer_bits);
+  if (!result.ok()) return result.status();
+  if (absl::Status s = ApplyBenchAttack(client_id, down, &*result); !s.ok()) return s;
+
   v1::UpdateChunk chunk;
   v1::UpdateHeader* h = chunk.mutable_header();
   *h->mutable_client() = CredentialFor(client_id);
@@ -323,18 +442,19 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
   h->set_pruned(result->mask_changed);
   h->set_train_seconds(result->train_seconds);
   h->set_encode_seconds(result->encode_seconds);
-  h->set_network_seconds(network_seconds);
+  h->set_network_seconds(down.network_seconds);
   for (int b : result->layer_bits) h->add_layer_bits(b);
-  bool ok = writer->Write(chunk);
-  for (size_t off = 0; ok && off < result->payload.size(); off += kChunkBytes) {
-    v1::UpdateChunk data;
-    data.set_data(result->payload.substr(off, kChunkBytes));
-    ok = writer->Write(data);
+  // A busy server (no upload slot, an upload of this client still in flight) is asked again
+  // with the same update; anything else goes back to RunTask.
+  int failures = 0;
+  for (;;) {
+    absl::Status s = Upload(chunk, result->payload);
+    if (s.ok()) break;
+    if (!absl::IsResourceExhausted(s) || !RetryTransient("update upload", client_id, round, s, &failures)) return s;
   }
-  writer->WritesDone();
-  if (absl::Status s = FromGrpc(writer->Finish()); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
-  masks_[client_id] = result->mask_changed ? CachedMask{result->mask, version + 1} : CachedMask{down->mask, version};
+  masks_[client_id] = result->mask_changed ? CachedMask{result->mask, down.version + 1}
+                                           : CachedMask{down.model.mask, down.version};
   tasks_completed_++;
   sent_per_round_[round]++;
   return absl::OkStatus();

@@ -6,9 +6,13 @@
 // It joins them, receives the run configuration from the server, loads the
 // dataset once (clients share it and hold only index lists), then long-polls
 // for tasks and trains at most `parallel` clients at once on a thread pool,
-// one torch thread each. UNAVAILABLE (server away, link down) is retried with
-// exponential backoff and jitter; after a server restart the clients re-join
-// by themselves. A FINISHED poll ends Run() cleanly; Stop() (SIGTERM) lets the
+// one torch thread each. Transient refusals (UNAVAILABLE, RESOURCE_EXHAUSTED,
+// ...) are logged with their cause and retried with exponential backoff and
+// jitter: a busy server's RESOURCE_EXHAUSTED at upload resends the same update,
+// other transient failures redo the task (a restarted server must serve the
+// downlink again; training is seeded). An update the server refused (the
+// status names the cause) ends its task: it is never trained again. After a
+// server restart the clients re-join by themselves. A FINISHED poll ends Run() cleanly; Stop() (SIGTERM) lets the
 // tasks in flight finish, leaves, and returns.
 
 #include <atomic>
@@ -27,9 +31,28 @@
 #include "absl/synchronization/mutex.h"
 #include "fl/mask.h"
 #include "proto/lotteryfl.grpc.pb.h"
+#include "runtime/local_update.h"
 #include "runtime/run_data.h"
+#include "wire/model_payload.h"
 
 namespace lfl {
+
+// For benchmarks of the server's defenses only (bench/security/poison.sh): the listed clients
+// of a host behave as attackers would. Never set outside a benchmark.
+struct BenchAttack {
+  enum Kind {
+    kNone,
+    kReturnServed,  // train as usual, then send back the served model unchanged
+    kAddToBias,     // train as usual, then send the served model with bias_delta added to the
+                    // first element of the last bias tensor (the output layer's)
+    kRefetch,       // download each task's model `refetches` more times, then train honestly
+  } kind = kNone;
+  double bias_delta = 990;
+  int refetches = 300;
+  std::set<int64_t> clients;  // the attacking client ids
+};
+// "none", "return-served", "bias:990", "refetch:300".
+absl::StatusOr<BenchAttack> ParseBenchAttack(const std::string& text);
 
 struct ClientOptions {
   std::string server = "127.0.0.1:50051";
@@ -44,6 +67,7 @@ struct ClientOptions {
   // Builds this host's run data from the joined configuration; null = LoadRunData (the
   // partition the server's config describes). lotteryfl-client --local-data sets it.
   std::function<absl::StatusOr<std::shared_ptr<const RunData>>(const RunConfig&)> load_data;
+  BenchAttack bench_attack;  // benchmarks only
 };
 
 class ClientHost {
@@ -70,7 +94,21 @@ class ClientHost {
   absl::Status Connect();
   absl::Status JoinAll();
   void RunTask(int64_t client_id, uint64_t round, uint32_t attempt);
+  // One task: download, train, upload (resent while the server answers RESOURCE_EXHAUSTED).
   absl::Status DoTask(int64_t client_id, uint64_t round, uint32_t attempt);
+  struct Downlink {
+    DecodedModel model;
+    uint32_t version = 0;
+    std::vector<int> layer_bits;
+    double network_seconds = 0;
+  };
+  absl::Status FetchTask(int64_t client_id, uint64_t round, uint32_t attempt, Downlink* out);
+  absl::Status Upload(const lotteryfl::v1::UpdateChunk& header, const std::string& payload);
+  // Logs a transient refusal of `what` with its cause and backs off; false when the step should
+  // give up (not transient, too many retries, or Stop()).
+  // The benchmark attack of `client_id` applied to its trained result (bench_attack).
+  absl::Status ApplyBenchAttack(int64_t client_id, const Downlink& down, LocalResult* result) const;
+  bool RetryTransient(const char* what, int64_t client_id, uint64_t round, const absl::Status& s, int* failures);
   lotteryfl::v1::Credential CredentialFor(int64_t id) const;
   bool Backoff(int* failures);
 
@@ -84,6 +122,8 @@ class ClientHost {
 
   mutable absl::Mutex mu_;
   std::set<std::tuple<int64_t, uint64_t, uint32_t>> in_flight_ ABSL_GUARDED_BY(mu_);
+  // Tasks that ended with a refusal, (round, attempt, client): never trained again.
+  std::set<std::tuple<uint64_t, uint32_t, int64_t>> ended_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, CachedMask> masks_ ABSL_GUARDED_BY(mu_);
   absl::Status fatal_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, int64_t> sent_per_round_ ABSL_GUARDED_BY(mu_);

@@ -78,6 +78,12 @@ int main(int argc, char** argv) {
       ->type_name("DIR");
   app.add_option("--report", report_file,
                  "at exit, write JSON here: tasks trained and the updates the server acknowledged per round");
+  std::string bench_attack = "none", bench_attack_clients;
+  app.add_option("--bench-attack", bench_attack,
+                 "BENCHMARKS OF THE SERVER'S DEFENSES ONLY: the --bench-attack-clients behave as attackers "
+                 "(return-served | bias:DELTA | refetch:N; bench/security/poison.sh)")
+      ->capture_default_str();
+  app.add_option("--bench-attack-clients", bench_attack_clients, "ids that run --bench-attack, e.g. 3");
   app.add_option("--probe", probe, "only check the server's gRPC health at this address: exit 0 when SERVING");
   if (std::optional<int> exit_code = lfl::ParseCommandLine(app, argc, argv)) return *exit_code;
 
@@ -105,6 +111,22 @@ int main(int argc, char** argv) {
     spdlog::error("--parallel must be >= 1");
     return 2;
   }
+  {
+    absl::StatusOr<lfl::BenchAttack> attack = lfl::ParseBenchAttack(bench_attack);
+    absl::StatusOr<std::vector<int64_t>> attackers =
+        bench_attack_clients.empty() ? std::vector<int64_t>{} : lfl::ParseIdRanges(bench_attack_clients);
+    if (!attack.ok() || !attackers.ok()) {
+      spdlog::error("--bench-attack: {}", std::string((attack.ok() ? attackers.status() : attack.status()).message()));
+      return 2;
+    }
+    attack->clients.insert(attackers->begin(), attackers->end());
+    if (attack->kind != lfl::BenchAttack::kNone) {
+      spdlog::warn("--bench-attack {}: clients {} ATTACK the server (a benchmark of its defenses)", bench_attack,
+                   bench_attack_clients);
+    }
+    options.bench_attack = *std::move(attack);
+  }
+
   if (!tokens_file.empty()) {
     auto tokens = lfl::ReadTokensFile(tokens_file);
     if (!tokens.ok()) {

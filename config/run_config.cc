@@ -92,6 +92,16 @@ const std::vector<RunConfigField>& RunConfigFields() {
        "bsq: largest drop in training accuracy (fp32 ticket -> quantized) a round's lower precision may cost; "
        "beyond it the client keeps its previous bits",
        &R::bsq_guard},
+      {"clip-multiplier",
+       "clip every update's distance to its starting point to this many times the median of recently accepted "
+       "distances (0: no clipping)",
+       &R::clip_multiplier},
+      {"clip-window", "accepted update distances the clip bound's median is taken over", &R::clip_window},
+      {"clip-initial-fraction",
+       "clip bound before two distances are known, as a fraction of the global model's L2 norm",
+       &R::clip_initial_fraction},
+      {"max-refetches", "downloads of one task's model beyond the first that the server still serves",
+       &R::max_refetches},
       {"out", "output directory (metrics.jsonl, summary.json, checkpoint.bin)", &R::out},
   };
   return kFields;
@@ -180,6 +190,14 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   if (!(c.validation_fraction >= 0 && c.validation_fraction <= 1)) {
     return Bad("validation-fraction", "must be in [0, 1]");
   }
+  if (!(c.clip_multiplier >= 0 && std::isfinite(c.clip_multiplier))) {
+    return Bad("clip-multiplier", "must be >= 0 (0: no clipping)");
+  }
+  if (c.clip_window < 1 || c.clip_window > 100000) return Bad("clip-window", "must be in [1, 100000]");
+  if (!(c.clip_initial_fraction >= 0 && std::isfinite(c.clip_initial_fraction))) {
+    return Bad("clip-initial-fraction", "must be >= 0");
+  }
+  if (c.max_refetches < 0 || c.max_refetches > 1000) return Bad("max-refetches", "must be in [0, 1000]");
   if (c.out.empty()) return Bad("out", "must not be empty");
   return absl::OkStatus();
 }

@@ -87,6 +87,17 @@ struct RunConfig {
   double bsq_guard = 0.05;            // largest drop of training accuracy a lower precision may
                                       // cost; beyond it the client keeps its previous precision
 
+  // --- defenses against hostile clients (the server's side; fl/clipping.h) -------
+  // Every update is clipped to B = clip_multiplier × the median of the last clip_window
+  // accepted distances (to the point its client started from); until two are known, B is
+  // clip_initial_fraction × the global model's norm. 0 disables clipping.
+  double clip_multiplier = 4;
+  int64_t clip_window = 64;
+  double clip_initial_fraction = 0.75;
+  // FetchModel calls per task beyond the first that the server still answers (and counts
+  // apart from the downlink); more are refused.
+  int64_t max_refetches = 8;
+
   // --- output --------------------------------------------------------------
   std::string out = "runs/latest";
 

@@ -156,7 +156,7 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Start(Server
   copts.max_update_norm = options.max_update_norm;
   // One RefusalCounters for the service, the coordinator (its metrics.jsonl rows) and /metrics.
   auto refusals = std::make_shared<RefusalCounters>();
-  // TODO(lead): copts.refusals = refusals;  (CoordinatorOptions::refusals comes with sec-coord)
+  copts.refusals = refusals;
 
   auto self = std::unique_ptr<FederationServer>(new FederationServer());
   self->refusals_ = refusals;

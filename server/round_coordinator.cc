@@ -53,6 +53,25 @@ std::shared_ptr<const Authenticator> MakeAuthenticator(const CoordinatorOptions&
 
 bool ValidAccuracy(double a) { return a == -1 || (a >= 0 && a <= 1); }
 
+ClipOptions ClipOptionsFor(const RunConfig& config) {
+  ClipOptions o;
+  o.multiplier = config.clip_multiplier;
+  o.window = static_cast<size_t>(std::max<int64_t>(1, config.clip_window));
+  o.initial_fraction = config.clip_initial_fraction;
+  return o;
+}
+
+// The magnitude bits the run's encoding gives prunable tensors (-1: any of 0..8, BSQ learns
+// them) and every other tensor. Honest clients encode exactly so (lottery/client_step.cc).
+struct RunBits {
+  int weights = 32;
+  int others = 32;
+};
+RunBits RunBitsFor(QuantMode mode) {
+  if (mode == QuantMode::kNone) return {32, 32};
+  return {mode == QuantMode::kBsq ? -1 : UniformBits(mode), 8};
+}
+
 double Mean(const std::vector<double>& v) {
   if (v.empty()) return -1;
   double s = 0;
@@ -72,7 +91,9 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, TensorSet theta0,
       checkpoint_path_(std::move(checkpoint_path)),
       dense_bytes_per_model_(4 * theta0.TotalElements()),
       max_update_bytes_(MaxEncodedBytes(theta0)),
-      authenticator_(MakeAuthenticator(options_)) {
+      authenticator_(MakeAuthenticator(options_)),
+      refusals_(options_.refusals ? options_.refusals : std::make_shared<RefusalCounters>()),
+      theta0_(theta0) {
   absl::MutexLock lock(&mu_);
   clients_.resize(static_cast<size_t>(options_.config.clients));
   const Mask full = Mask::Full(theta0);  // shared by every client until its ticket changes
@@ -80,14 +101,31 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, TensorSet theta0,
   for (int i = 0; i < std::max(1, options_.fold_shards); ++i) shards_.push_back(std::make_unique<FoldShard>());
   sessions_ = SessionTable(options_.config.clients);
   records_since_snapshot_ = options_.checkpoint_snapshot_every;  // the first checkpoint is a snapshot
+  clip_ = AdaptiveClipBound(ClipOptionsFor(options_.config));
+  refusals_at_last_row_ = refusals_->Snapshot();
   global_ = std::move(theta0);
   waiting_since_ = now;
 }
 
 absl::Status RoundCoordinator::Authenticate(const Credential& c) const {
   absl::Status s = authenticator_->Check(c);
-  if (!s.ok()) ++counters_.auth_failures;
+  if (!s.ok()) {
+    ++counters_.auth_failures;
+    refusals_->Count("bad_credential");
+  }
   return s;
+}
+
+absl::Status RoundCoordinator::Refused(std::string_view cause, absl::Status why) const {
+  refusals_->Count(cause);
+  return why;
+}
+
+std::optional<absl::Status> RoundCoordinator::EndedTask(int64_t id) const {
+  auto it = ended_.find(id);
+  if (it == ended_.end()) return std::nullopt;
+  return absl::FailedPreconditionError(absl::StrCat("the task of client ", id, " in round ", round_, " attempt ",
+                                                    attempt_, " has ended: ", it->second.message()));
 }
 
 void RoundCoordinator::MarkLive(int64_t id, double now) { clients_[id].last_seen = now; }
@@ -165,7 +203,7 @@ PollResult RoundCoordinator::TasksFor(const std::vector<int64_t>& ids) const {
   if (phase_ != Phase::kRoundOpen) return result;
   // The sampled set is small (fraction · K); look each one up in the host's sorted ids.
   for (int64_t id : sampled_) {
-    if (accepted_.count(id) == 0 && std::binary_search(ids.begin(), ids.end(), id)) {
+    if (accepted_.count(id) == 0 && ended_.count(id) == 0 && std::binary_search(ids.begin(), ids.end(), id)) {
       result.tasks.push_back({id, round_, attempt_});
     }
   }
@@ -184,7 +222,7 @@ absl::StatusOr<RoundCoordinator::HostJoin> RoundCoordinator::JoinHost(const std:
     for (const Credential& c : clients) {
       if (absl::Status s = Authenticate(c); !s.ok()) return s;
       if (c.peer_identity != clients.front().peer_identity) {
-        return absl::InvalidArgumentError("one session cannot span two client certificates");
+        return Refused("mixed_identity", absl::InvalidArgumentError("one session cannot span two client certificates"));
       }
       ids.push_back(c.client_id);
     }
@@ -206,7 +244,7 @@ absl::StatusOr<Session*> RoundCoordinator::TouchSession(std::string_view token, 
   absl::StatusOr<Session*> session = sessions_.Find(token, peer_identity);
   if (!session.ok()) {
     ++counters_.auth_failures;
-    return session.status();
+    return Refused("bad_session", session.status());
   }
   (*session)->last_seen = now;
   return session;
@@ -233,14 +271,25 @@ absl::StatusOr<RoundCoordinator::DownlinkPayload> RoundCoordinator::Downlink(con
   Mask mask;
   uint32_t version = 0;
   std::vector<int> layer_bits;
+  bool first_fetch = true;
   {
     absl::MutexLock lock(&mu_);
     if (absl::Status s = Authenticate(client); !s.ok()) return s;
     if (phase_ != Phase::kRoundOpen || round != round_ || attempt != attempt_ || !IsSampled(client.client_id)) {
-      return absl::FailedPreconditionError(absl::StrCat("no task for client ", client.client_id, " in round ",
-                                                        round, " attempt ", attempt, " (open: round ", round_,
-                                                        " attempt ", attempt_, ")"));
+      return Refused("no_task", absl::FailedPreconditionError(absl::StrCat(
+                                    "no task for client ", client.client_id, " in round ", round, " attempt ",
+                                    attempt, " (open: round ", round_, " attempt ", attempt_, ")")));
     }
+    if (std::optional<absl::Status> ended = EndedTask(client.client_id)) return Refused("task_ended", *ended);
+    int64_t& fetches = fetches_[client.client_id];
+    if (fetches > options_.config.max_refetches) {
+      return Refused("refetch_limit",
+                     absl::ResourceExhaustedError(absl::StrCat(
+                         "client ", client.client_id, " fetched the model of round ", round, " attempt ", attempt,
+                         " ", fetches, " times; the server serves a task at most ",
+                         options_.config.max_refetches + 1, " times")));
+    }
+    first_fetch = fetches++ == 0;
     MarkLive(client.client_id, now);
     model = global_;
     mask = clients_[client.client_id].mask;
@@ -271,7 +320,12 @@ absl::StatusOr<RoundCoordinator::DownlinkPayload> RoundCoordinator::Downlink(con
     if (*changed) derived = std::move(pruned);
   }
   absl::MutexLock lock(&mu_);
-  pending_.downlink_bytes += bytes->size();
+  if (first_fetch) {
+    pending_.downlink_bytes += bytes->size();
+  } else {
+    pending_.refetch_bytes += bytes->size();
+    ++pending_.refetches;
+  }
   if (phase_ != Phase::kRoundOpen || round != round_ || attempt != attempt_) {
     // The round moved on while this (stale) downlink was encoded: it must not touch the open round.
   } else if (derived) {
@@ -296,25 +350,30 @@ absl::Status RoundCoordinator::CheckTask(const UpdateReport& report) const {
 
 absl::Status RoundCoordinator::BeginUpload(const UpdateReport& header, uint64_t payload_bytes, double now) {
   absl::MutexLock lock(&mu_);
-  absl::Status s = Authenticate({header.client_id, header.token, header.peer_identity});
-  if (s.ok()) s = CheckTask(header);
-  if (s.ok() && accepted_.count(header.client_id)) {
-    s = absl::AlreadyExistsError(absl::StrCat("the update of client ", header.client_id, " for round ", round_,
-                                              " was already accepted"));
-  }
-  if (s.ok() && (payload_bytes == 0 || payload_bytes > max_update_bytes_)) {
-    s = absl::ResourceExhaustedError(absl::StrCat("declared update size ", payload_bytes,
-                                                  " bytes is outside (0, ", max_update_bytes_,
-                                                  "], the largest encoding of this run's model"));
-  }
-  if (s.ok() && !uploading_.insert(header.client_id).second) {
-    s = absl::ResourceExhaustedError(
-        absl::StrCat("client ", header.client_id, " already has an upload in flight"));
-  }
-  if (!s.ok()) {
+  auto refuse = [&](std::string_view cause, absl::Status why) {
     ++counters_.uploads_refused;
+    return Refused(cause, std::move(why));
+  };
+  if (absl::Status s = Authenticate({header.client_id, header.token, header.peer_identity}); !s.ok()) {
+    ++counters_.uploads_refused;  // counted by cause in Authenticate
     return s;
   }
+  if (absl::Status s = CheckTask(header); !s.ok()) return refuse("no_task", s);
+  if (accepted_.count(header.client_id)) {
+    return refuse("duplicate", absl::AlreadyExistsError(absl::StrCat("the update of client ", header.client_id,
+                                                                     " for round ", round_, " was already accepted")));
+  }
+  if (std::optional<absl::Status> ended = EndedTask(header.client_id)) return refuse("task_ended", *ended);
+  if (payload_bytes == 0 || payload_bytes > max_update_bytes_) {
+    return refuse("upload_size", absl::ResourceExhaustedError(absl::StrCat(
+                                     "declared update size ", payload_bytes, " bytes is outside (0, ",
+                                     max_update_bytes_, "], the largest encoding of this run's model")));
+  }
+  if (!uploading_.insert(header.client_id).second) {
+    return refuse("upload_in_flight", absl::ResourceExhaustedError(absl::StrCat(
+                                          "client ", header.client_id, " already has an upload in flight")));
+  }
+  upload_started_[header.client_id] = now;
   MarkLive(header.client_id, now);
   return absl::OkStatus();
 }
@@ -359,29 +418,40 @@ double RoundCoordinator::AggregationWeight(const UpdateReport& report, bool* cla
 }
 
 absl::Status RoundCoordinator::CheckUpdate(const DecodedModel& decoded, const TensorSet& global, const Mask& held,
-                                           double* norm) const {
+                                           double* norm, std::string* cause) const {
   if (!strategy_->uses_masks() && decoded.mask.Density() < 1.0) {
+    *cause = "layout";
     return absl::InvalidArgumentError("a sparse update was sent to a dense (fedavg) run");
   }
-  if (quant_mode_ == QuantMode::kBsq) {
-    for (int bits : decoded.layer_bits) {
-      if (bits > codec::kMaxQuantBits) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("a bsq run takes quantized weights (at most 8 bits), got ", bits));
-      }
+  // The run's encoding, for every tensor: an update may not carry more precision (or raw fp32)
+  // where the run quantizes, nor other bit widths than the uniform modes use.
+  const RunBits run_bits = RunBitsFor(quant_mode_);
+  for (size_t t = 0; t < decoded.tensor_bits.size() && t < global.size(); ++t) {
+    const int bits = decoded.tensor_bits[t];
+    const int want = global.tensors[t].prunable ? run_bits.weights : run_bits.others;
+    if (want == -1 ? bits > codec::kMaxQuantBits : bits != want) {
+      *cause = "quant_mode";
+      return absl::InvalidArgumentError(absl::StrCat(
+          global.tensors[t].name, " is sent at ", bits, " bits; a ", options_.config.quant, " run takes ",
+          want == -1 ? std::string("at most 8") : std::to_string(want), want == 32 ? " (raw fp32)" : ""));
     }
   }
-  if (decoded.mask_sent) {
-    // An explicit mask may only drop weights the ticket still holds, and no deeper than the target.
-    if (!decoded.mask.IsSubsetOf(held)) {
-      return absl::InvalidArgumentError("the mask keeps weights its ticket had already pruned");
-    }
-    const double target = options_.config.EffectiveTargetDensity();
-    const double floor = std::min(target, held.Density());
-    if (decoded.mask.Density() < floor - 1e-9) {
-      return absl::InvalidArgumentError(absl::StrCat("the mask's density ", decoded.mask.Density(),
-                                                     " is below the target ", target));
-    }
+  // Every record stays inside the client's ticket, whether its mask travelled, was referenced or
+  // was left out ("every element kept", which only a full tensor of the ticket may claim); a
+  // mask may drop weights the ticket holds, and no deeper than the target.
+  if (!decoded.mask.IsSubsetOf(held)) {
+    *cause = "mask_outside_ticket";
+    return absl::InvalidArgumentError(
+        decoded.mask_sent || decoded.mask_referenced
+            ? "the mask keeps weights its ticket had already pruned"
+            : "a record claims every element kept where the ticket has pruned some (send or reference the mask)");
+  }
+  const double target = options_.config.EffectiveTargetDensity();
+  const double floor = std::min(target, held.Density());
+  if (decoded.mask.Density() < floor - 1e-9) {
+    *cause = "mask_density";
+    return absl::InvalidArgumentError(absl::StrCat("the mask's density ", decoded.mask.Density(),
+                                                   " is below the target ", target));
   }
   double sq = 0;
   for (size_t t = 0; t < global.tensors.size(); ++t) {
@@ -395,16 +465,40 @@ absl::Status RoundCoordinator::CheckUpdate(const DecodedModel& decoded, const Te
   }
   *norm = std::sqrt(sq);
   if (options_.max_update_norm > 0 && !(*norm <= options_.max_update_norm)) {
+    *cause = "norm";
     return absl::InvalidArgumentError(
         absl::StrCat("update norm ", *norm, " exceeds --max-update-norm ", options_.max_update_norm));
   }
   return absl::OkStatus();
 }
 
-absl::Status RoundCoordinator::CountRefusal(int64_t client_id, const absl::Status& why) {
+void RoundCoordinator::EndTask(const UpdateReport& report, const absl::Status& why) {
+  if (phase_ != Phase::kRoundOpen || report.round != round_ || report.attempt != attempt_) return;
+  if (!IsSampled(report.client_id) || accepted_.count(report.client_id)) return;
+  ended_.emplace(report.client_id, why);
+  ++state_version_;  // the round may now be complete, and parked polls must not hand the task out
+}
+
+absl::Status RoundCoordinator::CountRefusal(const UpdateReport& report, std::string_view cause,
+                                            const absl::Status& why) {
   ++counters_.updates_refused;
   ++pending_.refused;
-  return absl::Status(why.code(), absl::StrCat("update of client ", client_id, " refused: ", why.message()));
+  absl::Status out(why.code(), absl::StrCat("update of client ", report.client_id, " refused (", std::string(cause),
+                                            "): ", why.message()));
+  refusals_->Count(cause);
+  EndTask(report, out);
+  return out;
+}
+
+int64_t RoundCoordinator::SanitizeTimings(UpdateReport* report) const {
+  int64_t zeroed = 0;
+  for (double* t : {&report->train_seconds, &report->encode_seconds, &report->network_seconds}) {
+    if (!(std::isfinite(*t) && *t >= 0 && *t <= options_.config.round_timeout)) {
+      *t = 0;
+      ++zeroed;
+    }
+  }
+  return zeroed;
 }
 
 absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::string_view payload,
@@ -414,46 +508,64 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   Mask held;
   uint32_t held_version = 0;
   std::optional<Mask> derived;
+  double bound = std::numeric_limits<double>::infinity();
   {
     absl::MutexLock lock(&mu_);
     if (absl::Status s = Authenticate(credential); !s.ok()) return s;
-    if (absl::Status s = CheckTask(report); !s.ok()) return s;
+    if (absl::Status s = CheckTask(report); !s.ok()) return Refused("no_task", s);
     if (accepted_.count(report.client_id)) return true;
+    // An ended task (a refused update) is refused at BeginUpload, before any payload is read;
+    // Submit only follows an admitted header.
     MarkLive(report.client_id, now);
     layout = global_;
     held = clients_[report.client_id].mask;
     held_version = clients_[report.client_id].mask_version;
+    bound = round_clip_bound_;
     if (auto it = derived_.find(report.client_id);
         it != derived_.end() && it->second.round == report.round && it->second.attempt == report.attempt) {
       derived = it->second.mask;
     }
   }
-  auto refuse = [&](const absl::Status& s) {
+  auto refuse = [&](std::string_view cause, const absl::Status& s) {
     absl::MutexLock lock(&mu_);
-    return CountRefusal(report.client_id, s);
+    return CountRefusal(report, cause, s);
   };
   if (payload.size() > max_update_bytes_) {
-    return refuse(absl::ResourceExhaustedError(absl::StrCat(payload.size(), " bytes exceed the largest encoding of ",
-                                                            "this run's model (", max_update_bytes_, ")")));
+    return refuse("payload_size", absl::ResourceExhaustedError(absl::StrCat(
+                                      payload.size(), " bytes exceed the largest encoding of ", "this run's model (",
+                                      max_update_bytes_, ")")));
   }
-  if (absl::Status s = CheckReport(report); !s.ok()) return refuse(s);
+  if (absl::Status s = CheckReport(report); !s.ok()) return refuse("report", s);
   std::vector<HeldMask> candidates{{held_version, &held}};
   if (derived) candidates.push_back({held_version + 1, &*derived});
   absl::StatusOr<DecodedModel> decoded = DecodeModel(payload, layout, candidates);
-  if (!decoded.ok()) return refuse(absl::InvalidArgumentError(decoded.status().message()));
+  if (!decoded.ok()) return refuse("decode", absl::InvalidArgumentError(decoded.status().message()));
   double norm = 0;
-  if (absl::Status s = CheckUpdate(*decoded, layout, held, &norm); !s.ok()) return refuse(s);
+  std::string cause;
+  if (absl::Status s = CheckUpdate(*decoded, layout, held, &norm, &cause); !s.ok()) return refuse(cause, s);
+  const bool new_mask = decoded->mask_sent || (decoded->mask_referenced && decoded->referenced_version != held_version);
+  // Clipping (fl/clipping.h), before the exact fold: a ticket that changed was rewound to θ0 ⊙ m'
+  // by the client (LotteryFL step 3), every other update started from the served θg ⊙ m.
+  const TensorSet& origin = strategy_->uses_masks() && new_mask ? theta0_ : layout;
+  const double start_distance = UpdateDistance(decoded->values, origin, &decoded->mask);
+  const double scale = ClipScale(start_distance, bound);
+  if (scale < 1) {
+    if (absl::Status s = ClipTowards(origin, &decoded->mask, scale, &decoded->values); !s.ok()) {
+      return refuse("clip", s);
+    }
+  }
   bool clamped = false;
   const double weight = AggregationWeight(report, &clamped);
   {
     absl::MutexLock lock(&mu_);
     if (phase_ != Phase::kRoundOpen || closing_ || report.round != round_ || report.attempt != attempt_) {
-      return absl::FailedPreconditionError(absl::StrCat("round ", report.round, " closed while the update arrived"));
+      return Refused("round_closed", absl::FailedPreconditionError(
+                                         absl::StrCat("round ", report.round, " closed while the update arrived")));
     }
     if (accepted_.count(report.client_id)) return true;
     if (!folding_.insert(report.client_id).second) {
-      return absl::UnavailableError(absl::StrCat("an update of client ", report.client_id,
-                                                 " is being folded in; retry"));
+      return Refused("fold_in_progress", absl::UnavailableError(absl::StrCat(
+                                             "an update of client ", report.client_id, " is being folded in; retry")));
     }
   }
   // Folded in outside the coordinator's lock, into whichever shard is free: the fixed-point
@@ -463,11 +575,21 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   absl::Status folded = FoldIn(report.client_id, decoded->values, mask, static_cast<int64_t>(weight));
   absl::MutexLock lock(&mu_);
   folding_.erase(report.client_id);
-  if (!folded.ok()) return CountRefusal(report.client_id, absl::InvalidArgumentError(folded.message()));
-  const bool new_mask = decoded->mask_sent || (decoded->mask_referenced && decoded->referenced_version != held_version);
+  if (!folded.ok()) return CountRefusal(report, "fold", absl::InvalidArgumentError(folded.message()));
   accepted_[report.client_id] = new_mask ? std::optional<Mask>(std::move(decoded->mask)) : std::optional<Mask>();
   accepted_bits_[report.client_id] = decoded->layer_bits;
-  reports_[report.client_id] = report;
+  UpdateReport kept = report;
+  if (const int64_t zeroed = SanitizeTimings(&kept); zeroed > 0) {
+    pending_.timings_zeroed += zeroed;
+    refusals_->Count("timing", static_cast<uint64_t>(zeroed));
+  }
+  reports_[report.client_id] = std::move(kept);
+  if (auto it = upload_started_.find(report.client_id); it != upload_started_.end()) {
+    server_network_sum_ += std::max(0.0, now - it->second);
+  }
+  accepted_distance_[report.client_id] = std::min(start_distance, bound);
+  if (scale < 1) ++pending_.clipped;
+  pending_.max_start_distance = std::max(pending_.max_start_distance, start_distance);
   pending_.uplink_bytes += payload.size() + report.header_bytes;
   pending_.max_update_norm = std::max(pending_.max_update_norm, norm);
   if (clamped) ++pending_.clamped_samples;
@@ -511,6 +633,12 @@ void RoundCoordinator::StartRound(double now) {
   accepted_bits_.clear();
   derived_.clear();
   reports_.clear();
+  ended_.clear();
+  fetches_.clear();
+  upload_started_.clear();
+  accepted_distance_.clear();
+  server_network_sum_ = 0;
+  round_clip_bound_ = clip_.Bound(ModelNorm(global_));
   round_opened_ = now;
   pending_.open_gap_seconds = last_closed_ >= 0 ? now - last_closed_ : 0;
   deadline_ = now + options_.config.round_timeout;
@@ -594,7 +722,7 @@ bool RoundCoordinator::RoundComplete() const {
   // Every sampled client answered, or left the federation (a round never waits on them; the
   // quorum and the deadline still apply to the rest).
   for (int64_t id : sampled_) {
-    if (accepted_.count(id) == 0 && !clients_[id].left) return false;
+    if (accepted_.count(id) == 0 && ended_.count(id) == 0 && !clients_[id].left) return false;
   }
   return true;
 }
@@ -700,6 +828,19 @@ RoundEvent RoundCoordinator::CloseRound(double now) {
     m.encode_seconds += r.encode_seconds / m.completed;
     m.network_seconds += r.network_seconds / m.completed;
     m.pruned_clients += r.pruned ? 1 : 0;
+  }
+  m.server_network_seconds = m.completed > 0 ? server_network_sum_ / static_cast<double>(m.completed) : 0;
+  m.clip_bound = round_clip_bound_;
+  for (const auto& [id, distance] : accepted_distance_) clip_.Add(distance);  // client-id order
+  m.clipped = pending_.clipped;
+  m.max_start_distance = pending_.max_start_distance;
+  m.timings_zeroed = pending_.timings_zeroed;
+  m.refetches = pending_.refetches;
+  m.refetch_bytes = pending_.refetch_bytes;
+  {
+    std::map<std::string, uint64_t> now_refused = refusals_->Snapshot();
+    m.refusals = RefusalCounters::Delta(refusals_at_last_row_, now_refused);
+    refusals_at_last_row_ = std::move(now_refused);
   }
   m.uplink_bytes = pending_.uplink_bytes;
   m.refused = pending_.refused;
@@ -916,6 +1057,11 @@ std::vector<ClientState> RoundCoordinator::clients() const {
 RoundCoordinator::Totals RoundCoordinator::totals() const {
   absl::MutexLock lock(&mu_);
   return totals_;
+}
+
+double RoundCoordinator::clip_bound() const {
+  absl::MutexLock lock(&mu_);
+  return round_clip_bound_;
 }
 
 double RoundCoordinator::seconds_until_deadline(double now) const {

@@ -31,6 +31,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -44,11 +45,13 @@
 #include "absl/synchronization/mutex.h"
 #include "config/run_config.h"
 #include "fl/accumulator.h"
+#include "fl/clipping.h"
 #include "fl/evaluator.h"
 #include "fl/mask.h"
 #include "fl/strategy.h"
 #include "fl/tensor_set.h"
 #include "server/authenticator.h"
+#include "server/refusals.h"
 #include "server/session_table.h"
 #include "wire/model_payload.h"
 
@@ -116,6 +119,24 @@ struct RoundMetrics {
   std::string weights_source = "server";
   int64_t clamped_samples = 0;
   double max_update_norm = 0;  // largest L2 distance of an accepted update to the global model
+  // Clipping (fl/clipping.h): the round's bound (+inf: none yet, or clipping off), how many
+  // accepted updates it scaled back, and the largest distance of an accepted update to the point
+  // its client started from (the served model, or θ0 ⊙ m' after a rewind), before clipping.
+  double clip_bound = std::numeric_limits<double>::infinity();
+  int64_t clipped = 0;
+  double max_start_distance = 0;
+  // Measured by the server: mean seconds from an admitted upload header to its last chunk
+  // (train/encode/network_seconds above are the clients' own reports, range-checked: a value
+  // that is not finite or outside [0, round-timeout] is zeroed and counted in timings_zeroed).
+  double server_network_seconds = 0;
+  int64_t timings_zeroed = 0;
+  // downlink_bytes counts each task's first download; later downloads of the same task
+  // (bounded by --max-refetches) are counted here.
+  int64_t refetches = 0;
+  uint64_t refetch_bytes = 0;
+  // Requests refused since the previous row, by cause (RefusalCounters; the coordinator's and,
+  // when the server shares the counters, the transport's).
+  std::map<std::string, uint64_t> refusals;
   // Failures while closing this round (aggregation, evaluation, checkpoint of the previous
   // round), each a message; also counted in CoordinatorCounters. Empty in a healthy run.
   std::vector<std::string> errors;
@@ -149,6 +170,9 @@ struct CoordinatorOptions {
   // Accumulator shards that accepted updates fold into concurrently (merged exactly at the
   // close). Each costs 24 bytes per model element.
   int fold_shards = 2;
+  // Every refusal, counted by cause (server/refusals.h). Null: the coordinator keeps its own.
+  // The server shares one instance between the gRPC service and the coordinator.
+  std::shared_ptr<RefusalCounters> refusals;
 };
 
 // Per-client state the server keeps (and checkpoints).
@@ -271,6 +295,10 @@ class RoundCoordinator {
   absl::Status fatal_error() const;
   static constexpr int kCheckpointAttempts = 3;
   CoordinatorCounters counters() const;
+  // The refusal counters (shared with whoever passed them in CoordinatorOptions).
+  const std::shared_ptr<RefusalCounters>& refusals() const { return refusals_; }
+  // The open round's clip bound (+inf when none applies).
+  double clip_bound() const;
 
   // The run is over: every round is aggregated and its row and checkpoint are written (or the
   // run stopped on a fatal error). Until then a poll is told to wait, not that the run is over.
@@ -295,14 +323,27 @@ class RoundCoordinator {
 
   absl::Status Authenticate(const Credential& c) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckTask(const UpdateReport& report) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Counts a refusal under `cause` and returns `why` unchanged.
+  absl::Status Refused(std::string_view cause, absl::Status why) const;
+  // The task of `id` in the open round ended with a refused update: the status that says why.
+  std::optional<absl::Status> EndedTask(int64_t id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::Status CheckReport(const UpdateReport& report) const;
   // On OK, *norm is the update's L2 distance to `global` over the elements it keeps.
+  // On a refusal, *cause names the rule (layout, mask_outside_ticket, mask_density, quant_mode,
+  // norm).
   absl::Status CheckUpdate(const DecodedModel& decoded, const TensorSet& global, const Mask& held,
-                           double* norm) const;
+                           double* norm, std::string* cause) const;
   // *clamped: the reported count was outside [1, max_reported_samples] and was clamped.
   double AggregationWeight(const UpdateReport& report, bool* clamped) const;
-  // Counts a refused update (counters and this round's row) and names the client in the status.
-  absl::Status CountRefusal(int64_t client_id, const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts a refused update under `cause` (counters and this round's row), names the client and
+  // the cause in the status, and ends the client's task when `report` is of the open round
+  // and attempt: it is not handed out again, and the round does not wait for it.
+  absl::Status CountRefusal(const UpdateReport& report, std::string_view cause, const absl::Status& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends the client's task of `report`'s round and attempt (if that is the open one) with `why`.
+  void EndTask(const UpdateReport& report, const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Zeroes reported timings that are not finite or outside [0, round-timeout]; returns how many.
+  int64_t SanitizeTimings(UpdateReport* report) const;
   bool RoundComplete() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   bool FinishedLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Writes `cp` outside the lock; on kCheckpointAttempts failures sets fatal_ and finishes.
@@ -333,6 +374,8 @@ class RoundCoordinator {
   const int64_t dense_bytes_per_model_;
   const uint64_t max_update_bytes_;
   const std::shared_ptr<const Authenticator> authenticator_;
+  const std::shared_ptr<RefusalCounters> refusals_;
+  const TensorSet theta0_;  // where a rewound (pruned) LotteryFL ticket restarts from
 
   mutable absl::Mutex mu_;
   Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kWaitingForClients;
@@ -377,6 +420,19 @@ class RoundCoordinator {
   std::set<int64_t> dirty_ ABSL_GUARDED_BY(mu_);
   uint64_t state_version_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<int64_t> uploading_ ABSL_GUARDED_BY(mu_);  // clients with an upload in flight
+  // Clipping: the bound's history, the open round's bound (fixed when it opens, so arrival
+  // order does not matter) and each accepted update's clipped distance (added to the history,
+  // in client-id order, when the round is aggregated).
+  AdaptiveClipBound clip_ ABSL_GUARDED_BY(mu_);
+  double round_clip_bound_ ABSL_GUARDED_BY(mu_) = std::numeric_limits<double>::infinity();
+  std::map<int64_t, double> accepted_distance_ ABSL_GUARDED_BY(mu_);
+  // Open round and attempt: tasks ended by a refused update (client → the refusal), downloads
+  // per task, and when each admitted upload's header arrived.
+  std::map<int64_t, absl::Status> ended_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, int64_t> fetches_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, double> upload_started_ ABSL_GUARDED_BY(mu_);
+  double server_network_sum_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, uint64_t> refusals_at_last_row_ ABSL_GUARDED_BY(mu_);
   SessionTable sessions_ ABSL_GUARDED_BY(mu_);
   int64_t joined_count_ ABSL_GUARDED_BY(mu_) = 0;  // joined and not left
   mutable CoordinatorCounters counters_ ABSL_GUARDED_BY(mu_);

@@ -1,5 +1,6 @@
 #include "server/run_recorder.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -45,6 +46,16 @@ std::string RoundMetricsToJson(const RoundMetrics& m) {
   j["open_gap_seconds"] = m.open_gap_seconds;
   j["refused"] = m.refused;
   j["max_update_norm"] = m.max_update_norm;
+  j["clip_bound"] = std::isfinite(m.clip_bound) ? ordered_json(m.clip_bound) : ordered_json(nullptr);
+  j["clipped"] = m.clipped;
+  j["max_start_distance"] = m.max_start_distance;
+  j["server_network_seconds"] = m.server_network_seconds;
+  j["timings_zeroed"] = m.timings_zeroed;
+  j["refetches"] = m.refetches;
+  j["refetch_bytes"] = m.refetch_bytes;
+  j["refusals"] = m.refusals;
+  // Figures the clients report and the server cannot measure (range-checked; see RoundMetrics).
+  j["client_reported"] = {"personalized_accuracy", "train_seconds", "encode_seconds", "network_seconds"};
   j["errors"] = m.errors;
   return j.dump();
 }
@@ -84,6 +95,18 @@ absl::StatusOr<RoundMetrics> RoundMetricsFromJson(const std::string& line) {
   num("open_gap_seconds", &m.open_gap_seconds);
   num("refused", &m.refused);
   num("max_update_norm", &m.max_update_norm);
+  num("clip_bound", &m.clip_bound);
+  num("clipped", &m.clipped);
+  num("max_start_distance", &m.max_start_distance);
+  num("server_network_seconds", &m.server_network_seconds);
+  num("timings_zeroed", &m.timings_zeroed);
+  num("refetches", &m.refetches);
+  num("refetch_bytes", &m.refetch_bytes);
+  if (j.contains("refusals") && j["refusals"].is_object()) {
+    for (const auto& [cause, n] : j["refusals"].items()) {
+      if (n.is_number_unsigned()) m.refusals[cause] = n.get<uint64_t>();
+    }
+  }
   if (j.contains("accuracy_source") && j["accuracy_source"].is_string()) {
     m.accuracy_source = j["accuracy_source"].get<std::string>();
   }

@@ -35,8 +35,10 @@ absl::StatusOr<std::string> SessionTable::Open(std::vector<int64_t> clients, std
   }
   const std::string token =
       absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(raw.data()), raw.size()));
+  // Only the ids this join authenticated move to the new session: an older session keeps its
+  // other clients (a join with one stolen token must not cut off the rest of a host).
   for (int64_t id : clients) {
-    if (const uint64_t old = session_of_[static_cast<size_t>(id)]; old != 0) Close(old);
+    if (const uint64_t old = session_of_[static_cast<size_t>(id)]; old != 0) Release(old, id);
   }
   const uint64_t sid = next_id_++;
   for (int64_t id : clients) session_of_[static_cast<size_t>(id)] = sid;
@@ -45,6 +47,16 @@ absl::StatusOr<std::string> SessionTable::Open(std::vector<int64_t> clients, std
   digest_of_.emplace(sid, std::move(digest));
   sessions_.emplace(sid, Session{sid, std::move(clients), std::move(peer_identity), now});
   return token;
+}
+
+void SessionTable::Release(uint64_t sid, int64_t id) {
+  auto it = sessions_.find(sid);
+  if (it == sessions_.end()) return;
+  std::vector<int64_t>& ids = it->second.clients;
+  auto pos = std::lower_bound(ids.begin(), ids.end(), id);
+  if (pos != ids.end() && *pos == id) ids.erase(pos);
+  session_of_[static_cast<size_t>(id)] = 0;
+  if (ids.empty()) Close(sid);
 }
 
 void SessionTable::Close(uint64_t sid) {

@@ -9,8 +9,10 @@
 //
 // Tokens are 32 random bytes (OpenSSL RAND_bytes), handed out once and kept only as their
 // SHA-256. A client belongs to at most one session: a host that joins again (after its own
-// restart, or the server's) replaces its old session. Sessions live in memory; after a server
-// restart a poll with an old session is told to join again (FailedPrecondition).
+// restart, or the server's) moves the clients it authenticated to its new session; an older
+// session keeps the clients that join did not name, and closes when it has none left. Under
+// mutual TLS a session answers only the certificate that opened it. Sessions live in memory;
+// after a server restart a poll with an old session is told to join again (FailedPrecondition).
 //
 // Not thread-safe: RoundCoordinator calls it under its mutex.
 
@@ -37,7 +39,7 @@ class SessionTable {
   explicit SessionTable(int64_t num_clients = 0);
 
   // Opens a session for `clients` (already authenticated by the caller) and returns its token.
-  // Sessions that share a client with it are closed. InvalidArgument for an empty set or an id
+  // Those clients leave the sessions they were in (a session left without clients closes). InvalidArgument for an empty set or an id
   // out of range; Internal when no random bytes can be had.
   absl::StatusOr<std::string> Open(std::vector<int64_t> clients, std::string peer_identity, double now);
   // The open session `token` names, when presented by `peer_identity`. FailedPrecondition for a
@@ -50,6 +52,8 @@ class SessionTable {
 
  private:
   void Close(uint64_t session_id);
+  // Takes client `id` out of session `session_id` (closing it when it has no client left).
+  void Release(uint64_t session_id, int64_t id);
 
   std::unordered_map<std::string, uint64_t> by_digest_;  // SHA-256 of the token → session id
   std::unordered_map<uint64_t, Session> sessions_;

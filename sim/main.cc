@@ -26,6 +26,12 @@ int main(int argc, char** argv) {
   lfl::AddRunConfigFlags(app, config);
   app.add_option("--parallel", parallel, "clients trained at once (one torch thread each)")->capture_default_str();
   app.add_flag("--resume", server_options.resume, "continue from <out>/checkpoint.bin");
+  std::string bench_attack = "none", bench_attack_clients;
+  app.add_option("--bench-attack", bench_attack,
+                 "BENCHMARKS OF THE SERVER'S DEFENSES ONLY: the --bench-attack-clients behave as attackers "
+                 "(return-served | bias:DELTA | refetch:N; bench/security/poison.sh)")
+      ->capture_default_str();
+  app.add_option("--bench-attack-clients", bench_attack_clients, "ids that run --bench-attack, e.g. 3");
   if (std::optional<int> exit_code = lfl::ParseCommandLine(app, argc, argv)) return *exit_code;
   if (absl::Status s = lfl::ValidateRunConfig(config); !s.ok()) {
     spdlog::error("{}", std::string(s.message()));
@@ -82,6 +88,22 @@ int main(int argc, char** argv) {
   for (int64_t id = 0; id < config.clients; ++id) client_options.client_ids.push_back(id);
   client_options.parallel = parallel;
   client_options.host_name = "sim";
+  {
+    absl::StatusOr<lfl::BenchAttack> attack = lfl::ParseBenchAttack(bench_attack);
+    absl::StatusOr<std::vector<int64_t>> attackers =
+        bench_attack_clients.empty() ? std::vector<int64_t>{} : lfl::ParseIdRanges(bench_attack_clients);
+    if (!attack.ok() || !attackers.ok()) {
+      spdlog::error("--bench-attack: {}", std::string((attack.ok() ? attackers.status() : attack.status()).message()));
+      return 2;
+    }
+    attack->clients.insert(attackers->begin(), attackers->end());
+    if (attack->kind != lfl::BenchAttack::kNone) {
+      spdlog::warn("--bench-attack {}: clients {} ATTACK the server (a benchmark of its defenses)", bench_attack,
+                   bench_attack_clients);
+    }
+    client_options.bench_attack = *std::move(attack);
+  }
+
   lfl::ClientHost host(client_options, (*server)->InProcessChannel(), *data);
   absl::Status host_status;
   std::thread clients([&] { host_status = host.Run(); });

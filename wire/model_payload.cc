@@ -148,6 +148,7 @@ absl::StatusOr<DecodedModel> DecodeModel(std::string_view bytes, const TensorSet
   out.values = layout.ZerosLike();
   out.mask = Mask::Full(layout);
   std::vector<bool> seen(layout.size(), false);
+  out.tensor_bits.assign(layout.size(), 0);
   for (const codec::TensorRecord& r : payload->tensors) {
     if (r.id >= layout.size() || seen[r.id]) {
       return absl::InvalidArgumentError(absl::StrCat("payload tensor id ", r.id, " is unknown or repeated"));
@@ -192,6 +193,7 @@ absl::StatusOr<DecodedModel> DecodeModel(std::string_view bytes, const TensorSet
       if (absl::Status s = out.mask.SetWords(r.id, *reference); !s.ok()) return s;
     }
     if (expected.prunable) out.layer_bits.push_back(r.bits);
+    out.tensor_bits[r.id] = r.bits;
   }
   if (absl::Status s = out.values.CheckFinite(); !s.ok()) return s;
   return out;

@@ -62,6 +62,7 @@ struct DecodedModel {
   bool mask_referenced = false;
   uint32_t referenced_version = 0;
   std::vector<int> layer_bits;  // per prunable tensor
+  std::vector<int> tensor_bits;  // per tensor of the layout, in its order: 0..8, or 32 (raw fp32)
   uint64_t round = 0;
   uint32_t client_id = 0;
 };

@@ -44,6 +44,9 @@ class CoordinatorTest : public ::testing::Test {
   void Make(const std::string& algorithm, std::map<int64_t, std::string> tokens = {}) {
     CoordinatorOptions o;
     o.config = SmallConfig(algorithm);
+    // The toy updates here move the model far more than training would; clipping has its own
+    // tests (tests/security/poison_clip_test.cc), these test everything else unclipped.
+    o.config.clip_multiplier = 0;
     o.defer_round_work = defer_;
     if (tweak_) tweak_(&o.config);
     o.tokens = std::move(tokens);
@@ -370,6 +373,7 @@ TensorSet VariedModel() {
 std::string ReferencingUpdate(float weight, float bias, const Mask& mask, uint32_t version, int bits = 32) {
   EncodeSpec spec;
   spec.weight_bits = bits;
+  spec.other_bits = bits == 32 ? 32 : 8;  // as a quantized run encodes biases
   spec.mask = &mask;
   spec.send_mask = false;
   spec.mask_version = version;
@@ -558,28 +562,35 @@ TEST_F(CoordinatorTest, DerivedMaskExistsOnlyAfterADownlinkOfThisRoundAndAttempt
   ASSERT_TRUE(*PruneByMagnitude(*theta0_, PruneOptions{cfg.prune_rate, cfg.EffectiveTargetDensity()}, &pruned));
   const std::string update = ReferencingUpdate(2.f, 2.f, pruned, 1);
 
-  auto expect_untouched = [&](uint32_t attempt) {
+  auto expect_untouched = [&](const Task& who, uint32_t attempt) {
     std::vector<ClientState> clients = coordinator_->clients();
-    EXPECT_EQ(clients[a.client_id].mask, full);
-    EXPECT_EQ(clients[a.client_id].mask_version, 0u);
-    // Still an open task: the refused update was not counted.
-    absl::StatusOr<PollResult> poll = coordinator_->Poll({{a.client_id, ""}}, now_);
+    EXPECT_EQ(clients[who.client_id].mask, full);
+    EXPECT_EQ(clients[who.client_id].mask_version, 0u);
+    // The refusal ended the task of this attempt: it is not handed out again, and an upload is
+    // refused at its header with the cause.
+    absl::StatusOr<PollResult> poll = coordinator_->Poll({{who.client_id, ""}}, now_);
     ASSERT_TRUE(poll.ok());
-    ASSERT_EQ(poll->tasks.size(), 1u);
-    EXPECT_EQ(poll->tasks[0].attempt, attempt);
+    EXPECT_EQ(poll->tasks.size(), 0u);
+    UpdateReport header = Report(who);
+    header.attempt = attempt;
+    absl::Status begin = coordinator_->BeginUpload(header, 100, now_);
+    EXPECT_TRUE(absl::IsFailedPrecondition(begin)) << begin;
+    EXPECT_NE(begin.message().find("refused (decode)"), std::string::npos) << begin;
   };
 
   // No downlink served: v1 is unknown.
   absl::Status s = coordinator_->Submit(Report(a), update, now_).status();
   EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
-  expect_untouched(0);
+  expect_untouched(a, 0);
   // A downlink served to another client does not help.
   ASSERT_TRUE(coordinator_->Downlink({b.client_id, ""}, b.round, b.attempt, 0, MaskHash(full), now_).ok());
   EXPECT_TRUE(absl::IsInvalidArgument(coordinator_->Submit(Report(a), update, now_).status()));
-  expect_untouched(0);
+  expect_untouched(a, 0);
+  // The ended task is not served either.
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      coordinator_->Downlink({a.client_id, ""}, a.round, a.attempt, 0, MaskHash(full), now_).status()));
 
-  // A downlink of attempt 0 does not carry over to the retried attempt 1.
-  ASSERT_TRUE(coordinator_->Downlink({a.client_id, ""}, a.round, a.attempt, 0, MaskHash(full), now_).ok());
+  // b's downlink of attempt 0 does not carry over to the retried attempt 1.
   std::vector<RoundEvent> events = coordinator_->Tick(now_ + 11);
   ASSERT_EQ(events.size(), 1u);
   ASSERT_TRUE(events[0].retried);
@@ -588,11 +599,13 @@ TEST_F(CoordinatorTest, DerivedMaskExistsOnlyAfterADownlinkOfThisRoundAndAttempt
   tasks = OpenTasks();
   ASSERT_EQ(tasks.size(), 4u);
   ASSERT_EQ(tasks[0].attempt, 1u);
+  UpdateReport b_retry = Report(b);
+  b_retry.attempt = 1;
+  s = coordinator_->Submit(b_retry, update, now_).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  expect_untouched(b, 1);
   UpdateReport retry = Report(a);
   retry.attempt = 1;
-  s = coordinator_->Submit(retry, update, now_).status();
-  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
-  expect_untouched(1);
 
   // Served in attempt 1, the same update is accepted and the ticket becomes v1 at the close.
   ASSERT_TRUE(coordinator_->Downlink({a.client_id, ""}, 1, 1, 0, MaskHash(full), now_).ok());
@@ -713,8 +726,11 @@ TEST_F(CoordinatorTest, BsqRunRefusesAnUnquantizedUpdateAndKeepsItsState) {
   const absl::StatusOr<bool> fp32 = coordinator_->Submit(Report(tasks[0]), Update(1.f, 1.f), now_);
   ASSERT_FALSE(fp32.ok());
   EXPECT_TRUE(absl::IsInvalidArgument(fp32.status())) << fp32.status();
-  EXPECT_NE(fp32.status().message().find("at most 8 bits"), std::string::npos) << fp32.status();
-  // The same client can still send a proper update, and only that one counts.
+  EXPECT_NE(fp32.status().message().find("refused (quant_mode)"), std::string::npos) << fp32.status();
+  // The refusal ended the client's task: its next upload is refused at the header.
+  EXPECT_TRUE(absl::IsFailedPrecondition(coordinator_->BeginUpload(Report(tasks[0]), 100, now_)));
+  // (Submit itself, which only follows an admitted header, still takes a proper update; only
+  // that one counts.)
   ASSERT_TRUE(coordinator_->Submit(Report(tasks[0]), ExactUpdate(3, 0.5f), now_).ok());
   for (size_t i = 1; i < tasks.size(); ++i) {
     ASSERT_TRUE(coordinator_->Submit(Report(tasks[i]), ExactUpdate(3, 0.5f), now_).ok());
@@ -736,7 +752,15 @@ TEST_F(CoordinatorTest, LayerBitsStayEmptyWithoutBsq) {
     coordinator_->Tick(now_);
     std::vector<Task> tasks = OpenTasks();
     ASSERT_EQ(tasks.size(), 4u);
-    for (const Task& t : tasks) ASSERT_TRUE(coordinator_->Submit(Report(t), ExactUpdate(3, 0.5f), now_).ok());
+    // Encoded as this run's clients encode (weights fp32 or at 4 bits, biases fp32 or at 8).
+    EncodeSpec spec;
+    if (quant == "uniform4") {
+      spec.weight_bits = 4;
+      spec.other_bits = 8;
+    }
+    absl::StatusOr<std::string> update = EncodeModel(SmallModel(0.5f, 1.f), spec);
+    ASSERT_TRUE(update.ok());
+    for (const Task& t : tasks) ASSERT_TRUE(coordinator_->Submit(Report(t), *update, now_).ok());
     ASSERT_EQ(coordinator_->Tick(now_).size(), 1u);
     for (const ClientState& c : coordinator_->clients()) EXPECT_TRUE(c.layer_bits.empty());
     coordinator_->Tick(now_);

@@ -212,8 +212,14 @@ TEST_F(ServiceAttackTest, EveryAttackIsRefusedAndTheRunStillFinishes) {
   EXPECT_EQ(counters.updates_accepted, 0u);
   EXPECT_EQ(server_->coordinator().current_round(), 1u);
 
-  // The honest federation is unharmed: three rounds complete and the run finishes.
-  RunHonestRound(tasks);
+  // The corrupt payload ended t's task for this round (it is refused, not retrained); the round
+  // closes with the other client. The honest federation is unharmed: three rounds complete and
+  // the run finishes.
+  const std::string honest = Honest(1.f);
+  EXPECT_EQ(Submit({Header(t.client_id(), Token(t.client_id()), t.round(), honest.size()), Data(honest)})
+                .error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  RunHonestRound({tasks[1]});
   for (int r = 2; r <= 3; ++r) RunHonestRound(PollTasks());
   ASSERT_TRUE(server_->Wait().ok());
   EXPECT_TRUE(server_->coordinator().finished());

@@ -40,17 +40,28 @@ TEST(SessionTableTest, BoundToTheCertificateThatOpenedIt) {
   EXPECT_TRUE(absl::IsUnauthenticated(table.Find(*token, "").status()));
 }
 
-TEST(SessionTableTest, ARejoinReplacesTheOldSession) {
+TEST(SessionTableTest, ARejoinMovesOnlyTheClientsItAuthenticated) {
   SessionTable table(6);
   absl::StatusOr<std::string> old = table.Open({0, 1, 2}, "", 1);
   absl::StatusOr<std::string> other = table.Open({4, 5}, "", 1);
+  // A join that authenticated client 2 (say with a stolen token) and 3.
   absl::StatusOr<std::string> fresh = table.Open({2, 3}, "", 2);
   ASSERT_TRUE(old.ok() && other.ok() && fresh.ok());
-  EXPECT_TRUE(absl::IsFailedPrecondition(table.Find(*old, "").status())) << "it shared client 2";
+  absl::StatusOr<Session*> kept = table.Find(*old, "");
+  ASSERT_TRUE(kept.ok()) << "the old session keeps the clients the join did not name";
+  EXPECT_EQ((*kept)->clients, (std::vector<int64_t>{0, 1}));
   EXPECT_TRUE(table.Find(*other, "").ok()) << "shares nothing with the new one";
-  EXPECT_EQ(table.size(), 2u);
-  EXPECT_EQ(table.LastSeen(0), -1e300) << "client 0's session was closed";
+  EXPECT_EQ(table.size(), 3u);
+  EXPECT_EQ(table.LastSeen(0), 1) << "client 0 is still in its host's session";
   EXPECT_EQ(table.LastSeen(2), 2);
+  // The host joins again with all of its clients: the old session has none left and closes.
+  absl::StatusOr<std::string> back = table.Open({0, 1, 2}, "", 3);
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(table.Find(*old, "").status()));
+  absl::StatusOr<Session*> stolen = table.Find(*fresh, "");
+  ASSERT_TRUE(stolen.ok());
+  EXPECT_EQ((*stolen)->clients, (std::vector<int64_t>{3})) << "client 2 is back with its host";
+  EXPECT_EQ(table.LastSeen(2), 3);
 }
 
 // Through the coordinator: a host joins once and polls with its session.
