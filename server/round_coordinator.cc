@@ -680,8 +680,10 @@ RoundEvent RoundCoordinator::CloseRound(double now) {
     ++counters_.aggregation_failures;
     m.errors.push_back(absl::StrCat("aggregation failed, the global model is unchanged: ", next.status().message()));
   }
+  std::vector<double> trained_accuracy;
   for (auto& [id, mask] : accepted_) {
     ClientState& c = clients_[id];
+    if (reports_[id].local_accuracy >= 0) trained_accuracy.push_back(reports_[id].local_accuracy);
     if (mask) {
       c.mask = std::move(*mask);
       c.density = c.mask.Density();
@@ -701,6 +703,7 @@ RoundEvent RoundCoordinator::CloseRound(double now) {
     m.network_seconds += r.network_seconds / m.completed;
     m.pruned_clients += r.pruned ? 1 : 0;
   }
+  m.personalized_trained_accuracy = Mean(trained_accuracy);
   m.uplink_bytes = pending_.uplink_bytes;
   m.refused = pending_.refused;
   m.max_update_norm = pending_.max_update_norm;
