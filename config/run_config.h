@@ -87,6 +87,14 @@ struct RunConfig {
   double bsq_guard = 0.05;            // largest drop of training accuracy a lower precision may
                                       // cost; beyond it the client keeps its previous precision
 
+  // --- the LotteryFL reference's choices (docs/reference.md; defaults are lotteryfl's) ---------
+  std::string validation_source = "unused";  // unused: images no client trains on | own: carved from
+                                             // the client's own (the reference: 4 of its 40)
+  std::string gate_split = "validation";     // what the pruning gate judges on: validation | test
+                                             // (the reference: the client's local test split)
+  std::string normalization = "dataset";     // dataset: the training split's statistics | mnist:
+                                             // 0.1307 / 0.3081 (the reference, for Fashion-MNIST too)
+
   // --- output --------------------------------------------------------------
   std::string out = "runs/latest";
 

@@ -96,7 +96,9 @@ absl::StatusOr<double> LocalTestAccuracy(const StepContext& ctx, NetImpl& net) {
 absl::StatusOr<GateOutcome> Gate(const StepContext& ctx, NetImpl& net, const Mask& mask) {
   const ClientSplit& split = *ctx.data.split;
   const std::vector<int64_t>& gate_set = split.validation.empty() ? split.train : split.validation;
-  absl::StatusOr<double> accuracy = Trainer::Evaluate(net, *ctx.data.train, gate_set, split.noise_sigma);
+  absl::StatusOr<double> accuracy = ctx.options.gate_on_test
+                                        ? LocalTestAccuracy(ctx, net)
+                                        : Trainer::Evaluate(net, *ctx.data.train, gate_set, split.noise_sigma);
   if (!accuracy.ok()) return accuracy.status();
   TicketState ticket;
   ticket.density = mask.Density();

@@ -62,6 +62,9 @@ struct BsqPhaseOptions {
 struct ClientStepOptions {
   bool lottery = true;              // false: FedAvg (full mask, no gate, no pruning)
   double accuracy_threshold = 0.2;  // the gate: prune when validation accuracy >= this
+  // The gate judges on the local test split instead of the validation slice (the LotteryFL
+  // reference's choice; it lets the test split steer training, so it is off by default).
+  bool gate_on_test = false;
   PruneOptions prune;
   TrainOptions train;               // epochs = local epochs; seed from (seed, client, round, attempt)
   QuantMode quant = QuantMode::kNone;
@@ -89,8 +92,9 @@ struct GateOutcome {
   bool prune = false;
 };
 // Evaluates the net (θg ⊙ m_k) on the validation slice (on the training images when the client
-// has no validation slice; never on its test split) and applies LotteryFL's gate: prune when the
-// accuracy reaches the threshold and the mask's density is still above the target.
+// has no validation slice; on its test split only with options.gate_on_test) and applies
+// LotteryFL's gate: prune when the accuracy reaches the threshold and the mask's density is
+// still above the target.
 absl::StatusOr<GateOutcome> Gate(const StepContext& ctx, NetImpl& net, const Mask& mask);
 
 struct PruneOutcome {
