@@ -98,7 +98,7 @@ def run_reference(harness, regime, seed, out):
         with open(log + ".tmp", "w") as f:
             f.write("# " + " ".join(cmd) + "\n")
             f.flush()
-            rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, **THREADS})
+            rc = subprocess.call(["nice", *cmd], stdout=f, stderr=subprocess.STDOUT, env={**os.environ, **THREADS})
         os.replace(log + ".tmp", log)
         if rc != 0:
             raise RuntimeError(f"reference seed {seed} exited {rc} (log {log})")
