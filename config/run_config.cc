@@ -105,6 +105,10 @@ const std::vector<RunConfigField>& RunConfigFields() {
        "dataset (the training split's mean and std) | mnist (0.1307 / 0.3081 for any 1-channel dataset, as the "
        "LotteryFL reference normalizes Fashion-MNIST)",
        &R::normalization},
+      {"rewind-biases",
+       "lotteryfl: the rewind resets biases to theta0 as well (false: they keep the global model's values; the "
+       "LotteryFL reference's rewind shares one bias tensor that every rewound client trains in place)",
+       &R::rewind_biases},
       {"out", "output directory (metrics.jsonl, summary.json, checkpoint.bin)", &R::out},
   };
   return kFields;

@@ -94,6 +94,8 @@ struct RunConfig {
                                              // (the reference: the client's local test split)
   std::string normalization = "dataset";     // dataset: the training split's statistics | mnist:
                                              // 0.1307 / 0.3081 (the reference, for Fashion-MNIST too)
+  bool rewind_biases = true;                 // the rewind resets biases to θ0 too; false: they keep
+                                             // the global values (docs/reference.md)
 
   // --- output --------------------------------------------------------------
   std::string out = "runs/latest";

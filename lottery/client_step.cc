@@ -119,6 +119,13 @@ absl::StatusOr<PruneOutcome> Prune(const StepContext& ctx, const TensorSet& down
 absl::Status RewindNet(const StepContext& ctx, const Mask& mask, NetImpl* net) {
   absl::StatusOr<TensorSet> rewound = Rewind(*ctx.data.theta0, *ctx.data.theta0, mask);
   if (!rewound.ok()) return rewound.status();
+  if (!ctx.options.rewind_biases) {
+    const TensorSet held = ToTensorSet(*net);
+    if (absl::Status s = held.CheckLayout(*rewound); !s.ok()) return s;
+    for (size_t i = 0; i < held.size(); ++i) {
+      if (!held.tensors[i].prunable) rewound->tensors[i].values = held.tensors[i].values;
+    }
+  }
   return LoadTensorSet(*rewound, net);
 }
 

@@ -65,6 +65,9 @@ struct ClientStepOptions {
   // The gate judges on the local test split instead of the validation slice (the LotteryFL
   // reference's choice; it lets the test split steer training, so it is off by default).
   bool gate_on_test = false;
+  // The rewind resets the non-prunable tensors (biases) to θ0 as well. false: they keep the
+  // values the net holds (the downlink's global biases); only the ticket's weights rewind.
+  bool rewind_biases = true;
   PruneOptions prune;
   TrainOptions train;               // epochs = local epochs; seed from (seed, client, round, attempt)
   QuantMode quant = QuantMode::kNone;
@@ -105,7 +108,8 @@ struct PruneOutcome {
 // target density; lottery/prune.h).
 absl::StatusOr<PruneOutcome> Prune(const StepContext& ctx, const TensorSet& downlink, const Mask& mask);
 
-// The lottery-ticket reset: loads θ0 ⊙ mask (biases θ0) into the net.
+// The lottery-ticket reset: loads θ0 ⊙ mask into the net, and θ0's biases (with
+// options.rewind_biases; otherwise the biases stay what the net holds).
 absl::Status RewindNet(const StepContext& ctx, const Mask& mask, NetImpl* net);
 
 // Float 0/1 masks per parameter of `layout` (undefined for never-pruned tensors); what the

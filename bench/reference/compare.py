@@ -92,6 +92,9 @@ def last_harness_round(path, rounds):
 
 def run_reference(harness, regime, seed, out):
     log = os.path.join(out, "reference", f"seed{seed}.log")
+    # Another compare.py (another variant) may be running this very seed: wait for it.
+    while os.path.exists(log + ".tmp") and time.time() - os.path.getmtime(log + ".tmp") < 300:
+        time.sleep(10)
     if last_harness_round(log, regime["rounds"]) is None:
         os.makedirs(os.path.dirname(log), exist_ok=True)
         cmd = [os.path.join(harness, "run.sh"), "lotteryfl", *regime["ref_flags"], f"--seed={seed}"]
