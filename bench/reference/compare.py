@@ -90,8 +90,8 @@ def last_harness_round(path, rounds):
     return row
 
 
-def run_reference(harness, regime, seed, out):
-    log = os.path.join(out, "reference", f"seed{seed}.log")
+def run_reference(harness, regime, seed, out, variant):
+    log = os.path.join(out, "reference" + (f"-{variant}" if variant else ""), f"seed{seed}.log")
     # Another compare.py (another variant) may be running this very seed: wait for it.
     while os.path.exists(log + ".tmp") and time.time() - os.path.getmtime(log + ".tmp") < 300:
         time.sleep(10)
@@ -197,6 +197,8 @@ def main():
     ap.add_argument("--sim", default=os.path.join(ROOT, "build", "bin", "lotteryfl-sim"))
     ap.add_argument("--sim-flags", default="", help="extra lotteryfl-sim flags (a variant: name it with --variant)")
     ap.add_argument("--variant", default="", help="lotteryfl runs go to <out>/lotteryfl-VARIANT (the reference's are shared)")
+    ap.add_argument("--ref-variant", default="",
+                    help="reference logs go to <out>/reference-VARIANT (a modified reference under $PEERS_DIR)")
     ap.add_argument("--harness", default=os.environ.get("PEERS_HARNESS", "/work/shared/peers/lotteryfl"))
     ap.add_argument("--force", action="store_true", help="rerun finished runs")
     ap.add_argument("--skip-ok", action="store_true", help="exit 0 instead of 77 when the reference is not set up")
@@ -214,7 +216,8 @@ def main():
         return 1
     if args.force:
         for seed in seeds:
-            for p in (os.path.join(out, "reference", f"seed{seed}.log"),
+            for p in (os.path.join(out, "reference" + (f"-{args.ref_variant}" if args.ref_variant else ""),
+                                   f"seed{seed}.log"),
                       os.path.join(out, "lotteryfl" + (f"-{args.variant}" if args.variant else ""), f"seed{seed}",
                                    "summary.json")):
                 if os.path.exists(p):
@@ -224,7 +227,7 @@ def main():
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = {}
         for seed in seeds:
-            futures[seed] = (pool.submit(run_reference, args.harness, regime, seed, out),
+            futures[seed] = (pool.submit(run_reference, args.harness, regime, seed, out, args.ref_variant),
                              pool.submit(run_sim, args.sim, regime, seed, out, extra, args.variant))
             time.sleep(1.1)  # run.sh names its own log by the second
         results = {seed: (r.result(), l.result()) for seed, (r, l) in futures.items()}
