@@ -119,6 +119,10 @@ def run_reference(harness, regime, seed, out, variant):
 def run_sim(sim, regime, seed, out, extra, variant):
     run = os.path.join(out, "lotteryfl" + (f"-{variant}" if variant else ""), f"seed{seed}")
     summary = os.path.join(run, "summary.json")
+    # Another compare.py may be running this very run: wait for it.
+    log = os.path.join(run, "sim.log")
+    while not os.path.isfile(summary) and os.path.isfile(log) and time.time() - os.path.getmtime(log) < 300:
+        time.sleep(10)
     if not os.path.isfile(summary):
         cmd = [sim, "--config", regime["config"], "--seed", str(seed), "--eval-every", "1000", "--parallel", "1",
                "--out", run, *extra]
