@@ -102,6 +102,23 @@ const std::vector<RunConfigField>& RunConfigFields() {
        &R::clip_initial_fraction},
       {"max-refetches", "downloads of one task's model beyond the first that the server still serves",
        &R::max_refetches},
+      // The LotteryFL reference's choices (docs/reference.md).
+      {"validation-source",
+       "unused (the validation slice: training images no client trains on) | own (carved from the client's own "
+       "training images, which it then does not train on: the LotteryFL reference, with validation-fraction 0.1)",
+       &R::validation_source},
+      {"gate-split",
+       "lotteryfl: what the pruning gate evaluates the global ticket on: validation | test (the client's local "
+       "test split, as the LotteryFL reference does)",
+       &R::gate_split},
+      {"normalization",
+       "dataset (the training split's mean and std) | mnist (0.1307 / 0.3081 for any 1-channel dataset, as the "
+       "LotteryFL reference normalizes Fashion-MNIST)",
+       &R::normalization},
+      {"rewind-biases",
+       "lotteryfl: the rewind resets biases to theta0 as well (false: they keep the global model's values; the "
+       "LotteryFL reference's rewind shares one bias tensor that every rewound client trains in place)",
+       &R::rewind_biases},
       {"out", "output directory (metrics.jsonl, summary.json, checkpoint.bin)", &R::out},
   };
   return kFields;
@@ -198,6 +215,18 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
     return Bad("clip-initial-fraction", "must be >= 0");
   }
   if (c.max_refetches < 0 || c.max_refetches > 1000) return Bad("max-refetches", "must be in [0, 1000]");
+  if (!OneOf(c.validation_source, {"unused", "own"})) {
+    return Bad("validation-source", "must be unused or own, not '" + c.validation_source + "'");
+  }
+  if (!OneOf(c.gate_split, {"validation", "test"})) {
+    return Bad("gate-split", "must be validation or test, not '" + c.gate_split + "'");
+  }
+  if (!OneOf(c.normalization, {"dataset", "mnist"})) {
+    return Bad("normalization", "must be dataset or mnist, not '" + c.normalization + "'");
+  }
+  if (c.normalization == "mnist" && c.client_data == "local") {
+    return Bad("normalization", "mnist is for runs on the partition; client-data local uses the dataset's constants");
+  }
   if (c.out.empty()) return Bad("out", "must not be empty");
   return absl::OkStatus();
 }

@@ -97,6 +97,15 @@ struct RunConfig {
   // FetchModel calls per task beyond the first that the server still answers (and counts
   // apart from the downlink); more are refused.
   int64_t max_refetches = 8;
+  // --- the LotteryFL reference's choices (docs/reference.md; defaults are lotteryfl's) ---------
+  std::string validation_source = "unused";  // unused: images no client trains on | own: carved from
+                                             // the client's own (the reference: 4 of its 40)
+  std::string gate_split = "validation";     // what the pruning gate judges on: validation | test
+                                             // (the reference: the client's local test split)
+  std::string normalization = "dataset";     // dataset: the training split's statistics | mnist:
+                                             // 0.1307 / 0.3081 (the reference, for Fashion-MNIST too)
+  bool rewind_biases = true;                 // the rewind resets biases to θ0 too; false: they keep
+                                             // the global values (docs/reference.md)
 
   // --- output --------------------------------------------------------------
   std::string out = "runs/latest";

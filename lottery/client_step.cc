@@ -96,7 +96,9 @@ absl::StatusOr<double> LocalTestAccuracy(const StepContext& ctx, NetImpl& net) {
 absl::StatusOr<GateOutcome> Gate(const StepContext& ctx, NetImpl& net, const Mask& mask) {
   const ClientSplit& split = *ctx.data.split;
   const std::vector<int64_t>& gate_set = split.validation.empty() ? split.train : split.validation;
-  absl::StatusOr<double> accuracy = Trainer::Evaluate(net, *ctx.data.train, gate_set, split.noise_sigma);
+  absl::StatusOr<double> accuracy = ctx.options.gate_on_test
+                                        ? LocalTestAccuracy(ctx, net)
+                                        : Trainer::Evaluate(net, *ctx.data.train, gate_set, split.noise_sigma);
   if (!accuracy.ok()) return accuracy.status();
   TicketState ticket;
   ticket.density = mask.Density();
@@ -117,6 +119,13 @@ absl::StatusOr<PruneOutcome> Prune(const StepContext& ctx, const TensorSet& down
 absl::Status RewindNet(const StepContext& ctx, const Mask& mask, NetImpl* net) {
   absl::StatusOr<TensorSet> rewound = Rewind(*ctx.data.theta0, *ctx.data.theta0, mask);
   if (!rewound.ok()) return rewound.status();
+  if (!ctx.options.rewind_biases) {
+    const TensorSet held = ToTensorSet(*net);
+    if (absl::Status s = held.CheckLayout(*rewound); !s.ok()) return s;
+    for (size_t i = 0; i < held.size(); ++i) {
+      if (!held.tensors[i].prunable) rewound->tensors[i].values = held.tensors[i].values;
+    }
+  }
   return LoadTensorSet(*rewound, net);
 }
 

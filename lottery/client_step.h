@@ -62,6 +62,12 @@ struct BsqPhaseOptions {
 struct ClientStepOptions {
   bool lottery = true;              // false: FedAvg (full mask, no gate, no pruning)
   double accuracy_threshold = 0.2;  // the gate: prune when validation accuracy >= this
+  // The gate judges on the local test split instead of the validation slice (the LotteryFL
+  // reference's choice; it lets the test split steer training, so it is off by default).
+  bool gate_on_test = false;
+  // The rewind resets the non-prunable tensors (biases) to θ0 as well. false: they keep the
+  // values the net holds (the downlink's global biases); only the ticket's weights rewind.
+  bool rewind_biases = true;
   PruneOptions prune;
   TrainOptions train;               // epochs = local epochs; seed from (seed, client, round, attempt)
   QuantMode quant = QuantMode::kNone;
@@ -89,8 +95,9 @@ struct GateOutcome {
   bool prune = false;
 };
 // Evaluates the net (θg ⊙ m_k) on the validation slice (on the training images when the client
-// has no validation slice; never on its test split) and applies LotteryFL's gate: prune when the
-// accuracy reaches the threshold and the mask's density is still above the target.
+// has no validation slice; on its test split only with options.gate_on_test) and applies
+// LotteryFL's gate: prune when the accuracy reaches the threshold and the mask's density is
+// still above the target.
 absl::StatusOr<GateOutcome> Gate(const StepContext& ctx, NetImpl& net, const Mask& mask);
 
 struct PruneOutcome {
@@ -101,7 +108,8 @@ struct PruneOutcome {
 // target density; lottery/prune.h).
 absl::StatusOr<PruneOutcome> Prune(const StepContext& ctx, const TensorSet& downlink, const Mask& mask);
 
-// The lottery-ticket reset: loads θ0 ⊙ mask (biases θ0) into the net.
+// The lottery-ticket reset: loads θ0 ⊙ mask into the net, and θ0's biases (with
+// options.rewind_biases; otherwise the biases stay what the net holds).
 absl::Status RewindNet(const StepContext& ctx, const Mask& mask, NetImpl* net);
 
 // Float 0/1 masks per parameter of `layout` (undefined for never-pruned tensors); what the

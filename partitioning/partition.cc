@@ -45,6 +45,9 @@ absl::Status CheckOptions(const Dataset& data, const PartitionOptions& o) {
   if ((s == "dirichlet" || s == "quantity") && !(o.beta > 0.0 && std::isfinite(o.beta))) {
     return bad("beta must be positive and finite, got ", o.beta);
   }
+  if (o.validation_source != "unused" && o.validation_source != "own") {
+    return bad("validation_source must be unused or own, got '", o.validation_source, "'");
+  }
   if (o.min_samples < 0) return bad("min_samples must be non-negative, got ", o.min_samples);
   if (!(o.noise_sigma >= 0.0 && std::isfinite(o.noise_sigma))) {
     return bad("noise_sigma must be non-negative and finite, got ", o.noise_sigma);
@@ -354,6 +357,19 @@ void DrawValidation(const Dataset& data, const PartitionOptions& o, Sampler* rng
   }
 }
 
+// validation_source own: the tail of each client's own training list becomes its validation
+// slice (at least one image stays for training).
+void CarveValidation(const PartitionOptions& o, Partition* partition) {
+  for (ClientSplit& client : partition->clients) {
+    const auto n = static_cast<int64_t>(client.train.size());
+    const int64_t k = std::min<int64_t>(
+        n - 1, static_cast<int64_t>(std::ceil(o.validation_fraction * static_cast<double>(n) - 1e-9)));
+    if (k <= 0) continue;
+    client.validation.assign(client.train.end() - k, client.train.end());
+    client.train.resize(n - k);
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<Partition> MakePartition(const Dataset& data, const PartitionOptions& options) {
@@ -380,7 +396,11 @@ absl::StatusOr<Partition> MakePartition(const Dataset& data, const PartitionOpti
   if (absl::Status s = DrawTest(data, *test_by_class, options, &rng, &partition); !s.ok()) {
     return s;
   }
-  DrawValidation(data, options, &rng, &partition);
+  if (options.validation_source == "own") {
+    CarveValidation(options, &partition);
+  } else {
+    DrawValidation(data, options, &rng, &partition);
+  }
   for (ClientSplit& client : partition.clients) {
     for (auto* list : {&client.train, &client.validation, &client.test}) {
       std::sort(list->begin(), list->end());

@@ -13,6 +13,8 @@ ClientStepOptions ClientStepOptionsFor(const RunConfig& cfg, uint64_t client_id,
   ClientStepOptions o;
   o.lottery = cfg.algorithm == "lotteryfl";
   o.accuracy_threshold = cfg.accuracy_threshold;
+  o.gate_on_test = cfg.gate_split == "test";
+  o.rewind_biases = cfg.rewind_biases;
   o.prune = PruneOptions{cfg.prune_rate, cfg.EffectiveTargetDensity()};
   o.train.epochs = cfg.local_epochs;
   o.train.batch_size = cfg.batch_size;

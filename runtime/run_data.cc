@@ -17,6 +17,7 @@ PartitionOptions PartitionOptionsFor(const RunConfig& c) {
   p.noise_sigma = c.noise_sigma;
   p.test_per_client = c.test_per_client;
   p.validation_fraction = c.validation_fraction;
+  p.validation_source = c.validation_source;
   p.seed = c.seed;
   return p;
 }
@@ -32,6 +33,13 @@ absl::StatusOr<Normalization> FixedNormalization(const std::string& dataset) {
 }
 
 absl::StatusOr<Normalization> RunNormalization(const RunConfig& config, const Dataset& dataset) {
+  if (config.normalization == "mnist") {
+    if (dataset.channels != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--normalization mnist needs a 1-channel dataset; ", config.dataset, " has ", dataset.channels));
+    }
+    return FixedNormalization("mnist");
+  }
   if (config.client_data == "local") return FixedNormalization(config.dataset);
   return ComputeNormalization(dataset.train, dataset.channels);
 }

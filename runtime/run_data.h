@@ -41,8 +41,10 @@ PartitionOptions PartitionOptionsFor(const RunConfig& config);
 // InvalidArgument for another name.
 absl::StatusOr<Normalization> FixedNormalization(const std::string& dataset);
 
-// The normalization of a run: FixedNormalization(dataset) for client-data = local, otherwise
-// the statistics of `dataset.train` (the whole training split, which every process loads).
+// The normalization of a run: MNIST's fixed statistics with --normalization mnist (1-channel
+// datasets only; the LotteryFL reference's choice), FixedNormalization(dataset) for
+// client-data = local, otherwise the statistics of `dataset.train` (the whole training split,
+// which every process loads).
 absl::StatusOr<Normalization> RunNormalization(const RunConfig& config, const Dataset& dataset);
 
 // The model name of a run: config.model, or the dataset's default.

@@ -3,8 +3,10 @@
 
 Usage: scripts/compare.py RUN_DIR... [--last N] [--per-seed]
 
-One row per run: name, algorithm, quant, the last evaluated personalized,
-global-masked and global accuracy, uplink and downlink bytes, how many times
+One row per run: name, algorithm, quant, the last evaluated personalized
+accuracy (every client's latest ticket, lotteryfl's own figure), the personalized
+accuracy of the clients that trained in the last round ("personalized (trained)",
+the LotteryFL reference's figure), global-masked and global accuracy, uplink and downlink bytes, how many times
 smaller than dense fp32 the traffic was ("12.3x" = dense fp32 bytes / bytes
 sent), and the mean bits per prunable layer in the last round (32 = fp32).
 
@@ -33,7 +35,8 @@ import sys
 
 # Keys a metrics.jsonl row must carry, and what each must hold.
 REQUIRED_INTEGERS = ("round", "uplink_bytes", "downlink_bytes", "dense_fp32_bytes")
-ACCURACY_KEYS = ("personalized_accuracy", "global_masked_accuracy", "global_accuracy")
+ACCURACY_KEYS = ("personalized_accuracy", "personalized_trained_accuracy", "global_masked_accuracy",
+                 "global_accuracy")
 
 
 class RunError(Exception):
@@ -225,13 +228,14 @@ def format_bits(bits):
     return "-" if bits is None else "%.2f" % bits
 
 
-COLUMNS = ("run", "algorithm", "quant", "personalized", "global-masked", "global",
+COLUMNS = ("run", "algorithm", "quant", "personalized", "personalized (trained)", "global-masked", "global",
            "uplink", "downlink", "up vs fp32", "down vs fp32", "mean bits")
 
 
 def table_row(run, last=None):
     return (run.name, str(run.algorithm), str(run.quant),
             format_percent(run.final_accuracy("personalized_accuracy")),
+            format_percent(run.final_accuracy("personalized_trained_accuracy")),
             format_percent(run.final_accuracy("global_masked_accuracy")),
             format_percent(run.final_accuracy("global_accuracy")),
             format_bytes(run.total("uplink_bytes", last)),
@@ -308,7 +312,8 @@ def format_bytes_mean_sd(values):
 
 
 def group_columns(last=None):
-    cols = ["run", "seeds", "personalized", "global-masked", "global", "uplink", "up vs fp32"]
+    cols = ["run", "seeds", "personalized", "personalized (trained)", "global-masked", "global", "uplink",
+            "up vs fp32"]
     if last:
         cols += ["uplink last %d" % last, "up vs fp32 last %d" % last]
     cols += ["downlink", "down vs fp32"]
@@ -322,7 +327,8 @@ def group_row(group, last=None):
     acc = lambda key: format_mean_sd([r.final_accuracy(key) for r in group], scale=100, suffix="%")
     ratio = lambda key, n: format_mean_sd([r.compression(key, n) for r in group], suffix="x")
     volume = lambda key, n: format_bytes_mean_sd([r.total(key, n) for r in group])
-    row = [group_label(group), seeds, acc("personalized_accuracy"), acc("global_masked_accuracy"),
+    row = [group_label(group), seeds, acc("personalized_accuracy"), acc("personalized_trained_accuracy"),
+           acc("global_masked_accuracy"),
            acc("global_accuracy"), volume("uplink_bytes", None), ratio("uplink_bytes", None)]
     if last:
         row += [volume("uplink_bytes", last), ratio("uplink_bytes", last)]

@@ -8,7 +8,9 @@ present, RUN_DIR/summary.json (for the run's configuration and wall time), and
 writes one HTML file with the plots embedded as base64 PNGs:
   - a summary table per run (final accuracies, bytes, ratios to dense fp32,
     density, bits, wall time) and the settings that differ between runs;
-  - accuracy per round (personalized, global-masked, global; evaluated rounds);
+  - accuracy per round: personalized over all clients (each one's latest ticket) and over the
+    round's trainers (the LotteryFL reference's figure: post-training accuracy of the clients
+    that trained in the round, every round), global-masked, global (evaluated rounds);
   - cumulative uplink and downlink bytes, with the dense fp32 bytes for the
     same participations as the reference;
   - mean ticket density per round;
@@ -44,7 +46,8 @@ try:
 except ImportError:
     plt = None
 
-ACCURACY_PANELS = (("personalized_accuracy", "personalized (own ticket after local training)"),
+ACCURACY_PANELS = (("personalized_accuracy", "personalized, all clients (latest ticket)"),
+                   ("personalized_trained_accuracy", "personalized, the round's trainers (reference)"),
                    ("global_masked_accuracy", "global-masked (global model ⊙ client mask)"),
                    ("global_accuracy", "global (global model, full)"))
 # Bits above this are fp32 (32); the heat map colours them apart from the 0..8-bit scale.
@@ -94,7 +97,7 @@ def integer_rounds(ax):
 
 
 def accuracy_figure(runs, styles):
-    fig, axes = plt.subplots(1, len(ACCURACY_PANELS), figsize=(13, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, len(ACCURACY_PANELS), figsize=(16, 4.2), sharey=True)
     for ax, (key, title) in zip(axes, ACCURACY_PANELS):
         drawn = False
         for run, style in zip(runs, styles):
@@ -231,7 +234,7 @@ def group_legend(fig, labels, styles):
 
 
 def group_accuracy_figure(groups, styles):
-    fig, axes = plt.subplots(1, len(ACCURACY_PANELS), figsize=(13, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, len(ACCURACY_PANELS), figsize=(16, 4.2), sharey=True)
     for ax, (key, title) in zip(axes, ACCURACY_PANELS):
         for group, style in zip(groups, styles):
             curve = mean_sd_curve(group, lambda run: [(r["round"], 100 * r[key]) for r in run.rows
@@ -275,7 +278,8 @@ def group_rows(runs):
 
 
 def summary_rows(runs):
-    header = ("run", "algorithm", "quant", "rounds", "personalized", "global-masked", "global",
+    header = ("run", "algorithm", "quant", "rounds", "personalized", "personalized (trained)", "global-masked",
+              "global",
               "uplink", "downlink", "up vs fp32", "down vs fp32", "density", "mean bits",
               "wall time")
     rows = []
@@ -283,6 +287,7 @@ def summary_rows(runs):
         density = run.rows[-1].get("mean_density")
         rows.append((run.name, run.algorithm, run.quant, str(len(run.rows)),
                      compare.format_percent(run.final_accuracy("personalized_accuracy")),
+                     compare.format_percent(run.final_accuracy("personalized_trained_accuracy")),
                      compare.format_percent(run.final_accuracy("global_masked_accuracy")),
                      compare.format_percent(run.final_accuracy("global_accuracy")),
                      compare.format_bytes(run.total("uplink_bytes")),

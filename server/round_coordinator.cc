@@ -808,8 +808,10 @@ RoundEvent RoundCoordinator::CloseRound(double now) {
     ++counters_.aggregation_failures;
     m.errors.push_back(absl::StrCat("aggregation failed, the global model is unchanged: ", next.status().message()));
   }
+  std::vector<double> trained_accuracy;
   for (auto& [id, mask] : accepted_) {
     ClientState& c = clients_[id];
+    if (reports_[id].local_accuracy >= 0) trained_accuracy.push_back(reports_[id].local_accuracy);
     if (mask) {
       c.mask = std::move(*mask);
       c.density = c.mask.Density();
@@ -842,6 +844,7 @@ RoundEvent RoundCoordinator::CloseRound(double now) {
     m.refusals = RefusalCounters::Delta(refusals_at_last_row_, now_refused);
     refusals_at_last_row_ = std::move(now_refused);
   }
+  m.personalized_trained_accuracy = Mean(trained_accuracy);
   m.uplink_bytes = pending_.uplink_bytes;
   m.refused = pending_.refused;
   m.max_update_norm = pending_.max_update_norm;

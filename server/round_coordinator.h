@@ -98,6 +98,9 @@ struct RoundMetrics {
   int64_t sampled = 0, completed = 0, dropped = 0;
   bool evaluated = false;
   double personalized_accuracy = -1, global_masked_accuracy = -1, global_accuracy = -1;
+  // The LotteryFL reference's personalized figure: the mean of the local accuracy (the sent model
+  // on the client's own test split) reported by the clients that trained in this round, every round.
+  double personalized_trained_accuracy = -1;
   double mean_density = 1;
   std::vector<double> layer_bits;  // mean over this round's updates, per prunable layer
   double mean_bits = 32;           // layer_bits weighted by the layers' parameter counts

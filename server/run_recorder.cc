@@ -24,6 +24,7 @@ std::string RoundMetricsToJson(const RoundMetrics& m) {
   j["evaluated"] = m.evaluated;
   auto acc = [&](const char* name, double v) { j[name] = v >= 0 ? ordered_json(v) : ordered_json(nullptr); };
   acc("personalized_accuracy", m.personalized_accuracy);
+  acc("personalized_trained_accuracy", m.personalized_trained_accuracy);
   acc("global_masked_accuracy", m.global_masked_accuracy);
   acc("global_accuracy", m.global_accuracy);
   j["accuracy_source"] = m.accuracy_source;
