@@ -39,6 +39,7 @@ resources:
   - pvc.yaml
   - server-deployment.yaml
   - server-service.yaml
+  - networkpolicy.yaml
   - clients.yaml
 generatorOptions:
   disableNameSuffixHash: true

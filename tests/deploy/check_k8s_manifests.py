@@ -29,8 +29,9 @@ except ImportError:
 API_VERSIONS = {
     "Namespace": "v1", "ConfigMap": "v1", "Secret": "v1", "Service": "v1",
     "PersistentVolumeClaim": "v1", "Deployment": "apps/v1", "Job": "batch/v1",
+    "NetworkPolicy": "networking.k8s.io/v1",
 }
-REQUIRED_KINDS = ["Deployment", "Service", "PersistentVolumeClaim", "ConfigMap", "Job"]
+REQUIRED_KINDS = ["Deployment", "Service", "PersistentVolumeClaim", "ConfigMap", "Job", "NetworkPolicy"]
 
 
 def load(directory):
@@ -303,6 +304,26 @@ def check_client_job(docs, objects, directory):
     return errors
 
 
+def check_metrics_policy(docs):
+    """The server's /metrics port is reachable only from selected pods: a NetworkPolicy selects
+    the server pod, and every ingress rule that opens its metrics port names who may come."""
+    errors = []
+    server = find(docs, "Deployment")
+    labels = server["spec"]["template"]["metadata"].get("labels") or {}
+    policies = [d for d in docs if d.get("kind") == "NetworkPolicy"
+                and all(labels.get(k) == v for k, v in
+                        ((d.get("spec") or {}).get("podSelector") or {}).get("matchLabels", {}).items())]
+    if not policies:
+        return ["no NetworkPolicy selects the server pod (its /metrics port would be open to every pod)"]
+    for p in policies:
+        for rule in p["spec"].get("ingress") or []:
+            ports = [q.get("port") for q in rule.get("ports") or []]
+            if (not ports or "metrics" in ports or 9090 in ports) and not rule.get("from"):
+                errors.append(f"NetworkPolicy/{p['metadata']['name']}: an ingress rule opens the metrics port "
+                              "to every source")
+    return errors
+
+
 def check_server_secrets(docs, objects):
     errors = []
     for d in docs:
@@ -344,6 +365,7 @@ def check_loaded(directory, kustomization, docs):
         errors += check_pod(where, template, objects)
     errors += check_client_job(docs, objects, directory)
     errors += check_server_secrets(docs, objects)
+    errors += check_metrics_policy(docs)
     return errors
 
 
@@ -396,6 +418,8 @@ MUTATIONS = {
         .update(env=[]),
     "foreign key": lambda k, d: replace_arg(jobs(d)[0], "--tls-key", "/etc/lotteryfl/other/client.key"),
     "client key on the server": lambda k, d: mount_on_server(d, "lotteryfl-host-0"),
+    "metrics open to all": lambda k, d: find(d, "NetworkPolicy")["spec"]["ingress"][1].pop("from"),
+    "no network policy": lambda k, d: d.remove(find(d, "NetworkPolicy")),
     "plain tokens on the server": lambda k, d: replace_arg(find(d, "Deployment"), "--tokens",
                                                            "/etc/lotteryfl/tls/tokens.txt"),
 }
