@@ -31,11 +31,12 @@
 #include "absl/synchronization/mutex.h"
 #include "fl/mask.h"
 #include "proto/lotteryfl.grpc.pb.h"
-#include "runtime/local_update.h"
 #include "runtime/run_data.h"
 #include "wire/model_payload.h"
 
 namespace lfl {
+
+struct LocalResult;  // runtime/local_update.h
 
 // For benchmarks of the server's defenses only (bench/security/poison.sh): the listed clients
 // of a host behave as attackers would. Never set outside a benchmark.

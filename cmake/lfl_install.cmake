@@ -42,7 +42,7 @@ set(LFL_API_HEADERS
   models/trainer.h)             # SetMathThreads and the one Trainer
 set(LFL_API_INCLUDED_HEADERS
   common/file_io.h
-  fl/accumulator.h fl/evaluator.h fl/mask.h fl/strategy.h fl/tensor_set.h
+  fl/accumulator.h fl/clipping.h fl/evaluator.h fl/mask.h fl/strategy.h fl/tensor_set.h
   models/data.h
   partitioning/dataset.h partitioning/partition.h
   quant/codec/codec.h
