@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/local_update.h"
 #include "common/file_io.h"
+#include "config/run_config.h"
 #include "wire/model_payload.h"
 
 namespace lfl {
@@ -354,7 +355,9 @@ absl::Status ClientHost::Upload(const v1::UpdateChunk& header, const std::string
   return FromGrpc(writer->Finish());
 }
 
-absl::StatusOr<BenchAttack> ParseBenchAttack(const std::string& text) {
+namespace {
+
+absl::StatusOr<BenchAttack> ParseBenchAttackKind(const std::string& text) {
   BenchAttack a;
   const size_t colon = text.find(':');
   const std::string kind = text.substr(0, colon);
@@ -374,6 +377,17 @@ absl::StatusOr<BenchAttack> ParseBenchAttack(const std::string& text) {
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown bench attack '", text, "' (none | return-served | bias:DELTA | refetch:N)"));
+}
+
+}  // namespace
+
+absl::StatusOr<BenchAttack> ParseBenchAttack(const std::string& text, const std::string& clients) {
+  absl::StatusOr<BenchAttack> attack = ParseBenchAttackKind(text);
+  if (!attack.ok() || clients.empty()) return attack;
+  absl::StatusOr<std::vector<int64_t>> ids = ParseIdRanges(clients);
+  if (!ids.ok()) return ids.status();
+  attack->clients.insert(ids->begin(), ids->end());
+  return attack;
 }
 
 absl::Status ClientHost::ApplyBenchAttack(int64_t client_id, const Downlink& down, LocalResult* result) const {

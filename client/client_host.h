@@ -52,8 +52,9 @@ struct BenchAttack {
   int refetches = 300;
   std::set<int64_t> clients;  // the attacking client ids
 };
-// "none", "return-served", "bias:990", "refetch:300".
-absl::StatusOr<BenchAttack> ParseBenchAttack(const std::string& text);
+// text: "none", "return-served", "bias:990", "refetch:300"; clients: the attacking ids as id
+// ranges ("3", "0-2,7"; empty: none).
+absl::StatusOr<BenchAttack> ParseBenchAttack(const std::string& text, const std::string& clients);
 
 struct ClientOptions {
   std::string server = "127.0.0.1:50051";

@@ -112,14 +112,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   {
-    absl::StatusOr<lfl::BenchAttack> attack = lfl::ParseBenchAttack(bench_attack);
-    absl::StatusOr<std::vector<int64_t>> attackers =
-        bench_attack_clients.empty() ? std::vector<int64_t>{} : lfl::ParseIdRanges(bench_attack_clients);
-    if (!attack.ok() || !attackers.ok()) {
-      spdlog::error("--bench-attack: {}", std::string((attack.ok() ? attackers.status() : attack.status()).message()));
+    absl::StatusOr<lfl::BenchAttack> attack = lfl::ParseBenchAttack(bench_attack, bench_attack_clients);
+    if (!attack.ok()) {
+      spdlog::error("--bench-attack: {}", std::string(attack.status().message()));
       return 2;
     }
-    attack->clients.insert(attackers->begin(), attackers->end());
     if (attack->kind != lfl::BenchAttack::kNone) {
       spdlog::warn("--bench-attack {}: clients {} ATTACK the server (a benchmark of its defenses)", bench_attack,
                    bench_attack_clients);
