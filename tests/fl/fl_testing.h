@@ -13,6 +13,15 @@
 
 namespace lfl::testing {
 
+// One prunable 4x4 weight (every element `weight`) and a 4-element bias (every element `bias`):
+// the model of the coordinator's attack tests, whose figures are easy to check by hand.
+inline TensorSet FcModel(float weight, float bias) {
+  TensorSet s;
+  s.tensors.push_back({"fc.weight", {4, 4}, std::vector<float>(16, weight), true});
+  s.tensors.push_back({"fc.bias", {4}, std::vector<float>(4, bias), false});
+  return s;
+}
+
 // A small CNN-like layout with prunable weights (one not a multiple of 64 long) and biases.
 inline TensorSet SmallModel(uint32_t seed) {
   TensorSet set;

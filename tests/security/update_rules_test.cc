@@ -10,17 +10,13 @@
 
 #include "fl/strategy.h"
 #include "server/round_coordinator.h"
+#include "tests/fl/fl_testing.h"
 #include "wire/model_payload.h"
 
 namespace lfl {
 namespace {
 
-TensorSet Model(float weight, float bias) {
-  TensorSet s;
-  s.tensors.push_back({"fc.weight", {4, 4}, std::vector<float>(16, weight), true});
-  s.tensors.push_back({"fc.bias", {4}, std::vector<float>(4, bias), false});
-  return s;
-}
+TensorSet Model(float weight, float bias) { return testing::FcModel(weight, bias); }
 
 class UpdateRules : public ::testing::Test {
  protected:
