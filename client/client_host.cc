@@ -155,7 +155,7 @@ absl::Status ClientHost::JoinAll() {
   if (!config.ok()) return config.status();
   spdlog::info("{}: joined {} clients; loading {} ({})", options_.host_name, options_.client_ids.size(),
                config->dataset,
-               config->client_data == "local" ? std::string("their own files") : config->partition + " partition");
+               config->client_data == ClientDataSource::kLocal ? std::string("their own files") : config->partition + " partition");
   absl::StatusOr<std::shared_ptr<const RunData>> data =
       options_.load_data ? options_.load_data(*config) : LoadRunData(*config);
   if (!data.ok()) return data.status();
@@ -405,13 +405,13 @@ absl::Status ClientHost::ApplyBenchAttack(int64_t client_id, const Downlink& dow
   }
   // Encoded as an honest client of this run would (lottery/client_step.cc), so only the
   // values are hostile.
-  const QuantMode mode = ParseQuantMode(data_->config.quant).value_or(QuantMode::kNone);
+  const QuantMode mode = data_->config.quant;
   EncodeSpec spec;
   if (mode != QuantMode::kNone) {
     spec.weight_bits = mode == QuantMode::kBsq ? codec::kMaxQuantBits : UniformBits(mode);
     spec.other_bits = 8;
   }
-  if (data_->config.algorithm == "lotteryfl") {
+  if (TrainsTickets(data_->config.algorithm)) {
     spec.mask = &down.model.mask;
     spec.send_mask = false;
     spec.mask_version = down.version;

@@ -28,7 +28,7 @@ void OnSignal(int) {
 absl::StatusOr<std::shared_ptr<const lfl::RunData>> LoadData(const lfl::RunConfig& config,
                                                              const std::string& local_dir,
                                                              const std::vector<int64_t>& ids) {
-  if (config.client_data == "local") {
+  if (config.client_data == lfl::ClientDataSource::kLocal) {
     if (local_dir.empty()) {
       return absl::FailedPreconditionError(
           "the server's run has client-data local: every client brings its own files; pass "
@@ -38,7 +38,7 @@ absl::StatusOr<std::shared_ptr<const lfl::RunData>> LoadData(const lfl::RunConfi
   }
   if (!local_dir.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "--local-data ", local_dir, " given, but the server's run has client-data ", config.client_data,
+        "--local-data ", local_dir, " given, but the server's run has client-data ", std::string(lfl::ModeName(config.client_data)),
         ": its clients train on the server's partition; drop --local-data or run the server with "
         "--client-data local"));
   }

@@ -42,7 +42,10 @@ set(LFL_API_HEADERS
   models/trainer.h)             # SetMathThreads and the one Trainer
 set(LFL_API_INCLUDED_HEADERS
   common/file_io.h
-  fl/accumulator.h fl/clipping.h fl/evaluator.h fl/mask.h fl/strategy.h fl/tensor_set.h
+  config/run_modes.h
+  fl/accumulator.h fl/aggregator.h fl/clipping.h fl/evaluator.h fl/mask.h fl/tensor_set.h
+  lottery/mask.h lottery/prune.h
+  strategy/strategy.h
   models/data.h
   partitioning/dataset.h partitioning/partition.h
   quant/codec/codec.h

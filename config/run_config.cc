@@ -66,6 +66,10 @@ const std::vector<RunConfigField>& RunConfigFields() {
       {"algorithm", "fedavg | lotteryfl | local (lotteryfl-sim only: every client trains alone, no aggregation)",
        &R::algorithm},
       {"quant", "uplink/downlink encoding: none | uniform8 | uniform4 | uniform2 | bsq", &R::quant},
+      {"aggregator",
+       "how a round's updates combine (fl/aggregator.h): masked-mean (each element's mean over the clients that "
+       "keep it)",
+       &R::aggregator},
       {"weighted", "weight the aggregate by client sample counts", &R::weighted},
       {"prune-rate", "lotteryfl: fraction of surviving weights pruned per step", &R::prune_rate},
       {"target-density", "lotteryfl: density a ticket never goes below (<0: 0.5 cifar10, 0.1 otherwise)",
@@ -124,6 +128,10 @@ const std::vector<RunConfigField>& RunConfigFields() {
   return kFields;
 }
 
+namespace {
+std::string flag_name(const RunConfigField& field) { return std::string("--") + field.name; }
+}  // namespace
+
 void AddRunConfigFlags(CLI::App& app, RunConfig& config) {
   app.set_config("--config", "", "TOML file of `name = value` lines (any flag below); flags override it");
   app.allow_config_extras(CLI::config_extras_mode::error);
@@ -132,7 +140,21 @@ void AddRunConfigFlags(CLI::App& app, RunConfig& config) {
     std::visit(
         [&](auto member) {
           auto& ref = config.*member;
-          app.add_option(flag, ref, field.help)->capture_default_str();
+          using T = std::decay_t<decltype(ref)>;
+          if constexpr (std::is_enum_v<T>) {
+            // Parsed here, once: the rest of the code switches on the enum.
+            app.add_option_function<std::string>(
+                   flag,
+                   [&ref, &field](const std::string& text) {
+                     absl::StatusOr<T> mode = ParseMode<T>(text);
+                     if (!mode.ok()) throw CLI::ValidationError(flag_name(field), std::string(mode.status().message()));
+                     ref = *mode;
+                   },
+                   field.help)
+                ->default_str(std::string(ModeName(ref)));
+          } else {
+            app.add_option(flag, ref, field.help)->capture_default_str();
+          }
         },
         field.member);
   }
@@ -167,12 +189,6 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   if (!OneOf(c.partition, {"iid", "shards", "dirichlet", "quantity", "noise", "shared"})) {
     return Bad("partition", "unknown scheme '" + c.partition + "' (iid|shards|dirichlet|quantity|noise|shared)");
   }
-  if (!OneOf(c.algorithm, {"fedavg", "lotteryfl", "local"})) {
-    return Bad("algorithm", "unknown algorithm '" + c.algorithm + "' (fedavg|lotteryfl|local)");
-  }
-  if (!OneOf(c.quant, {"none", "uniform8", "uniform4", "uniform2", "bsq"})) {
-    return Bad("quant", "unknown encoding '" + c.quant + "' (none|uniform8|uniform4|uniform2|bsq)");
-  }
   if (c.clients < 1 || c.clients > 1000000) return Bad("clients", "must be in [1, 1000000]");
   if (!(c.fraction > 0 && c.fraction <= 1)) return Bad("fraction", "must be in (0, 1]");
   if (c.min_clients < 1) return Bad("min-clients", "must be >= 1");
@@ -180,9 +196,6 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   if (!(c.round_timeout > 0)) return Bad("round-timeout", "must be > 0 seconds");
   if (!(c.join_timeout >= 0)) return Bad("join-timeout", "must be >= 0 seconds");
   if (c.eval_every < 1) return Bad("eval-every", "must be >= 1");
-  if (!OneOf(c.client_data, {"partition", "local"})) {
-    return Bad("client-data", "must be partition or local, not '" + c.client_data + "'");
-  }
   if (c.eval_clients < 0) return Bad("eval-clients", "must be >= 0 (0: all clients)");
   if (c.eval_global_every < 1) return Bad("eval-global-every", "must be >= 1");
   if (c.local_epochs < 1) return Bad("local-epochs", "must be >= 1");
@@ -218,13 +231,7 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   if (!OneOf(c.validation_source, {"unused", "own"})) {
     return Bad("validation-source", "must be unused or own, not '" + c.validation_source + "'");
   }
-  if (!OneOf(c.gate_split, {"validation", "test"})) {
-    return Bad("gate-split", "must be validation or test, not '" + c.gate_split + "'");
-  }
-  if (!OneOf(c.normalization, {"dataset", "mnist"})) {
-    return Bad("normalization", "must be dataset or mnist, not '" + c.normalization + "'");
-  }
-  if (c.normalization == "mnist" && c.client_data == "local") {
+  if (c.normalization == NormalizationMode::kMnist && c.client_data == ClientDataSource::kLocal) {
     return Bad("normalization", "mnist is for runs on the partition; client-data local uses the dataset's constants");
   }
   if (c.out.empty()) return Bad("out", "must not be empty");
@@ -240,7 +247,9 @@ toml::table TomlField(const RunConfig& config, const RunConfigField& field) {
       [&](auto member) {
         const auto& v = config.*member;
         using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, uint64_t>) {
+        if constexpr (std::is_enum_v<T>) {
+          one.insert(field.name, std::string(ModeName(v)));
+        } else if constexpr (std::is_same_v<T, uint64_t>) {
           if (v <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
             one.insert(field.name, static_cast<int64_t>(v));
           } else {
@@ -265,7 +274,14 @@ absl::Status SetField(const RunConfigField& field, const toml::node& node, RunCo
       [&](auto member) -> absl::Status {
         auto& v = config.*member;
         using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, std::string>) {
+        if constexpr (std::is_enum_v<T>) {
+          if (!node.is_string()) return WrongType(field, ("one of " + ModeChoices<T>()).c_str());
+          absl::StatusOr<T> mode = ParseMode<T>(*node.value<std::string>());
+          if (!mode.ok()) {
+            return absl::InvalidArgumentError(absl::StrCat("run config: '", field.name, "': ", mode.status().message()));
+          }
+          v = *mode;
+        } else if constexpr (std::is_same_v<T, std::string>) {
           if (!node.is_string()) return WrongType(field, "a string");
           v = *node.value<std::string>();
         } else if constexpr (std::is_same_v<T, bool>) {
@@ -323,7 +339,16 @@ absl::StatusOr<RunConfig> RunConfigFromToml(const std::string& toml_text) {
 std::string RunConfigToJson(const RunConfig& config) {
   nlohmann::ordered_json j;
   for (const RunConfigField& field : RunConfigFields()) {
-    std::visit([&](auto member) { j[field.name] = config.*member; }, field.member);
+    std::visit(
+        [&](auto member) {
+          const auto& v = config.*member;
+          if constexpr (std::is_enum_v<std::decay_t<decltype(v)>>) {
+            j[field.name] = std::string(ModeName(v));
+          } else {
+            j[field.name] = v;
+          }
+        },
+        field.member);
   }
   return j.dump();
 }

@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "config/run_modes.h"
 
 namespace CLI {
 class App;
@@ -41,7 +42,7 @@ struct RunConfig {
   // too, and evaluates the tickets). local: each client brings its own files
   // (lotteryfl-client --local-data); the server cannot evaluate them, so ticket accuracies in
   // metrics.jsonl are the clients' own reports and say so.
-  std::string client_data = "partition";
+  ClientDataSource client_data = ClientDataSource::kPartition;
 
   // --- federation -------------------------------------------------------
   int64_t clients = 10;         // K
@@ -64,9 +65,9 @@ struct RunConfig {
   double momentum = 0.5;
 
   // --- algorithm and transport -----------------------------------------
-  std::string algorithm = "fedavg";   // fedavg | lotteryfl | local (lotteryfl-sim only: each client
-                                      // trains alone, no aggregation, no bytes)
-  std::string quant = "none";         // none | uniform8 | uniform4 | uniform2 | bsq
+  Algorithm algorithm = Algorithm::kFedAvg;  // config/run_modes.h
+  QuantMode quant = QuantMode::kNone;
+  AggregatorKind aggregator = AggregatorKind::kMaskedMean;  // fl/aggregator.h
   bool weighted = true;               // weight the mean by client sample counts
 
   // --- LotteryFL ---------------------------------------------------------
@@ -100,10 +101,8 @@ struct RunConfig {
   // --- the LotteryFL reference's choices (docs/reference.md; defaults are lotteryfl's) ---------
   std::string validation_source = "unused";  // unused: images no client trains on | own: carved from
                                              // the client's own (the reference: 4 of its 40)
-  std::string gate_split = "validation";     // what the pruning gate judges on: validation | test
-                                             // (the reference: the client's local test split)
-  std::string normalization = "dataset";     // dataset: the training split's statistics | mnist:
-                                             // 0.1307 / 0.3081 (the reference, for Fashion-MNIST too)
+  GateSplit gate_split = GateSplit::kValidation;  // the reference: kTest, the client's local test split
+  NormalizationMode normalization = NormalizationMode::kDataset;  // the reference: kMnist, for Fashion-MNIST too
   bool rewind_biases = true;                 // the rewind resets biases to θ0 too; false: they keep
                                              // the global values (docs/reference.md)
 
@@ -118,7 +117,8 @@ struct RunConfigField {
   const char* name;
   const char* help;
   std::variant<std::string RunConfig::*, int64_t RunConfig::*, uint64_t RunConfig::*, double RunConfig::*,
-               bool RunConfig::*>
+               bool RunConfig::*, Algorithm RunConfig::*, QuantMode RunConfig::*, ClientDataSource RunConfig::*,
+               AggregatorKind RunConfig::*, GateSplit RunConfig::*, NormalizationMode RunConfig::*>
       member;
 };
 const std::vector<RunConfigField>& RunConfigFields();

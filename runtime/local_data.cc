@@ -56,9 +56,9 @@ int64_t LocalValidationSize(int64_t n, double validation_fraction) {
 
 absl::StatusOr<std::shared_ptr<const RunData>> LoadLocalRunData(
     const RunConfig& config, const std::string& dir, const std::vector<int64_t>& client_ids) {
-  if (config.client_data != "local") {
+  if (config.client_data != ClientDataSource::kLocal) {
     return absl::FailedPreconditionError(
-        absl::StrCat("the run uses client-data '", config.client_data,
+        absl::StrCat("the run uses client-data '", std::string(ModeName(config.client_data)),
                      "': its clients take their slice of the server's partition, not local files"));
   }
   if (client_ids.empty()) return absl::InvalidArgumentError("no client ids to load local data for");

@@ -11,9 +11,9 @@ namespace lfl {
 
 ClientStepOptions ClientStepOptionsFor(const RunConfig& cfg, uint64_t client_id, uint64_t round, uint32_t attempt) {
   ClientStepOptions o;
-  o.lottery = cfg.algorithm == "lotteryfl";
+  o.lottery = TrainsTickets(cfg.algorithm);
   o.accuracy_threshold = cfg.accuracy_threshold;
-  o.gate_on_test = cfg.gate_split == "test";
+  o.gate_on_test = cfg.gate_split == GateSplit::kTest;
   o.rewind_biases = cfg.rewind_biases;
   o.prune = PruneOptions{cfg.prune_rate, cfg.EffectiveTargetDensity()};
   o.train.epochs = cfg.local_epochs;
@@ -21,9 +21,9 @@ ClientStepOptions ClientStepOptionsFor(const RunConfig& cfg, uint64_t client_id,
   o.train.lr = cfg.lr;
   o.train.momentum = cfg.momentum;
   o.train.seed = MixSeed(cfg.seed, client_id, round, attempt);
-  o.quant = ParseQuantMode(cfg.quant).value_or(QuantMode::kNone);
+  o.quant = cfg.quant;
   // The server cannot evaluate a ticket on data it does not hold: the client reports it.
-  o.evaluate_downlink = cfg.client_data == "local";
+  o.evaluate_downlink = cfg.client_data == ClientDataSource::kLocal;
   if (o.quant == QuantMode::kBsq) {
     // With BSQ the ticket first trains in fp32 (the BSQ paper also starts from a trained model:
     // bit-plane SGD moves weights too slowly to train from a rewound θ0 within one round), then
@@ -47,7 +47,6 @@ absl::StatusOr<LocalResult> RunLocalUpdate(const RunData& data, int64_t client_i
   if (client_id < 0 || client_id >= static_cast<int64_t>(data.partition.clients.size())) {
     return absl::InvalidArgumentError(absl::StrCat("client ", client_id, " is not in the partition"));
   }
-  if (absl::Status s = ParseQuantMode(cfg.quant).status(); !s.ok()) return s;
   const ClientSplit& split = data.partition.clients[client_id];
   StepContext ctx;
   ctx.data = ClientData{&data.train, &data.test, &split, &data.theta0};

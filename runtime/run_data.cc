@@ -33,14 +33,14 @@ absl::StatusOr<Normalization> FixedNormalization(const std::string& dataset) {
 }
 
 absl::StatusOr<Normalization> RunNormalization(const RunConfig& config, const Dataset& dataset) {
-  if (config.normalization == "mnist") {
+  if (config.normalization == NormalizationMode::kMnist) {
     if (dataset.channels != 1) {
       return absl::InvalidArgumentError(
           absl::StrCat("--normalization mnist needs a 1-channel dataset; ", config.dataset, " has ", dataset.channels));
     }
     return FixedNormalization("mnist");
   }
-  if (config.client_data == "local") return FixedNormalization(config.dataset);
+  if (config.client_data == ClientDataSource::kLocal) return FixedNormalization(config.dataset);
   return ComputeNormalization(dataset.train, dataset.channels);
 }
 

@@ -22,7 +22,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
-#include "fl/strategy.h"
+#include "strategy/strategy.h"
 #include "server/checkpoint.h"
 #include "server/federation_service.h"
 #include "server/serial_worker.h"
@@ -136,9 +136,8 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Start(Server
                                                                           std::unique_ptr<Evaluator> evaluator,
                                                                           RoundCallback on_round) {
   if (absl::Status s = ValidateRunConfig(options.config); !s.ok()) return s;
-  absl::StatusOr<std::unique_ptr<Strategy>> strategy = MakeStrategy(options.config.algorithm);
+  absl::StatusOr<std::unique_ptr<Strategy>> strategy = MakeStrategy(options.config);
   if (!strategy.ok()) return strategy.status();
-  if (options.config.algorithm == "lotteryfl") *strategy = MakeLotteryFl(options.config.weighted);
 
   if (absl::Status s = CheckTransportSecurity(options); !s.ok()) return s;
   CoordinatorOptions copts;

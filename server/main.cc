@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
     spdlog::error("{}", std::string(s.message()));
     return 2;
   }
-  if (options.config.algorithm == "local") {
+  if (options.config.algorithm == lfl::Algorithm::kLocal) {
     spdlog::error("--algorithm local trains every client alone, with no server: run it with lotteryfl-sim");
     return 2;
   }
@@ -170,7 +170,7 @@ int main(int argc, char** argv) {
   // Where the server assigned the data, aggregation weights and the test_count a client must
   // report come from its own partition; with client-data local it knows neither, and reported
   // counts are clamped to --max-client-samples.
-  if (options.config.client_data == "partition") {
+  if (options.config.client_data == lfl::ClientDataSource::kPartition) {
     for (const lfl::ClientSplit& split : (*data)->partition.clients) {
       options.train_counts.push_back(static_cast<int64_t>(split.train.size()));
       options.test_counts.push_back(static_cast<int64_t>(split.test.size()));
@@ -192,7 +192,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("lotteryfl-server: {} clients, {} rounds, algorithm {}, quant {}, listening on port {}{}",
-               options.config.clients, rounds, options.config.algorithm, options.config.quant, (*server)->port(),
+               options.config.clients, rounds, lfl::ModeName(options.config.algorithm), lfl::ModeName(options.config.quant), (*server)->port(),
                options.resume ? " (resumed)" : "");
   absl::Status s = (*server)->Wait();
   if (s.ok()) {

@@ -35,16 +35,6 @@ CheckpointClient ToCheckpointClient(const ClientState& c) {
   return out;
 }
 
-// Encoding of the downlink for a run configuration.
-EncodeSpec DownlinkSpec(const RunConfig& config) {
-  EncodeSpec spec;
-  QuantMode mode = ParseQuantMode(config.quant).value_or(QuantMode::kNone);
-  if (mode == QuantMode::kNone) return spec;
-  spec.weight_bits = mode == QuantMode::kBsq ? static_cast<int>(config.downlink_bits) : UniformBits(mode);
-  spec.other_bits = 8;
-  return spec;
-}
-
 std::shared_ptr<const Authenticator> MakeAuthenticator(const CoordinatorOptions& o) {
   if (o.authenticator) return o.authenticator;
   if (o.tokens.empty()) return std::make_shared<Authenticator>(Authenticator::AllowAll(o.config.clients));
@@ -61,17 +51,6 @@ ClipOptions ClipOptionsFor(const RunConfig& config) {
   return o;
 }
 
-// The magnitude bits the run's encoding gives prunable tensors (-1: any of 0..8, BSQ learns
-// them) and every other tensor. Honest clients encode exactly so (lottery/client_step.cc).
-struct RunBits {
-  int weights = 32;
-  int others = 32;
-};
-RunBits RunBitsFor(QuantMode mode) {
-  if (mode == QuantMode::kNone) return {32, 32};
-  return {mode == QuantMode::kBsq ? -1 : UniformBits(mode), 8};
-}
-
 double Mean(const std::vector<double>& v) {
   if (v.empty()) return -1;
   double s = 0;
@@ -85,7 +64,6 @@ RoundCoordinator::RoundCoordinator(CoordinatorOptions options, TensorSet theta0,
                                    std::unique_ptr<Strategy> strategy, Evaluator* evaluator,
                                    std::string checkpoint_path, double now)
     : options_(std::move(options)),
-      quant_mode_(ParseQuantMode(options_.config.quant).value_or(QuantMode::kNone)),
       strategy_(std::move(strategy)),
       evaluator_(evaluator),
       checkpoint_path_(std::move(checkpoint_path)),
@@ -296,7 +274,7 @@ absl::StatusOr<RoundCoordinator::DownlinkPayload> RoundCoordinator::Downlink(con
     version = clients_[client.client_id].mask_version;
     layer_bits = clients_[client.client_id].layer_bits;
   }
-  EncodeSpec spec = DownlinkSpec(options_.config);
+  EncodeSpec spec = strategy_->DownlinkEncoding();
   spec.round = round;
   spec.client_id = static_cast<uint32_t>(client.client_id);
   if (strategy_->uses_masks()) {
@@ -308,16 +286,13 @@ absl::StatusOr<RoundCoordinator::DownlinkPayload> RoundCoordinator::Downlink(con
   absl::StatusOr<std::string> bytes = EncodeModel(model, spec);
   if (!bytes.ok()) return bytes.status();
   std::optional<Mask> derived;
-  const RunConfig& cfg = options_.config;
-  if (strategy_->uses_masks() && cfg.algorithm == "lotteryfl" && mask.Density() > cfg.EffectiveTargetDensity()) {
+  if (strategy_->uses_masks() && strategy_->DerivesMask(mask)) {
     // Exactly what the client decodes, pruned by the client's rule.
     absl::StatusOr<DecodedModel> seen = DecodeModel(*bytes, model, &mask, version);
     if (!seen.ok()) return absl::InternalError(absl::StrCat("own downlink does not decode: ", seen.status().message()));
-    Mask pruned = seen->mask;
-    absl::StatusOr<bool> changed =
-        PruneByMagnitude(seen->values, PruneOptions{cfg.prune_rate, cfg.EffectiveTargetDensity()}, &pruned);
-    if (!changed.ok()) return changed.status();
-    if (*changed) derived = std::move(pruned);
+    absl::StatusOr<std::optional<Mask>> pruned = strategy_->DeriveMask(seen->values, seen->mask);
+    if (!pruned.ok()) return pruned.status();
+    derived = *std::move(pruned);
   }
   absl::MutexLock lock(&mu_);
   if (first_fetch) {
@@ -419,40 +394,7 @@ double RoundCoordinator::AggregationWeight(const UpdateReport& report, bool* cla
 
 absl::Status RoundCoordinator::CheckUpdate(const DecodedModel& decoded, const TensorSet& global, const Mask& held,
                                            double* norm, std::string* cause) const {
-  if (!strategy_->uses_masks() && decoded.mask.Density() < 1.0) {
-    *cause = "layout";
-    return absl::InvalidArgumentError("a sparse update was sent to a dense (fedavg) run");
-  }
-  // The run's encoding, for every tensor: an update may not carry more precision (or raw fp32)
-  // where the run quantizes, nor other bit widths than the uniform modes use.
-  const RunBits run_bits = RunBitsFor(quant_mode_);
-  for (size_t t = 0; t < decoded.tensor_bits.size() && t < global.size(); ++t) {
-    const int bits = decoded.tensor_bits[t];
-    const int want = global.tensors[t].prunable ? run_bits.weights : run_bits.others;
-    if (want == -1 ? bits > codec::kMaxQuantBits : bits != want) {
-      *cause = "quant_mode";
-      return absl::InvalidArgumentError(absl::StrCat(
-          global.tensors[t].name, " is sent at ", bits, " bits; a ", options_.config.quant, " run takes ",
-          want == -1 ? std::string("at most 8") : std::to_string(want), want == 32 ? " (raw fp32)" : ""));
-    }
-  }
-  // Every record stays inside the client's ticket, whether its mask travelled, was referenced or
-  // was left out ("every element kept", which only a full tensor of the ticket may claim); a
-  // mask may drop weights the ticket holds, and no deeper than the target.
-  if (!decoded.mask.IsSubsetOf(held)) {
-    *cause = "mask_outside_ticket";
-    return absl::InvalidArgumentError(
-        decoded.mask_sent || decoded.mask_referenced
-            ? "the mask keeps weights its ticket had already pruned"
-            : "a record claims every element kept where the ticket has pruned some (send or reference the mask)");
-  }
-  const double target = options_.config.EffectiveTargetDensity();
-  const double floor = std::min(target, held.Density());
-  if (decoded.mask.Density() < floor - 1e-9) {
-    *cause = "mask_density";
-    return absl::InvalidArgumentError(absl::StrCat("the mask's density ", decoded.mask.Density(),
-                                                   " is below the target ", target));
-  }
+  if (absl::Status s = strategy_->CheckUpdate(decoded, global, held, cause); !s.ok()) return s;
   double sq = 0;
   for (size_t t = 0; t < global.tensors.size(); ++t) {
     const std::vector<float>& v = decoded.values.tensors[t].values;
@@ -508,7 +450,6 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   Mask held;
   uint32_t held_version = 0;
   std::optional<Mask> derived;
-  double bound = std::numeric_limits<double>::infinity();
   {
     absl::MutexLock lock(&mu_);
     if (absl::Status s = Authenticate(credential); !s.ok()) return s;
@@ -520,7 +461,6 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
     layout = global_;
     held = clients_[report.client_id].mask;
     held_version = clients_[report.client_id].mask_version;
-    bound = round_clip_bound_;
     if (auto it = derived_.find(report.client_id);
         it != derived_.end() && it->second.round == report.round && it->second.attempt == report.attempt) {
       derived = it->second.mask;
@@ -547,13 +487,6 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   // Clipping (fl/clipping.h), before the exact fold: a ticket that changed was rewound to θ0 ⊙ m'
   // by the client (LotteryFL step 3), every other update started from the served θg ⊙ m.
   const TensorSet& origin = strategy_->uses_masks() && new_mask ? theta0_ : layout;
-  const double start_distance = UpdateDistance(decoded->values, origin, &decoded->mask);
-  const double scale = ClipScale(start_distance, bound);
-  if (scale < 1) {
-    if (absl::Status s = ClipTowards(origin, &decoded->mask, scale, &decoded->values); !s.ok()) {
-      return refuse("clip", s);
-    }
-  }
   bool clamped = false;
   const double weight = AggregationWeight(report, &clamped);
   {
@@ -571,8 +504,13 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   // Folded in outside the coordinator's lock, into whichever shard is free: the fixed-point
   // sums make the result independent of the order and of the grouping (fl/accumulator.h). The
   // round cannot close meanwhile: CloseRound waits for folding_ to drain.
-  const Mask* mask = strategy_->uses_masks() ? &decoded->mask : nullptr;
-  absl::Status folded = FoldIn(report.client_id, decoded->values, mask, static_cast<int64_t>(weight));
+  ClientUpdate update;
+  update.client_id = report.client_id;
+  update.values = &decoded->values;
+  update.mask = strategy_->uses_masks() ? &decoded->mask : nullptr;
+  update.weight = static_cast<int64_t>(weight);
+  update.start = &origin;
+  absl::Status folded = FoldIn(update);
   absl::MutexLock lock(&mu_);
   folding_.erase(report.client_id);
   if (!folded.ok()) return CountRefusal(report, "fold", absl::InvalidArgumentError(folded.message()));
@@ -587,9 +525,6 @@ absl::StatusOr<bool> RoundCoordinator::Submit(const UpdateReport& report, std::s
   if (auto it = upload_started_.find(report.client_id); it != upload_started_.end()) {
     server_network_sum_ += std::max(0.0, now - it->second);
   }
-  accepted_distance_[report.client_id] = std::min(start_distance, bound);
-  if (scale < 1) ++pending_.clipped;
-  pending_.max_start_distance = std::max(pending_.max_start_distance, start_distance);
   pending_.uplink_bytes += payload.size() + report.header_bytes;
   pending_.max_update_norm = std::max(pending_.max_update_norm, norm);
   if (clamped) ++pending_.clamped_samples;
@@ -603,19 +538,7 @@ std::vector<int64_t> RoundCoordinator::Sample(double now) const {
   for (size_t id = 0; id < clients_.size(); ++id) {
     if (IsLive(static_cast<int64_t>(id), now)) live.push_back(static_cast<int64_t>(id));
   }
-  const RunConfig& cfg = options_.config;
-  const size_t want = static_cast<size_t>(
-      std::max<int64_t>(1, static_cast<int64_t>(std::floor(cfg.fraction * static_cast<double>(cfg.clients)))));
-  if (live.size() > want) {
-    std::mt19937_64 rng(MixSeed(cfg.seed, round_, attempt_));
-    for (size_t i = 0; i < want; ++i) {
-      size_t j = i + static_cast<size_t>(rng() % (live.size() - i));
-      std::swap(live[i], live[j]);
-    }
-    live.resize(want);
-    std::sort(live.begin(), live.end());
-  }
-  return live;
+  return strategy_->SampleClients(std::move(live), round_, attempt_);
 }
 
 void RoundCoordinator::StartRound(double now) {
@@ -625,9 +548,11 @@ void RoundCoordinator::StartRound(double now) {
     waiting_since_ = now;
     return;
   }
+  round_clip_bound_ = clip_.Bound(ModelNorm(global_));
   for (const std::unique_ptr<FoldShard>& shard : shards_) {
     absl::MutexLock shard_lock(&shard->mu);
-    shard->acc = strategy_->NewRound(global_);
+    absl::StatusOr<std::unique_ptr<ClippedAggregator>> acc = strategy_->NewAggregator(global_, round_clip_bound_);
+    shard->acc = acc.ok() ? *std::move(acc) : nullptr;
   }
   accepted_.clear();
   accepted_bits_.clear();
@@ -636,9 +561,7 @@ void RoundCoordinator::StartRound(double now) {
   ended_.clear();
   fetches_.clear();
   upload_started_.clear();
-  accepted_distance_.clear();
   server_network_sum_ = 0;
-  round_clip_bound_ = clip_.Bound(ModelNorm(global_));
   round_opened_ = now;
   pending_.open_gap_seconds = last_closed_ >= 0 ? now - last_closed_ : 0;
   deadline_ = now + options_.config.round_timeout;
@@ -700,24 +623,6 @@ void RoundCoordinator::FinishRound(RoundEvent* event, const std::function<void(c
   ++state_version_;  // the last round's record may be what a parked poll waits for (FINISHED)
 }
 
-std::vector<int64_t> RoundCoordinator::EvalSample(uint64_t round) const {
-  const RunConfig& cfg = options_.config;
-  std::vector<int64_t> ids(static_cast<size_t>(cfg.clients));
-  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>(i);
-  const size_t want = static_cast<size_t>(cfg.eval_clients);
-  if (want == 0 || want >= ids.size() || round >= static_cast<uint64_t>(cfg.rounds)) return ids;
-  // A partial Fisher-Yates shuffle seeded by (seed, round), independent of the sampling of
-  // training clients: the same rounds evaluate the same tickets in every run with this seed.
-  std::mt19937_64 rng(MixSeed(cfg.seed, round, 0xe7a1));
-  for (size_t i = 0; i < want; ++i) {
-    const size_t j = i + static_cast<size_t>(rng() % (ids.size() - i));
-    std::swap(ids[i], ids[j]);
-  }
-  ids.resize(want);
-  std::sort(ids.begin(), ids.end());
-  return ids;
-}
-
 bool RoundCoordinator::RoundComplete() const {
   // Every sampled client answered, or left the federation (a round never waits on them; the
   // quorum and the deadline still apply to the rest).
@@ -758,6 +663,7 @@ CoordinatorCounters RoundCoordinator::counters() const {
 absl::StatusOr<TensorSet> RoundCoordinator::MergedFinish() {
   FoldShard& first = *shards_.front();
   absl::MutexLock first_lock(&first.mu);
+  if (!first.acc) return absl::InternalError("the round has no aggregator");
   for (size_t i = 1; i < shards_.size(); ++i) {
     absl::MutexLock lock(&shards_[i]->mu);
     if (absl::Status s = first.acc->Merge(*shards_[i]->acc); !s.ok()) return s;
@@ -765,18 +671,17 @@ absl::StatusOr<TensorSet> RoundCoordinator::MergedFinish() {
   return first.acc->Finish(global_);
 }
 
-absl::Status RoundCoordinator::FoldIn(int64_t client_id, const TensorSet& values, const Mask* mask,
-                                      int64_t weight) {
+absl::Status RoundCoordinator::FoldIn(const ClientUpdate& update) {
   for (const std::unique_ptr<FoldShard>& shard : shards_) {
     if (shard->mu.TryLock()) {
-      absl::Status s = shard->acc->Add(values, mask, weight);
+      absl::Status s = shard->acc ? shard->acc->Add(update) : absl::InternalError("no aggregator for this round");
       shard->mu.Unlock();
       return s;
     }
   }
-  FoldShard& shard = *shards_[static_cast<size_t>(client_id) % shards_.size()];
+  FoldShard& shard = *shards_[static_cast<size_t>(update.client_id) % shards_.size()];
   absl::MutexLock lock(&shard.mu);
-  return shard.acc->Add(values, mask, weight);
+  return shard.acc ? shard.acc->Add(update) : absl::InternalError("no aggregator for this round");
 }
 
 RoundEvent RoundCoordinator::CloseRound(double now) {
@@ -817,7 +722,7 @@ RoundEvent RoundCoordinator::CloseRound(double now) {
       c.density = c.mask.Density();
       ++c.mask_version;
     }
-    if (quant_mode_ == QuantMode::kBsq) {
+    if (options_.config.quant == QuantMode::kBsq) {
       c.layer_bits = accepted_bits_[id];
     }
     const UpdateReport& r = reports_[id];
@@ -833,9 +738,13 @@ RoundEvent RoundCoordinator::CloseRound(double now) {
   }
   m.server_network_seconds = m.completed > 0 ? server_network_sum_ / static_cast<double>(m.completed) : 0;
   m.clip_bound = round_clip_bound_;
-  for (const auto& [id, distance] : accepted_distance_) clip_.Add(distance);  // client-id order
-  m.clipped = pending_.clipped;
-  m.max_start_distance = pending_.max_start_distance;
+  if (const ClippedAggregator* merged = shards_.front()->acc.get()) {
+    for (const auto& [id, distance] : merged->distances()) {
+      clip_.Add(std::min(distance, round_clip_bound_));  // client-id order
+      m.max_start_distance = std::max(m.max_start_distance, distance);
+    }
+    m.clipped = merged->clipped();
+  }
   m.timings_zeroed = pending_.timings_zeroed;
   m.refetches = pending_.refetches;
   m.refetch_bytes = pending_.refetch_bytes;
@@ -875,14 +784,14 @@ RoundEvent RoundCoordinator::CloseRound(double now) {
   m.mean_bits = WeightedMeanBits(m.layer_bits, sizes);
   const RunConfig& cfg = options_.config;
   const bool last = round_ >= static_cast<uint64_t>(cfg.rounds);
-  m.evaluated = round_ % static_cast<uint64_t>(cfg.eval_every) == 0 || last;
+  m.evaluated = strategy_->Evaluates(round_);
   auto work = std::make_shared<RoundWork>();
   if (m.evaluated) {
     // Personalized (reported) and global-masked (evaluated) accuracy over the same sample.
     // With client-data local the server holds none of the clients' images: both figures are
     // the clients' own reports (the row says so), and only the global model is evaluated here.
-    const bool clients_report = cfg.client_data == "local";
-    const std::vector<int64_t> sample = EvalSample(round_);
+    const bool clients_report = cfg.client_data == ClientDataSource::kLocal;
+    const std::vector<int64_t> sample = strategy_->EvalSample(round_);
     std::vector<double> personalized, global_masked;
     for (int64_t id : sample) {
       const ClientState& c = clients_[id];

@@ -48,7 +48,7 @@
 #include "fl/clipping.h"
 #include "fl/evaluator.h"
 #include "fl/mask.h"
-#include "fl/strategy.h"
+#include "strategy/strategy.h"
 #include "fl/tensor_set.h"
 #include "server/authenticator.h"
 #include "server/refusals.h"
@@ -288,8 +288,6 @@ class RoundCoordinator {
   // event with work, in round order, from one thread. The checkpoint follows the row, so a
   // crash in between re-runs that round instead of losing its row.
   void FinishRound(RoundEvent* event, const std::function<void(const RoundEvent&)>& on_round);
-  // The clients whose tickets round `round` evaluates (a seeded sample unless it is the last).
-  std::vector<int64_t> EvalSample(uint64_t round) const;
 
   // Writes a checkpoint of the last completed round now (SIGTERM).
   absl::Status CheckpointNow();
@@ -362,15 +360,13 @@ class RoundCoordinator {
   void StartRound(double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::vector<int64_t> Sample(double now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   RoundEvent CloseRound(double now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status FoldIn(int64_t client_id, const TensorSet& values, const Mask* mask, int64_t weight)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status FoldIn(const ClientUpdate& update) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<TensorSet> MergedFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Checkpoint SnapshotCheckpoint() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   CheckpointDelta DeltaCheckpoint() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   bool IsSampled(int64_t id) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const CoordinatorOptions options_;
-  const QuantMode quant_mode_;  // options_.config.quant, parsed once
   const std::unique_ptr<Strategy> strategy_;
   Evaluator* const evaluator_;
   const std::string checkpoint_path_;
@@ -395,7 +391,7 @@ class RoundCoordinator {
   // merged when the round closes. The vector is fixed at construction; each shard has a lock.
   struct FoldShard {
     absl::Mutex mu;
-    std::unique_ptr<MaskedMeanAccumulator> acc ABSL_GUARDED_BY(mu);
+    std::unique_ptr<ClippedAggregator> acc ABSL_GUARDED_BY(mu);
   };
   std::vector<std::unique_ptr<FoldShard>> shards_;
   std::set<int64_t> folding_ ABSL_GUARDED_BY(mu_);  // clients whose update is being folded in
@@ -428,7 +424,6 @@ class RoundCoordinator {
   // in client-id order, when the round is aggregated).
   AdaptiveClipBound clip_ ABSL_GUARDED_BY(mu_);
   double round_clip_bound_ ABSL_GUARDED_BY(mu_) = std::numeric_limits<double>::infinity();
-  std::map<int64_t, double> accepted_distance_ ABSL_GUARDED_BY(mu_);
   // Open round and attempt: tasks ended by a refused update (client → the refusal), downloads
   // per task, and when each admitted upload's header arrived.
   std::map<int64_t, absl::Status> ended_ ABSL_GUARDED_BY(mu_);

@@ -7,16 +7,6 @@
 
 namespace lfl {
 
-absl::StatusOr<QuantMode> ParseQuantMode(std::string_view name) {
-  if (name == "none") return QuantMode::kNone;
-  if (name == "uniform8") return QuantMode::kUniform8;
-  if (name == "uniform4") return QuantMode::kUniform4;
-  if (name == "uniform2") return QuantMode::kUniform2;
-  if (name == "bsq") return QuantMode::kBsq;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown quantization '", std::string(name), "' (none|uniform8|uniform4|uniform2|bsq)"));
-}
-
 int UniformBits(QuantMode mode) {
   switch (mode) {
     case QuantMode::kNone:

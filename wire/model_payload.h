@@ -14,14 +14,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "config/run_modes.h"
 #include "fl/mask.h"
 #include "fl/tensor_set.h"
 #include "quant/codec/codec.h"
 
 namespace lfl {
 
-enum class QuantMode { kNone, kUniform8, kUniform4, kUniform2, kBsq };
-absl::StatusOr<QuantMode> ParseQuantMode(std::string_view name);
 // Magnitude bits of the uniform modes (32 = fp32 for kNone; -1 for kBsq, whose bits are learned).
 int UniformBits(QuantMode mode);
 

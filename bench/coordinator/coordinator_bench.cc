@@ -8,7 +8,7 @@
 #include <map>
 #include <memory>
 
-#include "fl/strategy.h"
+#include "strategy/strategy.h"
 #include "server/round_coordinator.h"
 #include "wire/model_payload.h"
 
@@ -31,10 +31,11 @@ std::unique_ptr<RoundCoordinator> Make(int64_t k, double now) {
   o.config.fraction = static_cast<double>(kSampled) / static_cast<double>(k);
   o.config.rounds = 1000000;
   o.config.round_timeout = 1e9;
-  o.config.algorithm = "lotteryfl";
+  o.config.algorithm = Algorithm::kLotteryFl;
+  o.config.weighted = false;
   o.config.eval_every = 1000000;
   o.liveness_seconds = 1e12;
-  auto c = std::make_unique<RoundCoordinator>(o, Model(0.f), MakeLotteryFl(false), nullptr, "", now);
+  auto c = std::make_unique<RoundCoordinator>(o, Model(0.f), *MakeStrategy(o.config), nullptr, "", now);
   for (int64_t id = 0; id < k; ++id) (void)c->Join({id, ""}, now);
   c->Tick(now);
   return c;

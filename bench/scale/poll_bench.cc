@@ -12,7 +12,7 @@
 
 #include <memory>
 
-#include "fl/strategy.h"
+#include "strategy/strategy.h"
 #include "server/federation_service.h"
 #include "server/round_coordinator.h"
 
@@ -30,11 +30,12 @@ std::unique_ptr<RoundCoordinator> OpenRound(int64_t k, double now) {
   o.config.clients = k;
   o.config.fraction = static_cast<double>(kSampled) / static_cast<double>(k);
   o.config.rounds = 10;
-  o.config.algorithm = "lotteryfl";
+  o.config.algorithm = Algorithm::kLotteryFl;
+  o.config.weighted = false;
   o.liveness_seconds = 1e12;
   TensorSet model;
   model.tensors.push_back({"fc.weight", {16, 16}, std::vector<float>(256, 0.f), true});
-  auto c = std::make_unique<RoundCoordinator>(o, std::move(model), MakeLotteryFl(false), nullptr, "", now);
+  auto c = std::make_unique<RoundCoordinator>(o, std::move(model), *MakeStrategy(o.config), nullptr, "", now);
   for (int64_t id = 0; id < k; ++id) (void)c->Join({id, ""}, now);
   c->Tick(now);
   return c;

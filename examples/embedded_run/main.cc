@@ -44,7 +44,7 @@ TORCH_MODULE(SmallConvNet);
 // A small run: LotteryFL on Fashion-MNIST, two labels per client, one local epoch.
 lfl::RunConfig SmallRun(int argc, char** argv) {
   lfl::RunConfig config;
-  config.algorithm = "lotteryfl";
+  config.algorithm = lfl::Algorithm::kLotteryFl;
   config.clients = 4;
   config.fraction = 0.5;
   config.rounds = 3;

@@ -153,7 +153,7 @@ TEST_F(ServerMetricsTest, RoundHistogramCountsEveryCompletedRound) {
   ServerOptions options;
   options.config.clients = 2;
   options.config.rounds = 3;
-  options.config.algorithm = "fedavg";
+  options.config.algorithm = Algorithm::kFedAvg;
   options.config.out = out_.string();
   options.listen.clear();
   options.metrics_listen = "127.0.0.1:0";

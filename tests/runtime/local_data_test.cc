@@ -44,13 +44,13 @@ RunConfig LocalConfig(const std::string& data_dir) {
   RunConfig c;
   c.dataset = "mnist";
   c.data_dir = data_dir;
-  c.client_data = "local";
+  c.client_data = ClientDataSource::kLocal;
   c.clients = 4;
   c.samples_per_class = 10;
   c.test_per_client = 15;
   c.validation_fraction = 0.2;
   c.local_epochs = 1;
-  c.algorithm = "lotteryfl";
+  c.algorithm = Algorithm::kLotteryFl;
   c.seed = 5;
   return c;
 }
@@ -141,7 +141,7 @@ TEST_F(LocalDataTest, ValidationSliceIsSeeded) {
 TEST_F(LocalDataTest, LocalRunsUseFixedNormalization) {
   const Normalization fixed = *FixedNormalization("mnist");
   RunConfig partition_run = config_;
-  partition_run.client_data = "partition";
+  partition_run.client_data = ClientDataSource::kPartition;
   absl::StatusOr<std::shared_ptr<const RunData>> computed = LoadRunData(partition_run);
   ASSERT_TRUE(computed.ok());
   // The first pixel of the first training image (label 0) is a 255 byte in this dataset.
@@ -168,7 +168,7 @@ TEST_F(LocalDataTest, ALoneClientMayUseTheDirectoryItself) {
 
 TEST_F(LocalDataTest, ErrorsNameTheProblem) {
   RunConfig partition_run = config_;
-  partition_run.client_data = "partition";
+  partition_run.client_data = ClientDataSource::kPartition;
   absl::Status s = LoadLocalRunData(partition_run, export_dir_, {0}).status();
   EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
   EXPECT_THAT(s.message(), HasSubstr("partition"));
@@ -213,7 +213,7 @@ TEST_F(LocalDataTest, LocalRunsReportTheDownlinksAccuracyOnTheClientsTestSplit) 
   EXPECT_EQ(result->test_count, 15);
 
   RunConfig partition_run = config_;
-  partition_run.client_data = "partition";
+  partition_run.client_data = ClientDataSource::kPartition;
   EXPECT_TRUE(ClientStepOptionsFor(config_, 1, 1, 0).evaluate_downlink);
   EXPECT_FALSE(ClientStepOptionsFor(partition_run, 1, 1, 0).evaluate_downlink);
   absl::StatusOr<std::shared_ptr<const RunData>> partitioned = LoadRunData(partition_run);

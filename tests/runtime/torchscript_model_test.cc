@@ -107,7 +107,7 @@ TEST_F(TorchScriptModelTest, ALotteryFLUpdatePrunesAndTrainsTheScript) {
   config.clients = 4;
   config.samples_per_class = 20;
   config.test_per_client = 20;
-  config.algorithm = "lotteryfl";
+  config.algorithm = Algorithm::kLotteryFl;
   config.accuracy_threshold = 0;  // the gate allows: the first update prunes
   config.local_epochs = 10;
   config.batch_size = 8;
@@ -130,7 +130,7 @@ TEST_F(TorchScriptModelTest, ALotteryFLUpdatePrunesAndTrainsTheScript) {
   EXPECT_LT(untrained, 0.7);
 
   // BSQ trains substituted weights (bit planes) through the script's forward pass.
-  config.quant = "bsq";
+  config.quant = QuantMode::kBsq;
   data = LoadRunData(config);
   ASSERT_TRUE(data.ok()) << data.status();
   result = RunLocalUpdate(**data, 1, 1, 0, downlink, 0);

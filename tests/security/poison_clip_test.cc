@@ -11,7 +11,7 @@
 #include <memory>
 
 #include "fl/clipping.h"
-#include "fl/strategy.h"
+#include "strategy/strategy.h"
 #include "server/round_coordinator.h"
 #include "wire/model_payload.h"
 
@@ -56,12 +56,12 @@ FederatedRun Federate(Client3 mode, RunConfig tweak = RunConfig()) {
   o.config.fraction = 1.0;
   o.config.rounds = kRounds;
   o.config.round_timeout = 10;
-  o.config.algorithm = "fedavg";
+  o.config.algorithm = Algorithm::kFedAvg;
   o.train_counts = {10, 10, 10, 10};
   o.test_counts = {5, 5, 5, 5};
   o.max_update_norm = 1000;  // the fixed bound: 990 passes it
   double now = 10;
-  RoundCoordinator c(o, Theta0(), std::unique_ptr<Strategy>(MakeFedAvg()), nullptr, "", now);
+  RoundCoordinator c(o, Theta0(), *MakeStrategy(o.config), nullptr, "", now);
   for (int64_t id = 0; id < kClients; ++id) EXPECT_TRUE(c.Join({id, ""}, now).ok());
   FederatedRun run;
   auto record = [&run](const RoundEvent& e) {

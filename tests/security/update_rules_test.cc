@@ -8,7 +8,7 @@
 #include <limits>
 #include <memory>
 
-#include "fl/strategy.h"
+#include "strategy/strategy.h"
 #include "server/round_coordinator.h"
 #include "tests/fl/fl_testing.h"
 #include "wire/model_payload.h"
@@ -26,16 +26,15 @@ class UpdateRules : public ::testing::Test {
     o.config.fraction = 1.0;
     o.config.rounds = 3;
     o.config.round_timeout = 10;
-    o.config.algorithm = algorithm;
-    o.config.quant = quant;
+    o.config.algorithm = *ParseMode<Algorithm>(algorithm);
+    o.config.quant = *ParseQuantMode(quant);
     o.config.target_density = 0.5;
     o.config.max_refetches = 3;
     o.config.clip_multiplier = 0;  // the toy updates move far; clipping is poison_clip_test's
     o.train_counts = {10, 10, 10, 10};
     o.test_counts = {5, 5, 5, 5};
     o.refusals = refusals_;
-    std::unique_ptr<Strategy> strategy =
-        algorithm == "lotteryfl" ? MakeLotteryFl(true) : std::unique_ptr<Strategy>(MakeFedAvg());
+    std::unique_ptr<Strategy> strategy = *MakeStrategy(o.config);
     c_ = std::make_unique<RoundCoordinator>(o, Model(0.f, 0.f), std::move(strategy), nullptr, "",
                                             now_);
     for (int64_t id = 0; id < 4; ++id) ASSERT_TRUE(c_->Join({id, ""}, now_).ok());
@@ -145,10 +144,11 @@ TEST_F(UpdateRules, EveryQuantModeIsEnforced) {
     if (!k.accepted)
       EXPECT_NE(r.status().message().find("(quant_mode)"), std::string::npos) << r.status();
     // An honest client of the same run is taken either way.
-    const int honest_weights = k.quant == "none"  ? 32
-                               : k.quant == "bsq" ? 6
-                                                  : UniformBits(*ParseQuantMode(k.quant));
-    const int honest_others = k.quant == "none" ? 32 : 8;
+    const QuantMode mode = *ParseQuantMode(k.quant);
+    const int honest_weights = mode == QuantMode::kNone  ? 32
+                               : mode == QuantMode::kBsq ? 6
+                                                         : UniformBits(mode);
+    const int honest_others = mode == QuantMode::kNone ? 32 : 8;
     EXPECT_TRUE(c_->Submit(Report(1),
                            Encode(Model(0.5f, 0.5f), nullptr, true, honest_weights, honest_others),
                            now_)

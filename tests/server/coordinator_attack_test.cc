@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include "fl/strategy.h"
+#include "strategy/strategy.h"
 #include "quant/codec/codec.h"
 #include "quant/codec/crc32c.h"
 #include "server/checkpoint.h"
@@ -29,7 +29,7 @@ class AttackTest : public ::testing::Test {
     o.config.fraction = 0.5;
     o.config.rounds = 3;
     o.config.round_timeout = 10;
-    o.config.algorithm = algorithm;
+    o.config.algorithm = *ParseMode<Algorithm>(algorithm);
     o.config.seed = 5;
     o.config.target_density = 0.5;
     o.tokens = {{0, "t0"}, {1, "t1"}, {2, "t2"}, {3, "t3"}};
@@ -39,8 +39,7 @@ class AttackTest : public ::testing::Test {
     }
     o.max_reported_samples = 100;
     o.max_update_norm = 50;
-    std::unique_ptr<Strategy> strategy =
-        algorithm == "lotteryfl" ? MakeLotteryFl(true) : std::unique_ptr<Strategy>(MakeFedAvg());
+    std::unique_ptr<Strategy> strategy = *MakeStrategy(o.config);
     c_ = std::make_unique<RoundCoordinator>(o, Model(0.f, 0.f), std::move(strategy), nullptr, checkpoint, now_);
     for (int64_t id = 0; id < 4; ++id) ASSERT_TRUE(c_->Join({id, Token(id)}, now_).ok());
     c_->Tick(now_);

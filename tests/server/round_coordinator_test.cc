@@ -9,7 +9,7 @@
 
 #include <gtest/gtest.h>
 
-#include "fl/strategy.h"
+#include "strategy/strategy.h"
 #include "lottery/prune.h"
 #include "common/file_io.h"
 #include "server/checkpoint.h"
@@ -34,7 +34,8 @@ RunConfig SmallConfig(const std::string& algorithm) {
   c.rounds = 3;
   c.round_timeout = 10;
   c.join_timeout = 5;
-  c.algorithm = algorithm;
+  c.algorithm = *ParseMode<Algorithm>(algorithm);
+  c.weighted = c.algorithm != Algorithm::kLotteryFl;  // lotteryfl's tests here expect the unweighted mean
   c.seed = 11;
   return c;
 }
@@ -50,8 +51,7 @@ class CoordinatorTest : public ::testing::Test {
     o.defer_round_work = defer_;
     if (tweak_) tweak_(&o.config);
     o.tokens = std::move(tokens);
-    std::unique_ptr<Strategy> strategy =
-        algorithm == "lotteryfl" ? MakeLotteryFl(false) : std::unique_ptr<Strategy>(MakeFedAvg());
+    std::unique_ptr<Strategy> strategy = *MakeStrategy(o.config);
     coordinator_ = std::make_unique<RoundCoordinator>(o, theta0_ ? *theta0_ : SmallModel(0.f, 0.f),
                                                       std::move(strategy), nullptr, checkpoint_, now_);
   }
@@ -518,7 +518,7 @@ TEST_F(CoordinatorTest, DerivedMaskPrunesTheQuantizedDownlinkNotTheFp32Model) {
                               0.45f, -0.2f, 0.4f, 0.35f, 0.02f, 0.3f, -0.95f, 0.85f};
   theta0_ = theta0;
   tweak_ = [](RunConfig* c) {
-    c->quant = "bsq";
+    c->quant = QuantMode::kBsq;
     c->downlink_bits = 8;
   };
   Make("lotteryfl");
@@ -644,7 +644,7 @@ TEST_F(CoordinatorTest, NoDerivedMaskWhenPruningWouldChangeNothing) {
 TEST_F(CoordinatorTest, BsqLayerBitsComeFromTheAcceptedUpdateAndGoBackWithTheDownlink) {
   tweak_ = [](RunConfig* c) {
     c->fraction = 1.0;
-    c->quant = "bsq";
+    c->quant = QuantMode::kBsq;
   };
   Make("lotteryfl");
   JoinAll();
@@ -716,7 +716,7 @@ TEST_F(CoordinatorTest, BsqLayerBitsComeFromTheAcceptedUpdateAndGoBackWithTheDow
 TEST_F(CoordinatorTest, BsqRunRefusesAnUnquantizedUpdateAndKeepsItsState) {
   tweak_ = [](RunConfig* c) {
     c->fraction = 1.0;
-    c->quant = "bsq";
+    c->quant = QuantMode::kBsq;
   };
   Make("lotteryfl");
   JoinAll();
@@ -745,7 +745,7 @@ TEST_F(CoordinatorTest, LayerBitsStayEmptyWithoutBsq) {
     SCOPED_TRACE(quant);
     tweak_ = [quant](RunConfig* c) {
       c->fraction = 1.0;
-      c->quant = quant;
+      c->quant = *ParseQuantMode(quant);
     };
     Make("lotteryfl");
     JoinAll();
@@ -754,7 +754,7 @@ TEST_F(CoordinatorTest, LayerBitsStayEmptyWithoutBsq) {
     ASSERT_EQ(tasks.size(), 4u);
     // Encoded as this run's clients encode (weights fp32 or at 4 bits, biases fp32 or at 8).
     EncodeSpec spec;
-    if (quant == "uniform4") {
+    if (*ParseQuantMode(quant) == QuantMode::kUniform4) {
       spec.weight_bits = 4;
       spec.other_bits = 8;
     }
@@ -784,7 +784,7 @@ TEST_F(CoordinatorTest, LayerBitsStayEmptyWithoutBsq) {
 TEST_F(CoordinatorTest, RestoreTakesLayerBitsFromTheCheckpoint) {
   tweak_ = [](RunConfig* c) {
     c->fraction = 1.0;
-    c->quant = "bsq";
+    c->quant = QuantMode::kBsq;
   };
   Make("lotteryfl");
   Checkpoint cp;

@@ -43,7 +43,7 @@ class ServiceAttackTest : public ::testing::Test {
     o.config.rounds = 3;
     o.config.round_timeout = 20;
     o.config.join_timeout = 20;
-    o.config.algorithm = "fedavg";
+    o.config.algorithm = Algorithm::kFedAvg;
     o.config.out = (dir_ / "run").string();
     o.listen = "127.0.0.1:0";
     o.insecure = true;  // tokens without TLS: the transport is tested elsewhere

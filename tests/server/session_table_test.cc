@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "fl/strategy.h"
+#include "strategy/strategy.h"
 #include "server/round_coordinator.h"
 
 namespace lfl {
@@ -72,13 +72,13 @@ class CoordinatorSessionTest : public ::testing::Test {
     o.config.clients = 6;
     o.config.fraction = 0.5;
     o.config.rounds = 2;
-    o.config.algorithm = "fedavg";
+    o.config.algorithm = Algorithm::kFedAvg;
     o.config.join_timeout = 5;
     o.liveness_seconds = 15;
     for (int64_t id = 0; id < 6; ++id) o.tokens[id] = "t" + std::to_string(id);
     TensorSet model;
     model.tensors.push_back({"w", {2, 2}, std::vector<float>(4, 0.f), true});
-    c_ = std::make_unique<RoundCoordinator>(o, model, std::unique_ptr<Strategy>(MakeFedAvg()), nullptr, "", now_);
+    c_ = std::make_unique<RoundCoordinator>(o, model, *MakeStrategy(o.config), nullptr, "", now_);
   }
   std::vector<Credential> Creds(int64_t from, int64_t to) const {
     std::vector<Credential> out;

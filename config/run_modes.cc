@@ -1,0 +1,53 @@
+#include "config/run_modes.h"
+
+namespace lfl {
+
+template <>
+const std::vector<std::pair<std::string_view, Algorithm>>& ModeNames<Algorithm>() {
+  static const auto* k = new std::vector<std::pair<std::string_view, Algorithm>>{
+      {"fedavg", Algorithm::kFedAvg},
+      {"lotteryfl", Algorithm::kLotteryFl},
+      {"local", Algorithm::kLocal}};
+  return *k;
+}
+
+template <>
+const std::vector<std::pair<std::string_view, QuantMode>>& ModeNames<QuantMode>() {
+  static const auto* k = new std::vector<std::pair<std::string_view, QuantMode>>{
+      {"none", QuantMode::kNone},
+      {"uniform8", QuantMode::kUniform8},
+      {"uniform4", QuantMode::kUniform4},
+      {"uniform2", QuantMode::kUniform2},
+      {"bsq", QuantMode::kBsq}};
+  return *k;
+}
+
+template <>
+const std::vector<std::pair<std::string_view, ClientDataSource>>& ModeNames<ClientDataSource>() {
+  static const auto* k = new std::vector<std::pair<std::string_view, ClientDataSource>>{
+      {"partition", ClientDataSource::kPartition}, {"local", ClientDataSource::kLocal}};
+  return *k;
+}
+
+template <>
+const std::vector<std::pair<std::string_view, AggregatorKind>>& ModeNames<AggregatorKind>() {
+  static const auto* k = new std::vector<std::pair<std::string_view, AggregatorKind>>{
+      {"masked-mean", AggregatorKind::kMaskedMean}};
+  return *k;
+}
+
+template <>
+const std::vector<std::pair<std::string_view, GateSplit>>& ModeNames<GateSplit>() {
+  static const auto* k = new std::vector<std::pair<std::string_view, GateSplit>>{
+      {"validation", GateSplit::kValidation}, {"test", GateSplit::kTest}};
+  return *k;
+}
+
+template <>
+const std::vector<std::pair<std::string_view, NormalizationMode>>& ModeNames<NormalizationMode>() {
+  static const auto* k = new std::vector<std::pair<std::string_view, NormalizationMode>>{
+      {"dataset", NormalizationMode::kDataset}, {"mnist", NormalizationMode::kMnist}};
+  return *k;
+}
+
+}  // namespace lfl

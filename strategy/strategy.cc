@@ -1,0 +1,183 @@
+#include "strategy/strategy.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/seed.h"
+
+namespace lfl {
+namespace {
+
+// The magnitude bits the run's encoding gives prunable tensors (-1: any of 0..8, BSQ learns
+// them) and every other tensor. Honest clients encode exactly so (lottery/client_step.cc).
+struct RunBits {
+  int weights = 32;
+  int others = 32;
+};
+RunBits RunBitsFor(QuantMode mode) {
+  if (mode == QuantMode::kNone) return {32, 32};
+  return {mode == QuantMode::kBsq ? -1 : UniformBits(mode), 8};
+}
+
+// A partial Fisher-Yates shuffle of `ids` seeded by `seed`: the first `want`, sorted.
+std::vector<int64_t> SeededSample(std::vector<int64_t> ids, size_t want, uint64_t seed) {
+  if (ids.size() <= want) return ids;
+  std::mt19937_64 rng(seed);
+  for (size_t i = 0; i < want; ++i) {
+    const size_t j = i + static_cast<size_t>(rng() % (ids.size() - i));
+    std::swap(ids[i], ids[j]);
+  }
+  ids.resize(want);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+// The --aggregator options of the run.
+AggregatorOptions AggregatorOptionsFor(const RunConfig&) { return AggregatorOptions{}; }
+
+class FedAvgStrategy : public Strategy {
+ public:
+  using Strategy::Strategy;
+  std::string_view name() const override { return "fedavg"; }
+  bool uses_masks() const override { return false; }
+};
+
+class LotteryFlStrategy : public Strategy {
+ public:
+  using Strategy::Strategy;
+  std::string_view name() const override { return "lotteryfl"; }
+  bool uses_masks() const override { return true; }
+  FitInstructions ConfigureFit() const override {
+    return FitInstructions{true, PruneOptions{config_.prune_rate, config_.EffectiveTargetDensity()}};
+  }
+  bool DerivesMask(const Mask& held) const override {
+    return held.Density() > config_.EffectiveTargetDensity();
+  }
+  // Pruning is a deterministic function of the downlink the client decodes, so the server
+  // computes the mask the client will get and holds it as the ticket's next version.
+  absl::StatusOr<std::optional<Mask>> DeriveMask(const TensorSet& seen, const Mask& held) const override {
+    const FitInstructions fit = ConfigureFit();
+    if (!DerivesMask(held)) return std::optional<Mask>();
+    Mask pruned = held;
+    absl::StatusOr<bool> changed = PruneByMagnitude(seen, fit.prune, &pruned);
+    if (!changed.ok()) return changed.status();
+    if (!*changed) return std::optional<Mask>();
+    return std::optional<Mask>(std::move(pruned));
+  }
+};
+
+}  // namespace
+
+Strategy::Strategy(RunConfig config) : config_(std::move(config)) {}
+
+std::vector<int64_t> Strategy::SampleClients(std::vector<int64_t> live, uint64_t round, uint32_t attempt) const {
+  const size_t want = static_cast<size_t>(std::max<int64_t>(
+      1, static_cast<int64_t>(std::floor(config_.fraction * static_cast<double>(config_.clients)))));
+  return SeededSample(std::move(live), want, MixSeed(config_.seed, round, attempt));
+}
+
+FitInstructions Strategy::ConfigureFit() const { return FitInstructions{}; }
+
+EncodeSpec Strategy::DownlinkEncoding() const {
+  EncodeSpec spec;
+  if (config_.quant == QuantMode::kNone) return spec;
+  spec.weight_bits =
+      config_.quant == QuantMode::kBsq ? static_cast<int>(config_.downlink_bits) : UniformBits(config_.quant);
+  spec.other_bits = 8;
+  return spec;
+}
+
+EncodeSpec Strategy::UplinkEncoding() const {
+  EncodeSpec spec;
+  if (config_.quant == QuantMode::kNone) return spec;
+  spec.weight_bits = config_.quant == QuantMode::kBsq ? codec::kMaxQuantBits : UniformBits(config_.quant);
+  spec.other_bits = 8;
+  return spec;
+}
+
+bool Strategy::DerivesMask(const Mask&) const { return false; }
+
+absl::StatusOr<std::optional<Mask>> Strategy::DeriveMask(const TensorSet&, const Mask&) const {
+  return std::optional<Mask>();
+}
+
+absl::Status Strategy::CheckUpdate(const DecodedModel& update, const TensorSet& served, const Mask& held,
+                                   std::string* cause) const {
+  if (!uses_masks() && update.mask.Density() < 1.0) {
+    *cause = "layout";
+    return absl::InvalidArgumentError(absl::StrCat("a sparse update was sent to a dense (", std::string(name()), ") run"));
+  }
+  // The run's encoding, for every tensor: an update may not carry more precision (or raw fp32)
+  // where the run quantizes, nor other bit widths than the uniform modes use.
+  const RunBits run_bits = RunBitsFor(config_.quant);
+  for (size_t t = 0; t < update.tensor_bits.size() && t < served.size(); ++t) {
+    const int bits = update.tensor_bits[t];
+    const int want = served.tensors[t].prunable ? run_bits.weights : run_bits.others;
+    if (want == -1 ? bits > codec::kMaxQuantBits : bits != want) {
+      *cause = "quant_mode";
+      return absl::InvalidArgumentError(absl::StrCat(
+          served.tensors[t].name, " is sent at ", bits, " bits; a ", std::string(ModeName(config_.quant)), " run takes ",
+          want == -1 ? std::string("at most 8") : std::to_string(want), want == 32 ? " (raw fp32)" : ""));
+    }
+  }
+  // Every record stays inside the client's ticket, whether its mask travelled, was referenced or
+  // was left out ("every element kept", which only a full tensor of the ticket may claim); a
+  // mask may drop weights the ticket holds, and no deeper than the target.
+  if (!update.mask.IsSubsetOf(held)) {
+    *cause = "mask_outside_ticket";
+    return absl::InvalidArgumentError(
+        update.mask_sent || update.mask_referenced
+            ? "the mask keeps weights its ticket had already pruned"
+            : "a record claims every element kept where the ticket has pruned some (send or reference the mask)");
+  }
+  const double target = config_.EffectiveTargetDensity();
+  const double floor = std::min(target, held.Density());
+  if (update.mask.Density() < floor - 1e-9) {
+    *cause = "mask_density";
+    return absl::InvalidArgumentError(
+        absl::StrCat("the mask's density ", update.mask.Density(), " is below the target ", target));
+  }
+  return absl::OkStatus();
+}
+
+int64_t Strategy::UpdateWeight(int64_t train_samples) const { return config_.weighted ? train_samples : 1; }
+
+absl::StatusOr<std::unique_ptr<ClippedAggregator>> Strategy::NewAggregator(const TensorSet& layout,
+                                                                          double clip_bound) const {
+  absl::StatusOr<std::unique_ptr<Aggregator>> inner =
+      MakeAggregator(config_.aggregator, layout, AggregatorOptionsFor(config_));
+  if (!inner.ok()) return inner.status();
+  return std::make_unique<ClippedAggregator>(*std::move(inner), clip_bound);
+}
+
+bool Strategy::Evaluates(uint64_t round) const {
+  return round % static_cast<uint64_t>(config_.eval_every) == 0 || round >= static_cast<uint64_t>(config_.rounds);
+}
+
+std::vector<int64_t> Strategy::EvalSample(uint64_t round) const {
+  std::vector<int64_t> ids(static_cast<size_t>(config_.clients));
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>(i);
+  const size_t want = static_cast<size_t>(config_.eval_clients);
+  if (want == 0 || round >= static_cast<uint64_t>(config_.rounds)) return ids;
+  // Seeded by (seed, round), independent of the training sample: the same rounds evaluate the
+  // same tickets in every run with this seed.
+  return SeededSample(std::move(ids), want, MixSeed(config_.seed, round, 0xe7a1));
+}
+
+absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(const RunConfig& config) {
+  switch (config.algorithm) {
+    case Algorithm::kFedAvg:
+      return std::unique_ptr<Strategy>(std::make_unique<FedAvgStrategy>(config));
+    case Algorithm::kLotteryFl:
+      return std::unique_ptr<Strategy>(std::make_unique<LotteryFlStrategy>(config));
+    case Algorithm::kLocal:
+      break;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("no federated strategy for --algorithm ", std::string(ModeName(config.algorithm))));
+}
+
+}  // namespace lfl

@@ -1,0 +1,102 @@
+#include "strategy/strategy.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace lfl {
+namespace {
+
+RunConfig Config(Algorithm algorithm) {
+  RunConfig c;
+  c.algorithm = algorithm;
+  c.clients = 10;
+  c.fraction = 0.5;
+  c.rounds = 5;
+  c.eval_clients = 4;
+  c.target_density = 0.5;
+  c.prune_rate = 0.5;
+  c.seed = 3;
+  return c;
+}
+
+TensorSet Layout() {
+  TensorSet s;
+  s.tensors.push_back({"w", {4}, {0.1f, -0.4f, 0.3f, 0.9f}, true});
+  s.tensors.push_back({"b", {1}, {0.f}, false});
+  return s;
+}
+
+TEST(StrategyTest, RegisteredByAlgorithm) {
+  EXPECT_EQ(MakeStrategy(Config(Algorithm::kFedAvg)).value()->name(), "fedavg");
+  EXPECT_FALSE(MakeStrategy(Config(Algorithm::kFedAvg)).value()->uses_masks());
+  EXPECT_EQ(MakeStrategy(Config(Algorithm::kLotteryFl)).value()->name(), "lotteryfl");
+  EXPECT_TRUE(MakeStrategy(Config(Algorithm::kLotteryFl)).value()->uses_masks());
+  absl::StatusOr<std::unique_ptr<Strategy>> local = MakeStrategy(Config(Algorithm::kLocal));
+  EXPECT_EQ(local.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(local.status().message(), ::testing::HasSubstr("local"));
+}
+
+TEST(StrategyTest, WeightsFollowWeighted) {
+  RunConfig c = Config(Algorithm::kLotteryFl);
+  EXPECT_EQ(MakeStrategy(c).value()->UpdateWeight(600), 600);
+  c.weighted = false;
+  EXPECT_EQ(MakeStrategy(c).value()->UpdateWeight(600), 1);
+}
+
+TEST(StrategyTest, SamplesAFractionOfTheLiveClientsDeterministically) {
+  std::unique_ptr<Strategy> s = *MakeStrategy(Config(Algorithm::kLotteryFl));
+  std::vector<int64_t> live = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  const std::vector<int64_t> a = s->SampleClients(live, 1, 0);
+  EXPECT_EQ(a.size(), 5u);
+  EXPECT_TRUE(std::is_sorted(a.begin(), a.end()));
+  EXPECT_EQ(std::set<int64_t>(a.begin(), a.end()).size(), 5u);
+  EXPECT_EQ(s->SampleClients(live, 1, 0), a) << "same seed, round and attempt";
+  bool differs = false;
+  for (uint64_t round = 2; round < 10; ++round) differs |= s->SampleClients(live, round, 0) != a;
+  EXPECT_TRUE(differs);
+  // Fewer live clients than wanted: all of them.
+  EXPECT_EQ(s->SampleClients({2, 7}, 1, 0), (std::vector<int64_t>{2, 7}));
+}
+
+TEST(StrategyTest, EvaluatesEveryNthAndTheLastRoundOnEveryClient) {
+  RunConfig c = Config(Algorithm::kLotteryFl);
+  c.eval_every = 2;
+  std::unique_ptr<Strategy> s = *MakeStrategy(c);
+  EXPECT_FALSE(s->Evaluates(1));
+  EXPECT_TRUE(s->Evaluates(2));
+  EXPECT_TRUE(s->Evaluates(5));
+  EXPECT_EQ(s->EvalSample(2).size(), 4u);
+  EXPECT_EQ(s->EvalSample(5).size(), 10u);
+}
+
+TEST(StrategyTest, LotteryFlDerivesThePrunedMaskFedAvgNone) {
+  const TensorSet seen = Layout();
+  const Mask full = Mask::Full(seen);
+  std::unique_ptr<Strategy> lfl = *MakeStrategy(Config(Algorithm::kLotteryFl));
+  ASSERT_TRUE(lfl->DerivesMask(full));
+  absl::StatusOr<std::optional<Mask>> derived = lfl->DeriveMask(seen.tensors.empty() ? seen : seen, full);
+  ASSERT_TRUE(derived.ok()) << derived.status();
+  ASSERT_TRUE(derived->has_value());
+  // Rate 0.5 of 4 kept: the two smallest magnitudes (0.1 and 0.3) go.
+  EXPECT_FALSE((*derived)->Get(0, 0));
+  EXPECT_TRUE((*derived)->Get(0, 1));
+  EXPECT_FALSE((*derived)->Get(0, 2));
+  EXPECT_TRUE((*derived)->Get(0, 3));
+  EXPECT_FALSE(lfl->DerivesMask(**derived)) << "at the target density the ticket stays";
+  std::unique_ptr<Strategy> fedavg = *MakeStrategy(Config(Algorithm::kFedAvg));
+  EXPECT_FALSE(fedavg->DerivesMask(full));
+}
+
+TEST(StrategyTest, NewAggregatorIsTheRunsAggregatorClipped) {
+  std::unique_ptr<Strategy> s = *MakeStrategy(Config(Algorithm::kFedAvg));
+  const TensorSet layout = Layout();
+  absl::StatusOr<std::unique_ptr<ClippedAggregator>> agg = s->NewAggregator(layout, 1.0);
+  ASSERT_TRUE(agg.ok()) << agg.status();
+  EXPECT_EQ((*agg)->name(), "masked-mean");
+  EXPECT_EQ((*agg)->bound(), 1.0);
+}
+
+}  // namespace
+}  // namespace lfl
