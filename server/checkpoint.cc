@@ -45,7 +45,7 @@ void WriteBlob(ByteWriter& w, std::string_view blob) {
 }
 
 // A client's state after its mask (which the snapshot writes by table index, a record inline).
-void WriteClientFields(ByteWriter& w, const CheckpointClient& c) {
+void WriteClientFields(ByteWriter& w, const Ticket& c) {
   w.U32(c.mask_version);
   w.F64(c.personalized_accuracy);
   w.F64(c.global_masked_accuracy);
@@ -55,7 +55,7 @@ void WriteClientFields(ByteWriter& w, const CheckpointClient& c) {
   for (int b : c.layer_bits) w.U32(static_cast<uint32_t>(b));
 }
 
-absl::Status ReadClientFields(ByteReader& in, uint32_t version, const std::string& who, CheckpointClient* c) {
+absl::Status ReadClientFields(ByteReader& in, uint32_t version, const std::string& who, Ticket* c) {
   if (!in.U32(&c->mask_version) || !in.F64(&c->personalized_accuracy) ||
       (version >= 5 && !in.F64(&c->global_masked_accuracy)) || !in.I64(&c->test_count) ||
       !in.I64(&c->num_samples)) {
@@ -72,6 +72,7 @@ absl::Status ReadClientFields(ByteReader& in, uint32_t version, const std::strin
       c->layer_bits.push_back(static_cast<int>(bits));
     }
   }
+  c->density = c->mask.Density();
   return absl::OkStatus();
 }
 
@@ -184,7 +185,7 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(std::string_view bytes) {
   uint64_t n = 0;
   if (!in.U64(&n) || n > kMaxClients) return Corrupt("bad client count");
   for (uint64_t i = 0; i < n; ++i) {
-    CheckpointClient c;
+    Ticket c;
     const std::string who = absl::StrCat("client ", i);
     if (version >= 4) {
       uint64_t m = 0;
@@ -269,14 +270,14 @@ absl::StatusOr<int> ApplyCheckpointLog(std::string_view log, Checkpoint* cp) {
     }
     uint64_t n = 0;
     if (!in.U64(&n) || n > cp->clients.size()) return Corrupt(absl::StrCat("log record ", record, ": bad client count"));
-    std::vector<std::pair<int64_t, CheckpointClient>> clients;
+    std::vector<std::pair<int64_t, Ticket>> clients;
     for (uint64_t i = 0; i < n; ++i) {
       int64_t id = -1;
       if (!in.I64(&id) || id < 0 || static_cast<uint64_t>(id) >= cp->clients.size()) {
         return Corrupt(absl::StrCat("log record ", record, ": bad client id"));
       }
       const std::string who = absl::StrCat("client ", id, " in log record ", record);
-      CheckpointClient c;
+      Ticket c;
       absl::StatusOr<Mask> mask = ReadMask(in, who);
       if (!mask.ok()) return mask.status();
       c.mask = *std::move(mask);

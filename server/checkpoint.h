@@ -26,25 +26,16 @@
 #include "absl/status/statusor.h"
 #include "fl/mask.h"
 #include "fl/tensor_set.h"
+#include "server/ticket.h"
 
 namespace lfl {
-
-struct CheckpointClient {
-  Mask mask;
-  uint32_t mask_version = 0;
-  double personalized_accuracy = -1;
-  double global_masked_accuracy = -1;  // as the client reported it (client-data local)
-  int64_t test_count = 0;
-  int64_t num_samples = 0;
-  std::vector<int> layer_bits;  // BSQ precision per prunable layer (empty: never quantized)
-};
 
 struct Checkpoint {
   uint64_t generation = 0;  // pairs the snapshot with its log (0: format 4 and older, no log)
   uint64_t next_round = 1;
   uint64_t seed = 0;
   TensorSet global;
-  std::vector<CheckpointClient> clients;
+  std::vector<Ticket> clients;  // by id; density is recomputed from the mask when read
   uint64_t totals_uplink = 0, totals_downlink = 0, totals_dense = 0;
 };
 
@@ -53,7 +44,7 @@ struct CheckpointDelta {
   uint64_t generation = 0;  // the snapshot this record belongs to
   uint64_t next_round = 1;
   TensorSet global;
-  std::vector<std::pair<int64_t, CheckpointClient>> clients;  // changed clients, by id
+  std::vector<std::pair<int64_t, Ticket>> clients;  // changed clients, by id
   uint64_t totals_uplink = 0, totals_downlink = 0, totals_dense = 0;
 };
 

@@ -98,7 +98,7 @@ prometheus::MetricFamily RefusalFamily(const RefusalCounters& refusals) {
 std::vector<prometheus::MetricFamily> FederationFamilies(const RoundCoordinator& coordinator,
                                                          const prometheus::Histogram& round_seconds,
                                                          const RefusalCounters& refusals) {
-  const RoundCoordinator::Totals t = coordinator.totals();
+  const RunTotals t = coordinator.totals();
   const CoordinatorCounters c = coordinator.counters();
   const int64_t joined = coordinator.joined_clients();
   auto count = [](uint64_t n) { return static_cast<double>(n); };

@@ -72,7 +72,7 @@ grpc::ServerUnaryReactor* FederationService::Join(grpc::CallbackServerContext* c
     reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "join without clients"));
     return reactor;
   }
-  absl::StatusOr<RoundCoordinator::HostJoin> joined =
+  absl::StatusOr<HostJoin> joined =
       coordinator_->JoinHost(ToCredentials(request->clients(), PeerIdentity(*ctx)), clock_());
   if (!joined.ok()) {
     reactor->Finish(ToGrpcStatus(joined.status()));
@@ -281,7 +281,7 @@ class FetchReactor : public grpc::ServerWriteReactor<v1::Chunk> {
  public:
   FetchReactor(FederationService* service, const v1::FetchRequest& request, std::string peer) {
     const double start = service->now();
-    absl::StatusOr<RoundCoordinator::DownlinkPayload> payload = service->coordinator()->Downlink(
+    absl::StatusOr<DownlinkPayload> payload = service->coordinator()->Downlink(
         {request.client().client_id(), request.client().token(), std::move(peer)}, request.round(), request.attempt(),
         request.held_mask_version(), request.held_mask_hash(), start);
     if (!payload.ok()) {

@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 
 namespace lfl {
@@ -40,6 +41,20 @@ class RefusalCounters {
       counter = slot.get();
     }
     counter->fetch_add(n, std::memory_order_relaxed);
+  }
+
+  // Counts a refusal under `cause` and returns `why` (for `return refusals.Refuse(...)`).
+  absl::Status Refuse(std::string_view cause, absl::Status why) {
+    Count(cause);
+    return why;
+  }
+
+  // What changed since the snapshot `*last` (which becomes the current snapshot).
+  std::map<std::string, uint64_t> TakeDelta(std::map<std::string, uint64_t>* last) const {
+    std::map<std::string, uint64_t> now = Snapshot();
+    std::map<std::string, uint64_t> out = Delta(*last, now);
+    *last = std::move(now);
+    return out;
   }
 
   // Totals since the process started, by cause (sorted by name).

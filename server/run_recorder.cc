@@ -171,7 +171,7 @@ double WeightedMeanBits(const std::vector<double>& layer_bits, const std::vector
   return den > 0 ? num / den : 32;
 }
 
-absl::Status RunRecorder::WriteSummary(const RunConfig& config, const RoundCoordinator::Totals& totals,
+absl::Status RunRecorder::WriteSummary(const RunConfig& config, const RunTotals& totals,
                                        double wall_seconds, const std::vector<std::string>& layer_names) {
   ordered_json j;
   j["rounds"] = totals.rounds_completed;

@@ -11,7 +11,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "server/round_coordinator.h"
+#include <memory>
+
+#include "config/run_config.h"
+#include "server/round_metrics.h"
 
 namespace lfl {
 
@@ -25,7 +28,7 @@ class RunRecorder {
   absl::Status WriteRound(const RoundMetrics& m);
   // summary.json: totals, the last evaluated accuracies, mean bits, wall time and the config.
   // layer_names: the prunable tensors that `layer_bits` refer to, in order (may be empty).
-  absl::Status WriteSummary(const RunConfig& config, const RoundCoordinator::Totals& totals, double wall_seconds,
+  absl::Status WriteSummary(const RunConfig& config, const RunTotals& totals, double wall_seconds,
                             const std::vector<std::string>& layer_names = {});
 
   const std::string& dir() const { return dir_; }

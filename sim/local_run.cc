@@ -82,7 +82,7 @@ absl::Status RunLocalOnly(std::shared_ptr<const RunData> data, int parallel,
   const auto start = std::chrono::steady_clock::now();
   std::vector<LocalClient> clients(static_cast<size_t>(cfg.clients));
   for (LocalClient& c : clients) c.values = data->theta0;
-  RoundCoordinator::Totals totals;
+  RunTotals totals;
   for (uint64_t round = 1; round <= static_cast<uint64_t>(cfg.rounds); ++round) {
     const auto round_start = std::chrono::steady_clock::now();
     const std::vector<int64_t> sampled = SampleLocalRound(cfg.seed, round, cfg.clients, cfg.fraction);

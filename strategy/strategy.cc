@@ -153,6 +153,14 @@ absl::StatusOr<std::unique_ptr<ClippedAggregator>> Strategy::NewAggregator(const
   return std::make_unique<ClippedAggregator>(*std::move(inner), clip_bound);
 }
 
+ClipOptions Strategy::clip_options() const {
+  ClipOptions o;
+  o.multiplier = config_.clip_multiplier;
+  o.window = static_cast<size_t>(std::max<int64_t>(1, config_.clip_window));
+  o.initial_fraction = config_.clip_initial_fraction;
+  return o;
+}
+
 bool Strategy::Evaluates(uint64_t round) const {
   return round % static_cast<uint64_t>(config_.eval_every) == 0 || round >= static_cast<uint64_t>(config_.rounds);
 }

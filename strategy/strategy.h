@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "config/run_config.h"
 #include "fl/aggregator.h"
+#include "fl/clipping.h"
 #include "fl/mask.h"
 #include "fl/tensor_set.h"
 #include "lottery/prune.h"
@@ -81,6 +82,8 @@ class Strategy {
   // A fresh aggregator for a round on `layout`: the run's --aggregator, clipped at `clip_bound`
   // (+inf: measured, never clipped).
   absl::StatusOr<std::unique_ptr<ClippedAggregator>> NewAggregator(const TensorSet& layout, double clip_bound) const;
+  // How the clip bound adapts over the run (--clip-*; fl/clipping.h).
+  ClipOptions clip_options() const;
 
   // --- configure_evaluate -----------------------------------------------------------------
   // Every eval_every rounds, and always the last.

@@ -84,7 +84,7 @@ class UpdateRules : public ::testing::Test {
     for (int64_t id = 1; id < 4; ++id)
       EXPECT_TRUE(c_->Submit(Report(id), Encode(Model(1.f, 1.f)), now_).ok());
     Close(now_);
-    EXPECT_EQ(c_->clients()[0].mask, half);
+    EXPECT_EQ(c_->tickets()[0].mask, half);
     c_->Tick(now_);
     return half;
   }
@@ -111,7 +111,7 @@ TEST_F(UpdateRules, KindZeroRecordsCannotLeaveTheTicket) {
   EXPECT_EQ(row.refusals.at("mask_outside_ticket"), 1u);
   const TensorSet after = c_->global_model();
   for (int i = 0; i < 16; ++i) EXPECT_FLOAT_EQ(after.tensors[0].values[i], 2.f) << i;
-  EXPECT_EQ(c_->clients()[0].mask, half) << "the ticket is unchanged";
+  EXPECT_EQ(c_->tickets()[0].mask, half) << "the ticket is unchanged";
   EXPECT_NE(SerializeTensorSet(before), SerializeTensorSet(after));
 }
 
@@ -186,7 +186,7 @@ TEST_F(UpdateRules, ARefusedUpdateEndsTheTaskAndTheRoundGoesOn) {
 
 TEST_F(UpdateRules, RefetchesAreCountedApartAndBounded) {
   Make("fedavg");
-  absl::StatusOr<RoundCoordinator::DownlinkPayload> first = c_->Downlink({0, ""}, 1, 0, 0, 0, now_);
+  absl::StatusOr<DownlinkPayload> first = c_->Downlink({0, ""}, 1, 0, 0, 0, now_);
   ASSERT_TRUE(first.ok());
   int refused = 0;
   for (int i = 0; i < 300; ++i) {
@@ -235,9 +235,9 @@ TEST_F(UpdateRules, ClientTimingsAreRangeCheckedAndTheServerMeasuresTheUpload) {
 
 TEST_F(UpdateRules, AJoinWithOneStolenTokenDoesNotCutOffTheHost) {
   Make("fedavg");
-  absl::StatusOr<RoundCoordinator::HostJoin> host = c_->JoinHost({{0, ""}, {1, ""}, {2, ""}}, now_);
+  absl::StatusOr<HostJoin> host = c_->JoinHost({{0, ""}, {1, ""}, {2, ""}}, now_);
   ASSERT_TRUE(host.ok());
-  absl::StatusOr<RoundCoordinator::HostJoin> thief = c_->JoinHost({{2, ""}}, now_);
+  absl::StatusOr<HostJoin> thief = c_->JoinHost({{2, ""}}, now_);
   ASSERT_TRUE(thief.ok());
   absl::StatusOr<PollResult> poll = c_->PollSession(host->session, "", now_);
   ASSERT_TRUE(poll.ok()) << poll.status();
@@ -248,7 +248,7 @@ TEST_F(UpdateRules, AJoinWithOneStolenTokenDoesNotCutOffTheHost) {
 
 TEST_F(UpdateRules, UnderMutualTlsASessionAnswersOnlyItsCertificate) {
   Make("fedavg");
-  absl::StatusOr<RoundCoordinator::HostJoin> host =
+  absl::StatusOr<HostJoin> host =
       c_->JoinHost({{0, "", "host-a"}, {1, "", "host-a"}}, now_);
   ASSERT_TRUE(host.ok());
   const absl::Status stolen = c_->PollSession(host->session, "host-b", now_).status();

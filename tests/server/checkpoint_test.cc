@@ -40,7 +40,7 @@ Checkpoint Sample(const std::vector<std::vector<int>>& bits) {
   cp.totals_downlink = 222;
   cp.totals_dense = 333;
   for (size_t k = 0; k < bits.size(); ++k) {
-    CheckpointClient c;
+    Ticket c;
     c.mask = Mask::Full(cp.global);
     c.mask.Set(0, static_cast<int64_t>(k), false);
     if (k % 2 == 1) c.mask.Set(2, 5, false);
@@ -69,7 +69,7 @@ std::string SerializeV1(const Checkpoint& cp, uint32_t version = 1, bool bits_an
   w.U64(global.size());
   w.Bytes(global);
   w.U64(cp.clients.size());
-  for (const CheckpointClient& c : cp.clients) {
+  for (const Ticket& c : cp.clients) {
     const std::string mask = c.mask.Serialize();
     w.U64(mask.size());
     w.Bytes(mask);
@@ -144,7 +144,7 @@ TEST(CheckpointTest, VersionOneParsesWithEmptyBits) {
   absl::StatusOr<Checkpoint> back = ParseCheckpoint(v1);
   ASSERT_TRUE(back.ok()) << back.status();
   ExpectSameExceptBits(*back, cp);
-  for (const CheckpointClient& c : back->clients) EXPECT_TRUE(c.layer_bits.empty());
+  for (const Ticket& c : back->clients) EXPECT_TRUE(c.layer_bits.empty());
   // Version 3 of the same state is exactly 4 bytes per client (an empty count) and a 32-byte
   // SHA-256 longer, and loads the same.
   const std::string v3 = WithDigest(SerializeV1(Sample({{}, {}, {}}), 3, true));
@@ -244,7 +244,7 @@ class CheckpointLogTest : public ::testing::Test {
     d.totals_uplink = 1000 * round;
     d.totals_downlink = 2000 * round;
     d.totals_dense = 3000 * round;
-    CheckpointClient c = base.clients[static_cast<size_t>(changed)];
+    Ticket c = base.clients[static_cast<size_t>(changed)];
     c.mask.Set(2, static_cast<int64_t>(round % 6), false);
     c.mask_version += 1;
     c.personalized_accuracy = 0.5 + 0.01 * static_cast<double>(round);

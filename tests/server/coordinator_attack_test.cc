@@ -78,7 +78,7 @@ class AttackTest : public ::testing::Test {
   void ExpectUnharmed() {
     EXPECT_EQ(SerializeTensorSet(c_->global_model()), SerializeTensorSet(Model(0.f, 0.f)));
     EXPECT_EQ(c_->current_round(), 1u);
-    for (const ClientState& s : c_->clients()) EXPECT_EQ(s.mask_version, 0u);
+    for (const Ticket& s : c_->tickets()) EXPECT_EQ(s.mask_version, 0u);
     // An honest update is still taken.
     EXPECT_TRUE(c_->Submit(Report(tasks_[0]), Encode(Model(1.f, 1.f)), now_).ok());
   }
@@ -104,7 +104,7 @@ TEST_F(AttackTest, UnauthenticatedAndWrongTokenCallsAreRefused) {
   EXPECT_TRUE(absl::IsNotFound(c_->Join({77, "t0"}, now_).status()));
   EXPECT_GE(c_->counters().auth_failures, 7u);
   // The Leave was refused, so the sampled client is still expected and the round goes on.
-  EXPECT_FALSE(c_->clients()[t.client_id].left);
+  EXPECT_FALSE(c_->has_left(t.client_id));
   ExpectUnharmed();
 }
 
@@ -294,7 +294,7 @@ TEST_F(AttackTest, SupersetOrTooSparseMasksAreRefused) {
   ASSERT_TRUE(c_->Submit(Report(t), Encode(values, &pruned), now_).ok());
   ASSERT_TRUE(c_->Submit(Report(tasks_[1]), Encode(Model(1.f, 1.f)), now_).ok());
   ASSERT_EQ(c_->Tick(now_).size(), 1u);
-  ASSERT_EQ(c_->clients()[t.client_id].mask, pruned);
+  ASSERT_EQ(c_->tickets()[t.client_id].mask, pruned);
   // Next round, if sampled again: a mask that revives the pruned row, and one below the target.
   for (int r = 0; r < 3 && c_->current_round() <= 3; ++r) {
     c_->Tick(now_);
@@ -320,7 +320,7 @@ TEST_F(AttackTest, SupersetOrTooSparseMasksAreRefused) {
     s = c_->Submit(Report(*it), Encode(v2, &sparse), now_);
     EXPECT_TRUE(absl::IsInvalidArgument(s.status())) << s.status();
     EXPECT_NE(s.status().message().find("target"), std::string::npos);
-    EXPECT_EQ(c_->clients()[t.client_id].mask, pruned) << "the ticket is unchanged";
+    EXPECT_EQ(c_->tickets()[t.client_id].mask, pruned) << "the ticket is unchanged";
     return;
   }
   GTEST_SKIP() << "the client was not sampled again within the run";
@@ -347,7 +347,7 @@ TEST_F(AttackTest, ARoundDoesNotWaitForClientsThatLeft) {
   EXPECT_EQ(events[0].metrics.dropped, 1);
   // It may come back: Join again and it is sampled like anyone else.
   ASSERT_TRUE(c_->Join({gone.client_id, Token(gone.client_id)}, now_ + 2).ok());
-  EXPECT_FALSE(c_->clients()[gone.client_id].left);
+  EXPECT_FALSE(c_->has_left(gone.client_id));
 }
 
 TEST_F(AttackTest, AFailingCheckpointStopsTheRunWithAClearError) {
@@ -368,7 +368,13 @@ TEST(CheckpointChecksumTest, AnyFlippedByteIsRefused) {
   cp.next_round = 3;
   cp.seed = 9;
   cp.global = Model(0.5f, 0.25f);
-  cp.clients.push_back({Mask::Full(cp.global), 2, 0.75, 5, 10, {4}});
+  Ticket ticket;
+  ticket.mask = Mask::Full(cp.global);
+  ticket.mask_version = 2;
+  ticket.personalized_accuracy = 0.75;
+  ticket.test_count = 10;
+  ticket.num_samples = 4;
+  cp.clients.push_back(ticket);
   const std::string bytes = SerializeCheckpoint(cp);
   ASSERT_TRUE(ParseCheckpoint(bytes).ok());
   for (size_t i = 0; i < bytes.size(); i += 7) {

@@ -323,7 +323,7 @@ TEST_F(CoordinatorTest, LotteryMasksTravelByVersionAndSurviveRestore) {
   EXPECT_FLOAT_EQ(global.tensors[0].values[0], 4.f);
   EXPECT_FLOAT_EQ(global.tensors[0].values[5], 3.f);
   EXPECT_FLOAT_EQ(global.tensors[1].values[0], 3.f);
-  std::vector<ClientState> clients = coordinator_->clients();
+  std::vector<Ticket> clients = coordinator_->tickets();
   EXPECT_EQ(clients[pruned_client].mask_version, 1u);
   EXPECT_EQ(clients[pruned_client].mask, mask);
 
@@ -332,14 +332,14 @@ TEST_F(CoordinatorTest, LotteryMasksTravelByVersionAndSurviveRestore) {
   Make("lotteryfl");
   ASSERT_TRUE(coordinator_->Restore(checkpoint_, now_).ok());
   EXPECT_EQ(coordinator_->current_round(), round);
-  EXPECT_EQ(coordinator_->clients()[pruned_client].mask, mask);
+  EXPECT_EQ(coordinator_->tickets()[pruned_client].mask, mask);
   EXPECT_EQ(SerializeTensorSet(coordinator_->global_model()), SerializeTensorSet(global));
 
   // A client holding the current mask gets a smaller downlink (mask by reference).
   JoinAll();
   coordinator_->Tick(now_);
   for (const Task& t : OpenTasks()) {
-    const ClientState c = coordinator_->clients()[t.client_id];
+    const Ticket c = coordinator_->tickets()[t.client_id];
     auto with_ref = coordinator_->Downlink({t.client_id, ""}, t.round, t.attempt, c.mask_version, MaskHash(c.mask), now_);
     auto without = coordinator_->Downlink({t.client_id, ""}, t.round, t.attempt, 77, 0, now_);
     ASSERT_TRUE(with_ref.ok() && without.ok());
@@ -433,7 +433,7 @@ TEST_F(CoordinatorTest, DerivedMaskIsThePrunedDownlinkAndTakesEffectWhenTheRound
   const Task a = tasks[1];
   const Mask full = Mask::Full(*theta0_);
 
-  absl::StatusOr<RoundCoordinator::DownlinkPayload> down =
+  absl::StatusOr<DownlinkPayload> down =
       coordinator_->Downlink({a.client_id, ""}, a.round, a.attempt, 0, MaskHash(full), now_);
   ASSERT_TRUE(down.ok()) << down.status();
   EXPECT_EQ(down->mask_version, 0u);
@@ -450,15 +450,15 @@ TEST_F(CoordinatorTest, DerivedMaskIsThePrunedDownlinkAndTakesEffectWhenTheRound
   ASSERT_TRUE(accepted.ok()) << accepted.status();
   EXPECT_FALSE(*accepted) << "a new submission, not a duplicate";
   // Not in effect before the round closes.
-  EXPECT_EQ(coordinator_->clients()[a.client_id].mask_version, 0u);
-  EXPECT_EQ(coordinator_->clients()[a.client_id].mask, full);
+  EXPECT_EQ(coordinator_->tickets()[a.client_id].mask_version, 0u);
+  EXPECT_EQ(coordinator_->tickets()[a.client_id].mask, full);
   for (const Task& t : tasks) {
     if (t.client_id != a.client_id) ASSERT_TRUE(coordinator_->Submit(Report(t), Update(4.f, 4.f), now_).ok());
   }
   std::vector<RoundEvent> events = coordinator_->Tick(now_);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_FALSE(events[0].retried);
-  std::vector<ClientState> clients = coordinator_->clients();
+  std::vector<Ticket> clients = coordinator_->tickets();
   EXPECT_EQ(clients[a.client_id].mask, expected);
   EXPECT_EQ(clients[a.client_id].mask_version, 1u);
   for (const Task& t : tasks) {
@@ -499,7 +499,7 @@ TEST_F(CoordinatorTest, DerivedMaskIsThePrunedDownlinkAndTakesEffectWhenTheRound
   events = coordinator_->Tick(now_ + 11);  // client tasks[3] never answers
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].metrics.completed, 3);
-  clients = coordinator_->clients();
+  clients = coordinator_->tickets();
   EXPECT_EQ(clients[a.client_id].mask, expected2);
   EXPECT_EQ(clients[a.client_id].mask_version, 2u);
   EXPECT_EQ(clients[keeps.client_id].mask, full);
@@ -529,7 +529,7 @@ TEST_F(CoordinatorTest, DerivedMaskPrunesTheQuantizedDownlinkNotTheFp32Model) {
   ASSERT_FALSE(tasks.empty());
   const Task a = tasks[0];
   const Mask full = Mask::Full(theta0);
-  absl::StatusOr<RoundCoordinator::DownlinkPayload> down =
+  absl::StatusOr<DownlinkPayload> down =
       coordinator_->Downlink({a.client_id, ""}, a.round, a.attempt, 0, MaskHash(full), now_);
   ASSERT_TRUE(down.ok()) << down.status();
   const Mask expected = ClientPrunes(down->bytes, theta0, full, 0, cfg);
@@ -541,8 +541,8 @@ TEST_F(CoordinatorTest, DerivedMaskPrunesTheQuantizedDownlinkNotTheFp32Model) {
 
   ASSERT_TRUE(coordinator_->Submit(Report(a), ReferencingUpdate(2.f, 2.f, expected, 1, 8), now_).ok());
   coordinator_->Tick(now_ + 11);
-  EXPECT_EQ(coordinator_->clients()[a.client_id].mask, expected);
-  EXPECT_EQ(coordinator_->clients()[a.client_id].mask_version, 1u);
+  EXPECT_EQ(coordinator_->tickets()[a.client_id].mask, expected);
+  EXPECT_EQ(coordinator_->tickets()[a.client_id].mask_version, 1u);
   std::filesystem::remove(checkpoint_);
 }
 
@@ -563,7 +563,7 @@ TEST_F(CoordinatorTest, DerivedMaskExistsOnlyAfterADownlinkOfThisRoundAndAttempt
   const std::string update = ReferencingUpdate(2.f, 2.f, pruned, 1);
 
   auto expect_untouched = [&](const Task& who, uint32_t attempt) {
-    std::vector<ClientState> clients = coordinator_->clients();
+    std::vector<Ticket> clients = coordinator_->tickets();
     EXPECT_EQ(clients[who.client_id].mask, full);
     EXPECT_EQ(clients[who.client_id].mask_version, 0u);
     // The refusal ended the task of this attempt: it is not handed out again, and an upload is
@@ -616,8 +616,8 @@ TEST_F(CoordinatorTest, DerivedMaskExistsOnlyAfterADownlinkOfThisRoundAndAttempt
   ASSERT_EQ(events.size(), 1u);
   EXPECT_FALSE(events[0].retried);
   EXPECT_EQ(events[0].metrics.completed, 1);
-  EXPECT_EQ(coordinator_->clients()[a.client_id].mask, pruned);
-  EXPECT_EQ(coordinator_->clients()[a.client_id].mask_version, 1u);
+  EXPECT_EQ(coordinator_->tickets()[a.client_id].mask, pruned);
+  EXPECT_EQ(coordinator_->tickets()[a.client_id].mask_version, 1u);
   std::filesystem::remove(checkpoint_);
 }
 
@@ -638,7 +638,7 @@ TEST_F(CoordinatorTest, NoDerivedMaskWhenPruningWouldChangeNothing) {
   pruned.Set(0, 9, false);
   EXPECT_TRUE(absl::IsInvalidArgument(
       coordinator_->Submit(Report(tasks[0]), ReferencingUpdate(2.f, 2.f, pruned, 1), now_).status()));
-  EXPECT_EQ(coordinator_->clients()[tasks[0].client_id].mask_version, 0u);
+  EXPECT_EQ(coordinator_->tickets()[tasks[0].client_id].mask_version, 0u);
 }
 
 TEST_F(CoordinatorTest, BsqLayerBitsComeFromTheAcceptedUpdateAndGoBackWithTheDownlink) {
@@ -653,17 +653,17 @@ TEST_F(CoordinatorTest, BsqLayerBitsComeFromTheAcceptedUpdateAndGoBackWithTheDow
   ASSERT_EQ(tasks.size(), 4u);
   const Mask full = Mask::Full(SmallModel(0, 0));
   for (const Task& t : tasks) {
-    absl::StatusOr<RoundCoordinator::DownlinkPayload> down =
+    absl::StatusOr<DownlinkPayload> down =
         coordinator_->Downlink({t.client_id, ""}, t.round, t.attempt, 0, MaskHash(full), now_);
     ASSERT_TRUE(down.ok()) << down.status();
     EXPECT_TRUE(down->layer_bits.empty()) << "no precision before the first BSQ update";
     // Client k sends fc.weight at 2 + k bits.
     ASSERT_TRUE(coordinator_->Submit(Report(t), ExactUpdate(2 + static_cast<int>(t.client_id), 0.5f), now_).ok());
-    EXPECT_TRUE(coordinator_->clients()[t.client_id].layer_bits.empty()) << "bits take effect at the close";
+    EXPECT_TRUE(coordinator_->tickets()[t.client_id].layer_bits.empty()) << "bits take effect at the close";
   }
   std::vector<RoundEvent> events = coordinator_->Tick(now_);
   ASSERT_EQ(events.size(), 1u);
-  std::vector<ClientState> clients = coordinator_->clients();
+  std::vector<Ticket> clients = coordinator_->tickets();
   for (int64_t k = 0; k < 4; ++k) EXPECT_EQ(clients[k].layer_bits, std::vector<int>({2 + static_cast<int>(k)})) << k;
 
   // Round 2: the downlink carries each client's bits. Client 0 answers at 8 bits (uniform),
@@ -673,7 +673,7 @@ TEST_F(CoordinatorTest, BsqLayerBitsComeFromTheAcceptedUpdateAndGoBackWithTheDow
   ASSERT_EQ(tasks.size(), 4u);
   ASSERT_EQ(tasks[0].round, 2u);
   for (const Task& t : tasks) {
-    absl::StatusOr<RoundCoordinator::DownlinkPayload> down =
+    absl::StatusOr<DownlinkPayload> down =
         coordinator_->Downlink({t.client_id, ""}, t.round, t.attempt, 0, MaskHash(full), now_);
     ASSERT_TRUE(down.ok()) << down.status();
     EXPECT_EQ(down->layer_bits, std::vector<int>({2 + static_cast<int>(t.client_id)})) << t.client_id;
@@ -686,7 +686,7 @@ TEST_F(CoordinatorTest, BsqLayerBitsComeFromTheAcceptedUpdateAndGoBackWithTheDow
   events = coordinator_->Tick(now_ + 11);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].metrics.completed, 2);
-  clients = coordinator_->clients();
+  clients = coordinator_->tickets();
   EXPECT_EQ(clients[0].layer_bits, std::vector<int>({8}));
   EXPECT_EQ(clients[1].layer_bits, std::vector<int>({1}));
   EXPECT_EQ(clients[2].layer_bits, std::vector<int>({4}));
@@ -695,9 +695,9 @@ TEST_F(CoordinatorTest, BsqLayerBitsComeFromTheAcceptedUpdateAndGoBackWithTheDow
   // The checkpoint written at the close carries the bits into a restarted server.
   now_ += 11;
   Make("lotteryfl");
-  for (const ClientState& c : coordinator_->clients()) EXPECT_TRUE(c.layer_bits.empty());
+  for (const Ticket& c : coordinator_->tickets()) EXPECT_TRUE(c.layer_bits.empty());
   ASSERT_TRUE(coordinator_->Restore(checkpoint_, now_).ok());
-  std::vector<ClientState> restored = coordinator_->clients();
+  std::vector<Ticket> restored = coordinator_->tickets();
   for (int64_t k = 0; k < 4; ++k) EXPECT_EQ(restored[k].layer_bits, clients[k].layer_bits) << k;
   JoinAll();
   coordinator_->Tick(now_);
@@ -705,7 +705,7 @@ TEST_F(CoordinatorTest, BsqLayerBitsComeFromTheAcceptedUpdateAndGoBackWithTheDow
   ASSERT_EQ(tasks.size(), 4u);
   EXPECT_EQ(tasks[0].round, 3u);
   for (const Task& t : tasks) {
-    absl::StatusOr<RoundCoordinator::DownlinkPayload> down =
+    absl::StatusOr<DownlinkPayload> down =
         coordinator_->Downlink({t.client_id, ""}, t.round, t.attempt, 0, MaskHash(full), now_);
     ASSERT_TRUE(down.ok()) << down.status();
     EXPECT_EQ(down->layer_bits, clients[t.client_id].layer_bits) << t.client_id;
@@ -736,7 +736,7 @@ TEST_F(CoordinatorTest, BsqRunRefusesAnUnquantizedUpdateAndKeepsItsState) {
     ASSERT_TRUE(coordinator_->Submit(Report(tasks[i]), ExactUpdate(3, 0.5f), now_).ok());
   }
   ASSERT_EQ(coordinator_->Tick(now_).size(), 1u);
-  EXPECT_EQ(coordinator_->clients()[tasks[0].client_id].layer_bits, (std::vector<int>{3}));
+  EXPECT_EQ(coordinator_->tickets()[tasks[0].client_id].layer_bits, (std::vector<int>{3}));
   ASSERT_TRUE(coordinator_->CheckpointNow().ok());
 }
 
@@ -762,13 +762,13 @@ TEST_F(CoordinatorTest, LayerBitsStayEmptyWithoutBsq) {
     ASSERT_TRUE(update.ok());
     for (const Task& t : tasks) ASSERT_TRUE(coordinator_->Submit(Report(t), *update, now_).ok());
     ASSERT_EQ(coordinator_->Tick(now_).size(), 1u);
-    for (const ClientState& c : coordinator_->clients()) EXPECT_TRUE(c.layer_bits.empty());
+    for (const Ticket& c : coordinator_->tickets()) EXPECT_TRUE(c.layer_bits.empty());
     coordinator_->Tick(now_);
     tasks = OpenTasks();
     ASSERT_EQ(tasks.size(), 4u);
     const Mask full = Mask::Full(SmallModel(0, 0));
     for (const Task& t : tasks) {
-      absl::StatusOr<RoundCoordinator::DownlinkPayload> down =
+      absl::StatusOr<DownlinkPayload> down =
           coordinator_->Downlink({t.client_id, ""}, t.round, t.attempt, 0, MaskHash(full), now_);
       ASSERT_TRUE(down.ok()) << down.status();
       EXPECT_TRUE(down->layer_bits.empty());
@@ -776,7 +776,7 @@ TEST_F(CoordinatorTest, LayerBitsStayEmptyWithoutBsq) {
     // Nor does the checkpoint invent any.
     absl::StatusOr<Checkpoint> cp = ReadCheckpointFile(checkpoint_);
     ASSERT_TRUE(cp.ok()) << cp.status();
-    for (const CheckpointClient& c : cp->clients) EXPECT_TRUE(c.layer_bits.empty());
+    for (const Ticket& c : cp->clients) EXPECT_TRUE(c.layer_bits.empty());
     std::filesystem::remove(checkpoint_);
   }
 }
@@ -793,14 +793,14 @@ TEST_F(CoordinatorTest, RestoreTakesLayerBitsFromTheCheckpoint) {
   cp.global = SmallModel(0.5f, 0.25f);
   const std::vector<std::vector<int>> bits = {{3}, {}, {8}, {0}};
   for (int64_t k = 0; k < 4; ++k) {
-    CheckpointClient c;
+    Ticket c;
     c.mask = Mask::Full(cp.global);
     c.layer_bits = bits[k];
     cp.clients.push_back(c);
   }
   ASSERT_TRUE(WriteCheckpointFile(cp, checkpoint_).ok());
   ASSERT_TRUE(coordinator_->Restore(checkpoint_, now_).ok());
-  std::vector<ClientState> clients = coordinator_->clients();
+  std::vector<Ticket> clients = coordinator_->tickets();
   for (int64_t k = 0; k < 4; ++k) EXPECT_EQ(clients[k].layer_bits, bits[k]) << k;
   JoinAll();
   coordinator_->Tick(now_);
@@ -808,7 +808,7 @@ TEST_F(CoordinatorTest, RestoreTakesLayerBitsFromTheCheckpoint) {
   ASSERT_EQ(tasks.size(), 4u);
   EXPECT_EQ(tasks[0].round, 2u);
   for (const Task& t : tasks) {
-    absl::StatusOr<RoundCoordinator::DownlinkPayload> down =
+    absl::StatusOr<DownlinkPayload> down =
         coordinator_->Downlink({t.client_id, ""}, t.round, t.attempt, 0, MaskHash(cp.clients[0].mask), now_);
     ASSERT_TRUE(down.ok()) << down.status();
     EXPECT_EQ(down->layer_bits, bits[t.client_id]) << t.client_id;

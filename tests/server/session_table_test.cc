@@ -90,8 +90,8 @@ class CoordinatorSessionTest : public ::testing::Test {
 };
 
 TEST_F(CoordinatorSessionTest, SessionPollsGetExactlyTheHostsTasks) {
-  absl::StatusOr<RoundCoordinator::HostJoin> a = c_->JoinHost(Creds(0, 3), now_);
-  absl::StatusOr<RoundCoordinator::HostJoin> b = c_->JoinHost(Creds(3, 6), now_);
+  absl::StatusOr<HostJoin> a = c_->JoinHost(Creds(0, 3), now_);
+  absl::StatusOr<HostJoin> b = c_->JoinHost(Creds(3, 6), now_);
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_FALSE(a->config_toml.empty());
   EXPECT_EQ(c_->joined_clients(), 6);
@@ -117,7 +117,7 @@ TEST_F(CoordinatorSessionTest, SessionPollsGetExactlyTheHostsTasks) {
 }
 
 TEST_F(CoordinatorSessionTest, SessionPollsKeepTheHostsClientsLive) {
-  absl::StatusOr<RoundCoordinator::HostJoin> a = c_->JoinHost(Creds(0, 6), now_);
+  absl::StatusOr<HostJoin> a = c_->JoinHost(Creds(0, 6), now_);
   ASSERT_TRUE(a.ok());
   // Long after the join, only session polls were heard: every client is still sampled.
   for (int i = 1; i <= 4; ++i) ASSERT_TRUE(c_->PollSession(a->session, "", now_ + 10.0 * i).ok());
@@ -134,8 +134,8 @@ TEST_F(CoordinatorSessionTest, BadJoinsChangeNothingAndOldSessionsAreRefused) {
   EXPECT_TRUE(absl::IsUnauthenticated(c_->JoinHost(creds, now_).status()));
   EXPECT_EQ(c_->joined_clients(), 0) << "all or none";
   EXPECT_TRUE(absl::IsInvalidArgument(c_->JoinHost({}, now_).status()));
-  absl::StatusOr<RoundCoordinator::HostJoin> first = c_->JoinHost(Creds(0, 3), now_);
-  absl::StatusOr<RoundCoordinator::HostJoin> again = c_->JoinHost(Creds(0, 3), now_ + 1);
+  absl::StatusOr<HostJoin> first = c_->JoinHost(Creds(0, 3), now_);
+  absl::StatusOr<HostJoin> again = c_->JoinHost(Creds(0, 3), now_ + 1);
   ASSERT_TRUE(first.ok() && again.ok());
   EXPECT_EQ(c_->joined_clients(), 3) << "a re-join is not counted twice";
   EXPECT_TRUE(absl::IsFailedPrecondition(c_->PollSession(first->session, "", now_ + 1).status()));

@@ -38,7 +38,7 @@ lfl::Checkpoint Base() {
   model.tensors.push_back({"b", {2}, std::vector<float>(2, 0.f), false});
   cp.global = model;
   for (int k = 0; k < 3; ++k) {
-    lfl::CheckpointClient c;
+    lfl::Ticket c;
     c.mask = lfl::Mask::Full(model);
     cp.clients.push_back(c);
   }
