@@ -134,6 +134,20 @@ TEST(RunConfigTest, ValidationNamesTheFlag) {
   EXPECT_TRUE(ValidateRunConfig(c).ok());
 }
 
+TEST(RunConfigTest, AggregatorOptionsAreParsedAndValidated) {
+  RunConfig c;
+  CLI::App app;
+  AddRunConfigFlags(app, c);
+  std::vector<std::string> args = {"--aggregator", "keeper-median", "--aggregator-min-keepers", "5"};
+  std::reverse(args.begin(), args.end());
+  app.parse(args);
+  EXPECT_EQ(c.aggregator, AggregatorKind::kKeeperMedian);
+  EXPECT_EQ(c.aggregator_min_keepers, 5);
+  EXPECT_TRUE(ValidateRunConfig(c).ok());
+  c.aggregator_min_keepers = 0;
+  EXPECT_THAT(std::string(ValidateRunConfig(c).message()), ::testing::HasSubstr("--aggregator-min-keepers"));
+}
+
 TEST(RunConfigTest, ParsesIdRanges) {
   auto ids = ParseIdRanges("0-2,5,4");
   ASSERT_TRUE(ids.ok());

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <utility>
 
 namespace lfl {
 namespace {
@@ -96,6 +97,26 @@ TEST(StrategyTest, NewAggregatorIsTheRunsAggregatorClipped) {
   ASSERT_TRUE(agg.ok()) << agg.status();
   EXPECT_EQ((*agg)->name(), "masked-mean");
   EXPECT_EQ((*agg)->bound(), 1.0);
+}
+
+TEST(StrategyTest, NewAggregatorTakesTheRunsAggregatorOptions) {
+  // One element kept by two clients, 1.0 weighing 1 and 5.0 weighing 3: below min-keepers it
+  // takes their weighted mean 4, at or above it their (unweighted) median 3.
+  const TensorSet layout = Layout();
+  TensorSet low = layout, high = layout;
+  low.tensors[0].values[0] = 1.0f;
+  high.tensors[0].values[0] = 5.0f;
+  for (const auto& [min_keepers, expected] : {std::pair<int64_t, float>{3, 4.0f}, {2, 3.0f}}) {
+    RunConfig c = Config(Algorithm::kFedAvg);
+    c.aggregator = AggregatorKind::kKeeperMedian;
+    c.aggregator_min_keepers = min_keepers;
+    std::unique_ptr<Strategy> s = *MakeStrategy(c);
+    std::unique_ptr<ClippedAggregator> agg = *s->NewAggregator(layout, 100.0);
+    EXPECT_EQ(agg->name(), "keeper-median");
+    ASSERT_TRUE(agg->Add({0, &low, nullptr, 1, &layout}).ok());
+    ASSERT_TRUE(agg->Add({1, &high, nullptr, 3, &layout}).ok());
+    EXPECT_EQ(agg->Finish(layout).value().tensors[0].values[0], expected) << min_keepers;
+  }
 }
 
 }  // namespace
