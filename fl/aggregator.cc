@@ -7,6 +7,7 @@
 #include "fl/accumulator.h"
 #include "fl/clipping.h"
 #include "fl/keeper_median.h"
+#include "fl/keeper_trimmed_mean.h"
 
 namespace lfl {
 namespace {
@@ -45,6 +46,8 @@ absl::StatusOr<std::unique_ptr<Aggregator>> MakeAggregator(AggregatorKind kind, 
       return MakeMaskedMean(layout);
     case AggregatorKind::kKeeperMedian:
       return MakeKeeperMedian(layout, options);
+    case AggregatorKind::kKeeperTrimmedMean:
+      return MakeKeeperTrimmedMean(layout, options);
   }
   return absl::InvalidArgumentError(absl::StrCat("no aggregator registered as ", std::string(ModeName(kind))));
 }

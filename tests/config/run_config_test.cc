@@ -146,6 +146,16 @@ TEST(RunConfigTest, AggregatorOptionsAreParsedAndValidated) {
   EXPECT_TRUE(ValidateRunConfig(c).ok());
   c.aggregator_min_keepers = 0;
   EXPECT_THAT(std::string(ValidateRunConfig(c).message()), ::testing::HasSubstr("--aggregator-min-keepers"));
+  c.aggregator_min_keepers = 1;
+  c.aggregator = AggregatorKind::kKeeperTrimmedMean;
+  for (double ok : {0.0, 0.2, 0.49}) {
+    c.aggregator_trim = ok;
+    EXPECT_TRUE(ValidateRunConfig(c).ok()) << ok;
+  }
+  for (double bad : {-0.1, 0.5, std::nan("")}) {
+    c.aggregator_trim = bad;
+    EXPECT_THAT(std::string(ValidateRunConfig(c).message()), ::testing::HasSubstr("--aggregator-trim")) << bad;
+  }
 }
 
 TEST(RunConfigTest, ParsesIdRanges) {

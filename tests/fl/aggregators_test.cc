@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "fl/aggregator.h"
@@ -130,6 +131,109 @@ TEST(KeeperMedianTest, MinKeepersBelowOneIsRefused) {
   EXPECT_EQ(agg.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+AggregatorOptions Trim(double trim_fraction, int64_t min_keepers = 3) {
+  AggregatorOptions options;
+  options.trim_fraction = trim_fraction;
+  options.min_keepers = min_keepers;
+  return options;
+}
+
+TEST(KeeperTrimmedMeanTest, FiveKeepersAtTrimPoint2DropOneEachEndWeighted) {
+  FiveClients five;
+  std::unique_ptr<Aggregator> agg =
+      Make(AggregatorKind::kKeeperTrimmedMean, five.previous, Trim(0.2));
+  // Weights c0..c4 = 2, 3, 1, 1, 1.
+  TensorSet out = five.Run(*agg, {2, 3, 1, 1, 1});
+  // w[0]: 1(c1) 1(c3) 3(c0) 4(c2) 5(c4); the tie at 1 is cut by client id, so c1 goes, c3
+  // stays: (1·1 + 3·2 + 4·1) / 4 = 2.75 (c3 cut instead would give 13 / 6).
+  EXPECT_EQ(out.tensors[0].values[0], 2.75f);
+  // w[1]: 4 keepers, floor(0.8) = 0 cut: (1·2 + 2·3 + 3·1 + 10·1) / 7 = 3.
+  EXPECT_EQ(out.tensors[0].values[1], 3.0f);
+  // w[2]: 2 keepers < min_keepers 3: masked mean (6·2 + 8·3) / 5.
+  EXPECT_EQ(out.tensors[0].values[2], 7.2f);
+  EXPECT_EQ(out.tensors[0].values[3], 40.0f) << "kept by nobody: previous";
+  // b[0]: 1(c4) 2(c3) 3(c2) 4(c1) 5(c0) -> (2·1 + 3·1 + 4·3) / 5; b[1]: 0(c0) 0(c1) 9 9 9(c4)
+  // -> (0·3 + 9·1 + 9·1) / 5.
+  EXPECT_THAT(out.tensors[1].values, ElementsAre(3.4f, 3.6f));
+  EXPECT_EQ(agg->name(), "keeper-trimmed-mean");
+  EXPECT_FALSE(agg->decomposable());
+}
+
+TEST(KeeperTrimmedMeanTest, FewKeepersAreNotTrimmed) {
+  const TensorSet previous = Tiny({0, 0, 0, 0}, {0, 0});
+  const std::vector<TensorSet> values = {Tiny({1, 0, 0, 0}, {0, 0}), Tiny({2, 0, 0, 0}, {0, 0}),
+                                         Tiny({9, 0, 0, 0}, {0, 0})};
+  // Three keepers at trim 0.4: floor(1.2) = 1 cut from each end leaves 2; below min_keepers 4
+  // all three count: 12 / 3.
+  for (const auto& [min_keepers, expected] : {std::pair<int64_t, float>{3, 2.0f}, {4, 4.0f}}) {
+    std::unique_ptr<Aggregator> agg =
+        Make(AggregatorKind::kKeeperTrimmedMean, previous, Trim(0.4, min_keepers));
+    for (size_t k = 0; k < values.size(); ++k) {
+      ASSERT_TRUE(agg->Add({static_cast<int64_t>(k), &values[k], nullptr, 1}).ok());
+    }
+    EXPECT_EQ(agg->Finish(previous).value().tensors[0].values[0], expected) << min_keepers;
+  }
+}
+
+TEST(KeeperTrimmedMeanTest, CutIsFloorOfTheShareEvenWhenDoubleRoundsItDown) {
+  // 100 keepers with values i² (i = 1..100), trim 0.29: 0.29 · 100 is 28.999999999999996 in
+  // double, but 29 go from each end: the mean of i² for i = 30..71 is 113281 / 42 (cutting 28
+  // would give 119306 / 44).
+  TensorSet layout;
+  layout.tensors = {{"w", {1}, {0}, true}};
+  std::unique_ptr<Aggregator> agg = Make(AggregatorKind::kKeeperTrimmedMean, layout, Trim(0.29));
+  for (int i = 1; i <= 100; ++i) {
+    TensorSet v = layout;
+    v.tensors[0].values[0] = static_cast<float>(i * i);
+    ASSERT_TRUE(agg->Add({i, &v, nullptr, 1}).ok());
+  }
+  EXPECT_FLOAT_EQ(agg->Finish(layout).value().tensors[0].values[0], 113281.0f / 42.0f);
+}
+
+TEST(KeeperTrimmedMeanTest, TrimZeroIsMaskedMeanBitForBit) {
+  const TensorSet model = testing::SmallModel(4);
+  std::unique_ptr<Aggregator> trimmed = Make(AggregatorKind::kKeeperTrimmedMean, model, Trim(0));
+  std::unique_ptr<Aggregator> mean = Make(AggregatorKind::kMaskedMean, model);
+  for (uint32_t k = 0; k < 6; ++k) {
+    const TensorSet values = testing::SmallModel(100 + k);
+    const Mask mask = testing::RandomMask(model, 200 + k, 0.6);
+    const ClientUpdate u{k, &values, &mask, 1 + 7 * k};
+    ASSERT_TRUE(trimmed->Add(u).ok());
+    ASSERT_TRUE(mean->Add(u).ok());
+  }
+  EXPECT_TRUE(testing::BitIdentical(trimmed->Finish(model).value(), mean->Finish(model).value()));
+}
+
+TEST(KeeperTrimmedMeanTest, OptionsOutOfRangeAreRefused) {
+  const TensorSet layout = Tiny({0, 0, 0, 0}, {0, 0});
+  for (double bad : {-0.1, 0.5, 0.7, std::nan("")}) {
+    EXPECT_EQ(MakeAggregator(AggregatorKind::kKeeperTrimmedMean, layout, Trim(bad)).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+  EXPECT_EQ(
+      MakeAggregator(AggregatorKind::kKeeperTrimmedMean, layout, Trim(0.2, 0)).status().code(),
+      absl::StatusCode::kInvalidArgument);
+  // Just below 0.5, two keepers: one survives (no division by zero).
+  std::unique_ptr<Aggregator> agg =
+      Make(AggregatorKind::kKeeperTrimmedMean, layout, Trim(0.4999999999999, 1));
+  const TensorSet a = Tiny({1, 1, 1, 1}, {1, 1});
+  const TensorSet b = Tiny({3, 3, 3, 3}, {3, 3});
+  ASSERT_TRUE(agg->Add({0, &a, nullptr, 1}).ok());
+  ASSERT_TRUE(agg->Add({1, &b, nullptr, 1}).ok());
+  EXPECT_EQ(agg->Finish(layout).value().tensors[0].values[0], 2.0f);
+}
+
+TEST(KeeperTrimmedMeanTest, MergeOfOtherOptionsIsRefused) {
+  const TensorSet layout = Tiny({0, 0, 0, 0}, {0, 0});
+  std::unique_ptr<Aggregator> agg = Make(AggregatorKind::kKeeperTrimmedMean, layout, Trim(0.2));
+  EXPECT_EQ(agg->Merge(*Make(AggregatorKind::kKeeperTrimmedMean, layout, Trim(0.1))).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(agg->Merge(*Make(AggregatorKind::kKeeperTrimmedMean, layout, Trim(0.2, 4))).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(agg->Merge(*Make(AggregatorKind::kKeeperTrimmedMean, layout, Trim(0.2))).ok());
+}
+
 // --- Properties of every registered aggregator ------------------------------------------------
 
 struct Held {
@@ -243,7 +347,8 @@ TEST_P(EveryAggregatorTest, ElementKeptByNobodyKeepsItsPreviousValue) {
 
 INSTANTIATE_TEST_SUITE_P(Registered, EveryAggregatorTest,
                          ::testing::Values(AggregatorKind::kMaskedMean,
-                                           AggregatorKind::kKeeperMedian),
+                                           AggregatorKind::kKeeperMedian,
+                                           AggregatorKind::kKeeperTrimmedMean),
                          [](const ::testing::TestParamInfo<AggregatorKind>& info) {
                            std::string name(ModeName(info.param));
                            name.erase(std::remove(name.begin(), name.end(), '-'), name.end());

@@ -119,5 +119,23 @@ TEST(StrategyTest, NewAggregatorTakesTheRunsAggregatorOptions) {
   }
 }
 
+TEST(StrategyTest, NewAggregatorTakesTheRunsTrim) {
+  // Five clients keep every element; element 0 has values 1, 2, 3, 4, 100. Trim 0.2 cuts 1 and
+  // 100 (mean 3), trim 0 cuts nothing (mean 22).
+  const TensorSet layout = Layout();
+  std::vector<TensorSet> values(5, layout);
+  for (int k = 0; k < 5; ++k) values[k].tensors[0].values[0] = k == 4 ? 100.0f : static_cast<float>(k + 1);
+  for (const auto& [trim, expected] : {std::pair<double, float>{0.2, 3.0f}, {0.0, 22.0f}}) {
+    RunConfig c = Config(Algorithm::kFedAvg);
+    c.aggregator = AggregatorKind::kKeeperTrimmedMean;
+    c.aggregator_trim = trim;
+    std::unique_ptr<Strategy> s = *MakeStrategy(c);
+    std::unique_ptr<ClippedAggregator> agg = *s->NewAggregator(layout, 1000.0);
+    EXPECT_EQ(agg->name(), "keeper-trimmed-mean");
+    for (int k = 0; k < 5; ++k) ASSERT_TRUE(agg->Add({k, &values[k], nullptr, 1, &layout}).ok());
+    EXPECT_EQ(agg->Finish(layout).value().tensors[0].values[0], expected) << trim;
+  }
+}
+
 }  // namespace
 }  // namespace lfl
