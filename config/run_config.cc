@@ -70,7 +70,8 @@ const std::vector<RunConfigField>& RunConfigFields() {
        "how a round's updates combine (fl/aggregator.h): masked-mean (each element's weighted mean over the "
        "clients that keep it) | keeper-median (each element's unweighted median over the clients that keep it) | "
        "keeper-trimmed-mean (each element's weighted mean over its keepers after cutting --aggregator-trim of them "
-       "from each end)",
+       "from each end) | dense-median (ablation: each element's median over all clients, a client that drops it "
+       "counting as 0, as Flower's FedMedian over masked updates)",
        &R::aggregator},
       {"aggregator-trim",
        "keeper-trimmed-mean: share of an element's keepers cut from each end, floor(trim * keepers), in [0, 0.5)",

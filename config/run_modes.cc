@@ -34,7 +34,8 @@ const std::vector<std::pair<std::string_view, AggregatorKind>>& ModeNames<Aggreg
   static const auto* k = new std::vector<std::pair<std::string_view, AggregatorKind>>{
       {"masked-mean", AggregatorKind::kMaskedMean},
       {"keeper-median", AggregatorKind::kKeeperMedian},
-      {"keeper-trimmed-mean", AggregatorKind::kKeeperTrimmedMean}};
+      {"keeper-trimmed-mean", AggregatorKind::kKeeperTrimmedMean},
+      {"dense-median", AggregatorKind::kDenseMedian}};
   return *k;
 }
 

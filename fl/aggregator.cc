@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "fl/accumulator.h"
 #include "fl/clipping.h"
+#include "fl/dense_median.h"
 #include "fl/keeper_median.h"
 #include "fl/keeper_trimmed_mean.h"
 
@@ -48,6 +49,8 @@ absl::StatusOr<std::unique_ptr<Aggregator>> MakeAggregator(AggregatorKind kind, 
       return MakeKeeperMedian(layout, options);
     case AggregatorKind::kKeeperTrimmedMean:
       return MakeKeeperTrimmedMean(layout, options);
+    case AggregatorKind::kDenseMedian:
+      return MakeDenseMedian(layout);
   }
   return absl::InvalidArgumentError(absl::StrCat("no aggregator registered as ", std::string(ModeName(kind))));
 }

@@ -78,7 +78,8 @@ absl::StatusOr<std::unique_ptr<Aggregator>> MakeAggregator(AggregatorKind kind, 
 // (fl/accumulator.h); with full masks, FedAvg's weighted mean. Decomposable.
 std::unique_ptr<Aggregator> MakeMaskedMean(const TensorSet& layout);
 // The order statistics, each O(updates × model) and not decomposable, have their own headers:
-// keeper-median (fl/keeper_median.h), keeper-trimmed-mean (fl/keeper_trimmed_mean.h).
+// keeper-median (fl/keeper_median.h), keeper-trimmed-mean (fl/keeper_trimmed_mean.h) and the
+// ablation dense-median (fl/dense_median.h).
 
 // Norm clipping around any aggregator (fl/clipping.h): an update farther than `bound` from
 // its start point is scaled back towards it, then passed on. The round's bound is fixed when

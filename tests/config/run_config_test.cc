@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 
 namespace lfl {
 namespace {
@@ -155,6 +156,12 @@ TEST(RunConfigTest, AggregatorOptionsAreParsedAndValidated) {
   for (double bad : {-0.1, 0.5, std::nan("")}) {
     c.aggregator_trim = bad;
     EXPECT_THAT(std::string(ValidateRunConfig(c).message()), ::testing::HasSubstr("--aggregator-trim")) << bad;
+  }
+  c.aggregator_trim = 0.2;
+  for (std::string name : {"masked-mean", "keeper-median", "keeper-trimmed-mean", "dense-median"}) {
+    absl::StatusOr<RunConfig> back = RunConfigFromToml("aggregator = \"" + name + "\"\n");
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(ModeName(back->aggregator), name);
   }
 }
 

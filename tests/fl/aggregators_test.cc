@@ -1,6 +1,7 @@
-// The order-statistic aggregators (fl/keeper_median.h, ...) on hand-computed cases, and the
-// properties every registered aggregator must have: Merge equals adding everything to one,
-// bit for bit, in any order; a refused update or Merge leaves the aggregator unchanged.
+// The order-statistic aggregators (keeper-median, keeper-trimmed-mean, dense-median) on
+// hand-computed cases, and the properties every registered aggregator must have: Merge equals
+// adding everything to one, bit for bit, in any order; a refused update or Merge leaves the
+// aggregator unchanged.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -234,6 +235,40 @@ TEST(KeeperTrimmedMeanTest, MergeOfOtherOptionsIsRefused) {
   EXPECT_TRUE(agg->Merge(*Make(AggregatorKind::kKeeperTrimmedMean, layout, Trim(0.2))).ok());
 }
 
+TEST(DenseMedianTest, DroppersCountAsZeroByHand) {
+  FiveClients five;
+  std::unique_ptr<Aggregator> agg = Make(AggregatorKind::kDenseMedian, five.previous);
+  // Weights and min_keepers play no part.
+  TensorSet out = five.Run(*agg, {1, 3, 1, 1, 1000});
+  // w[0]: 1 1 3 4 5 -> 3; w[1]: 0(c4) 1 2 3 10 -> 2; w[2], the 2-of-5 element: 0 0 0 6 8 -> 0
+  // (keeper-median: 7); w[3] kept by nobody: previous 40.
+  EXPECT_THAT(out.tensors[0].values, ElementsAre(3.0f, 2.0f, 0.0f, 40.0f));
+  EXPECT_THAT(out.tensors[1].values, ElementsAre(3.0f, 9.0f));
+  EXPECT_EQ(agg->name(), "dense-median");
+  EXPECT_FALSE(agg->decomposable());
+  std::unique_ptr<Aggregator> strict =
+      Make(AggregatorKind::kDenseMedian, five.previous, MinKeepers(1000));
+  EXPECT_TRUE(testing::BitIdentical(five.Run(*strict), out));
+}
+
+TEST(DenseMedianTest, EvenCountTakesTheMeanOfTheMiddleTwo) {
+  const TensorSet previous = Tiny({10, 20, 30, 40}, {0, 0});
+  const Mask drops_first = TinyMask({false, true, true, true});
+  const Mask keeps_all = TinyMask({true, true, true, true});
+  const std::vector<TensorSet> values = {Tiny({99, 1, 1, 1}, {4, 1}), Tiny({5, 2, 2, 2}, {3, 1}),
+                                         Tiny({9, 3, 3, 3}, {2, 1}), Tiny({7, 4, 4, 4}, {1, 1})};
+  std::unique_ptr<Aggregator> agg = Make(AggregatorKind::kDenseMedian, previous);
+  for (size_t k = 0; k < values.size(); ++k) {
+    ASSERT_TRUE(
+        agg->Add({static_cast<int64_t>(k), &values[k], k == 0 ? &drops_first : &keeps_all, 1})
+            .ok());
+  }
+  // w[0]: 0(c0 drops it) 5 7 9 -> 6; w[1..3]: 1 2 3 4 -> 2.5; b: 1 2 3 4 -> 2.5, 1.
+  TensorSet out = agg->Finish(previous).value();
+  EXPECT_THAT(out.tensors[0].values, ElementsAre(6.0f, 2.5f, 2.5f, 2.5f));
+  EXPECT_THAT(out.tensors[1].values, ElementsAre(2.5f, 1.0f));
+}
+
 // --- Properties of every registered aggregator ------------------------------------------------
 
 struct Held {
@@ -260,6 +295,13 @@ std::vector<Held> RandomUpdates(const TensorSet& model, int n) {
 ClientUpdate UpdateOf(const std::vector<Held>& updates, size_t k) {
   const Mask* mask = k == 0 ? nullptr : &updates[k].mask;
   return {static_cast<int64_t>(k), &updates[k].values, mask, updates[k].weight};
+}
+
+// Every name in config/run_modes.cc, so a newly registered aggregator is tested too.
+std::vector<AggregatorKind> RegisteredKinds() {
+  std::vector<AggregatorKind> kinds;
+  for (const auto& [name, kind] : ModeNames<AggregatorKind>()) kinds.push_back(kind);
+  return kinds;
 }
 
 class EveryAggregatorTest : public ::testing::TestWithParam<AggregatorKind> {};
@@ -345,10 +387,7 @@ TEST_P(EveryAggregatorTest, ElementKeptByNobodyKeepsItsPreviousValue) {
               ElementsAre(1.5f, 20.0f, 30.0f, 40.0f));
 }
 
-INSTANTIATE_TEST_SUITE_P(Registered, EveryAggregatorTest,
-                         ::testing::Values(AggregatorKind::kMaskedMean,
-                                           AggregatorKind::kKeeperMedian,
-                                           AggregatorKind::kKeeperTrimmedMean),
+INSTANTIATE_TEST_SUITE_P(Registered, EveryAggregatorTest, ::testing::ValuesIn(RegisteredKinds()),
                          [](const ::testing::TestParamInfo<AggregatorKind>& info) {
                            std::string name(ModeName(info.param));
                            name.erase(std::remove(name.begin(), name.end(), '-'), name.end());
