@@ -67,9 +67,19 @@ const std::vector<RunConfigField>& RunConfigFields() {
        &R::algorithm},
       {"quant", "uplink/downlink encoding: none | uniform8 | uniform4 | uniform2 | bsq", &R::quant},
       {"aggregator",
-       "how a round's updates combine (fl/aggregator.h): masked-mean (each element's mean over the clients that "
-       "keep it)",
+       "how a round's updates combine (fl/aggregator.h): masked-mean (each element's weighted mean over the "
+       "clients that keep it) | keeper-median (each element's unweighted median over the clients that keep it) | "
+       "keeper-trimmed-mean (each element's weighted mean over its keepers after cutting --aggregator-trim of them "
+       "from each end) | dense-median (ablation: each element's median over all clients, a client that drops it "
+       "counting as 0, as Flower's FedMedian over masked updates)",
        &R::aggregator},
+      {"aggregator-trim",
+       "keeper-trimmed-mean: share of an element's keepers cut from each end, floor(trim * keepers), in [0, 0.5)",
+       &R::aggregator_trim},
+      {"aggregator-min-keepers",
+       "keeper-*: an element kept by fewer clients than this takes their masked mean instead (a median of 1 or 2 "
+       "is their mean anyway; keeping the previous value would freeze the weights only a few tickets keep)",
+       &R::aggregator_min_keepers},
       {"weighted", "weight the aggregate by client sample counts", &R::weighted},
       {"prune-rate", "lotteryfl: fraction of surviving weights pruned per step", &R::prune_rate},
       {"target-density", "lotteryfl: density a ticket never goes below (<0: 0.5 cifar10, 0.1 otherwise)",
@@ -227,6 +237,10 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   if (!(c.clip_initial_fraction >= 0 && std::isfinite(c.clip_initial_fraction))) {
     return Bad("clip-initial-fraction", "must be >= 0");
   }
+  if (!(c.aggregator_trim >= 0 && c.aggregator_trim < 0.5)) {
+    return Bad("aggregator-trim", "must be in [0, 0.5) (the share of an element's keepers cut from each end)");
+  }
+  if (c.aggregator_min_keepers < 1) return Bad("aggregator-min-keepers", "must be >= 1");
   if (c.max_refetches < 0 || c.max_refetches > 1000) return Bad("max-refetches", "must be in [0, 1000]");
   if (!OneOf(c.validation_source, {"unused", "own"})) {
     return Bad("validation-source", "must be unused or own, not '" + c.validation_source + "'");

@@ -68,6 +68,8 @@ struct RunConfig {
   Algorithm algorithm = Algorithm::kFedAvg;  // config/run_modes.h
   QuantMode quant = QuantMode::kNone;
   AggregatorKind aggregator = AggregatorKind::kMaskedMean;  // fl/aggregator.h
+  double aggregator_trim = 0.2;        // keeper-trimmed-mean: share cut from each end, [0, 0.5)
+  int64_t aggregator_min_keepers = 3;  // keeper-*: fewer keepers → the element's masked mean
   bool weighted = true;               // weight the mean by client sample counts
 
   // --- LotteryFL ---------------------------------------------------------

@@ -32,7 +32,10 @@ const std::vector<std::pair<std::string_view, ClientDataSource>>& ModeNames<Clie
 template <>
 const std::vector<std::pair<std::string_view, AggregatorKind>>& ModeNames<AggregatorKind>() {
   static const auto* k = new std::vector<std::pair<std::string_view, AggregatorKind>>{
-      {"masked-mean", AggregatorKind::kMaskedMean}};
+      {"masked-mean", AggregatorKind::kMaskedMean},
+      {"keeper-median", AggregatorKind::kKeeperMedian},
+      {"keeper-trimmed-mean", AggregatorKind::kKeeperTrimmedMean},
+      {"dense-median", AggregatorKind::kDenseMedian}};
   return *k;
 }
 

@@ -24,7 +24,7 @@ enum class QuantMode { kNone, kUniform8, kUniform4, kUniform2, kBsq };
 // local: each client brings its own files; the server cannot evaluate them.
 enum class ClientDataSource { kPartition, kLocal };
 // How a round's updates combine into the next global model (fl/aggregator.h).
-enum class AggregatorKind { kMaskedMean };
+enum class AggregatorKind { kMaskedMean, kKeeperMedian, kKeeperTrimmedMean, kDenseMedian };
 // What LotteryFL's pruning gate judges the global ticket on.
 enum class GateSplit { kValidation, kTest };
 // dataset: the training split's statistics; mnist: 0.1307 / 0.3081 for any 1-channel dataset.

@@ -6,6 +6,9 @@
 #include "absl/strings/str_cat.h"
 #include "fl/accumulator.h"
 #include "fl/clipping.h"
+#include "fl/dense_median.h"
+#include "fl/keeper_median.h"
+#include "fl/keeper_trimmed_mean.h"
 
 namespace lfl {
 namespace {
@@ -14,7 +17,10 @@ class MaskedMean : public Aggregator {
  public:
   explicit MaskedMean(const TensorSet& layout) : acc_(layout) {}
   std::string_view name() const override { return "masked-mean"; }
-  absl::Status Add(const ClientUpdate& u) override { return acc_.Add(*u.values, u.mask, u.weight); }
+  absl::Status Add(const ClientUpdate& u) override {
+    if (u.values == nullptr) return absl::InvalidArgumentError("an update needs its values");
+    return acc_.Add(*u.values, u.mask, u.weight);
+  }
   absl::Status Merge(const Aggregator& other) override {
     const auto* same = dynamic_cast<const MaskedMean*>(&other);
     if (same == nullptr) {
@@ -36,10 +42,15 @@ std::unique_ptr<Aggregator> MakeMaskedMean(const TensorSet& layout) { return std
 
 absl::StatusOr<std::unique_ptr<Aggregator>> MakeAggregator(AggregatorKind kind, const TensorSet& layout,
                                                            const AggregatorOptions& options) {
-  (void)options;
   switch (kind) {
     case AggregatorKind::kMaskedMean:
       return MakeMaskedMean(layout);
+    case AggregatorKind::kKeeperMedian:
+      return MakeKeeperMedian(layout, options);
+    case AggregatorKind::kKeeperTrimmedMean:
+      return MakeKeeperTrimmedMean(layout, options);
+    case AggregatorKind::kDenseMedian:
+      return MakeDenseMedian(layout);
   }
   return absl::InvalidArgumentError(absl::StrCat("no aggregator registered as ", std::string(ModeName(kind))));
 }

@@ -61,8 +61,12 @@ class Aggregator {
 
 // Options of the registered aggregators (RunConfig's aggregator-* keys).
 struct AggregatorOptions {
-  // keeper-trimmed-mean: the share of an element's keepers cut from each end.
+  // keeper-trimmed-mean: the share of an element's keepers cut from each end, in [0, 0.5).
   double trim_fraction = 0.2;
+  // keeper-median, keeper-trimmed-mean: an element kept by fewer updates than this takes the
+  // masked mean over its keepers instead (fl/keeper_median.h says why). >= 1; 3 is the fewest
+  // keepers whose median differs from their mean.
+  int64_t min_keepers = 3;
 };
 
 // The aggregator registered under `kind` on `layout` (names, shapes, prunable flags; values
@@ -73,6 +77,9 @@ absl::StatusOr<std::unique_ptr<Aggregator>> MakeAggregator(AggregatorKind kind, 
 // masked-mean: per element sum(w·x)/sum(w) over the updates that keep it, in exact fixed point
 // (fl/accumulator.h); with full masks, FedAvg's weighted mean. Decomposable.
 std::unique_ptr<Aggregator> MakeMaskedMean(const TensorSet& layout);
+// The order statistics, each O(updates × model) and not decomposable, have their own headers:
+// keeper-median (fl/keeper_median.h), keeper-trimmed-mean (fl/keeper_trimmed_mean.h) and the
+// ablation dense-median (fl/dense_median.h).
 
 // Norm clipping around any aggregator (fl/clipping.h): an update farther than `bound` from
 // its start point is scaled back towards it, then passed on. The round's bound is fixed when

@@ -36,7 +36,12 @@ std::vector<int64_t> SeededSample(std::vector<int64_t> ids, size_t want, uint64_
 }
 
 // The --aggregator options of the run.
-AggregatorOptions AggregatorOptionsFor(const RunConfig&) { return AggregatorOptions{}; }
+AggregatorOptions AggregatorOptionsFor(const RunConfig& config) {
+  AggregatorOptions options;
+  options.trim_fraction = config.aggregator_trim;
+  options.min_keepers = config.aggregator_min_keepers;
+  return options;
+}
 
 class FedAvgStrategy : public Strategy {
  public:

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 
 namespace lfl {
 namespace {
@@ -132,6 +133,36 @@ TEST(RunConfigTest, ValidationNamesTheFlag) {
   }
   c.bsq_min_bits = 8;
   EXPECT_TRUE(ValidateRunConfig(c).ok());
+}
+
+TEST(RunConfigTest, AggregatorOptionsAreParsedAndValidated) {
+  RunConfig c;
+  CLI::App app;
+  AddRunConfigFlags(app, c);
+  std::vector<std::string> args = {"--aggregator", "keeper-median", "--aggregator-min-keepers", "5"};
+  std::reverse(args.begin(), args.end());
+  app.parse(args);
+  EXPECT_EQ(c.aggregator, AggregatorKind::kKeeperMedian);
+  EXPECT_EQ(c.aggregator_min_keepers, 5);
+  EXPECT_TRUE(ValidateRunConfig(c).ok());
+  c.aggregator_min_keepers = 0;
+  EXPECT_THAT(std::string(ValidateRunConfig(c).message()), ::testing::HasSubstr("--aggregator-min-keepers"));
+  c.aggregator_min_keepers = 1;
+  c.aggregator = AggregatorKind::kKeeperTrimmedMean;
+  for (double ok : {0.0, 0.2, 0.49}) {
+    c.aggregator_trim = ok;
+    EXPECT_TRUE(ValidateRunConfig(c).ok()) << ok;
+  }
+  for (double bad : {-0.1, 0.5, std::nan("")}) {
+    c.aggregator_trim = bad;
+    EXPECT_THAT(std::string(ValidateRunConfig(c).message()), ::testing::HasSubstr("--aggregator-trim")) << bad;
+  }
+  c.aggregator_trim = 0.2;
+  for (std::string name : {"masked-mean", "keeper-median", "keeper-trimmed-mean", "dense-median"}) {
+    absl::StatusOr<RunConfig> back = RunConfigFromToml("aggregator = \"" + name + "\"\n");
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(ModeName(back->aggregator), name);
+  }
 }
 
 TEST(RunConfigTest, ParsesIdRanges) {

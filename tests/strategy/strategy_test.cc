@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <utility>
 
 namespace lfl {
 namespace {
@@ -96,6 +97,44 @@ TEST(StrategyTest, NewAggregatorIsTheRunsAggregatorClipped) {
   ASSERT_TRUE(agg.ok()) << agg.status();
   EXPECT_EQ((*agg)->name(), "masked-mean");
   EXPECT_EQ((*agg)->bound(), 1.0);
+}
+
+TEST(StrategyTest, NewAggregatorTakesTheRunsAggregatorOptions) {
+  // One element kept by two clients, 1.0 weighing 1 and 5.0 weighing 3: below min-keepers it
+  // takes their weighted mean 4, at or above it their (unweighted) median 3.
+  const TensorSet layout = Layout();
+  TensorSet low = layout, high = layout;
+  low.tensors[0].values[0] = 1.0f;
+  high.tensors[0].values[0] = 5.0f;
+  for (const auto& [min_keepers, expected] : {std::pair<int64_t, float>{3, 4.0f}, {2, 3.0f}}) {
+    RunConfig c = Config(Algorithm::kFedAvg);
+    c.aggregator = AggregatorKind::kKeeperMedian;
+    c.aggregator_min_keepers = min_keepers;
+    std::unique_ptr<Strategy> s = *MakeStrategy(c);
+    std::unique_ptr<ClippedAggregator> agg = *s->NewAggregator(layout, 100.0);
+    EXPECT_EQ(agg->name(), "keeper-median");
+    ASSERT_TRUE(agg->Add({0, &low, nullptr, 1, &layout}).ok());
+    ASSERT_TRUE(agg->Add({1, &high, nullptr, 3, &layout}).ok());
+    EXPECT_EQ(agg->Finish(layout).value().tensors[0].values[0], expected) << min_keepers;
+  }
+}
+
+TEST(StrategyTest, NewAggregatorTakesTheRunsTrim) {
+  // Five clients keep every element; element 0 has values 1, 2, 3, 4, 100. Trim 0.2 cuts 1 and
+  // 100 (mean 3), trim 0 cuts nothing (mean 22).
+  const TensorSet layout = Layout();
+  std::vector<TensorSet> values(5, layout);
+  for (int k = 0; k < 5; ++k) values[k].tensors[0].values[0] = k == 4 ? 100.0f : static_cast<float>(k + 1);
+  for (const auto& [trim, expected] : {std::pair<double, float>{0.2, 3.0f}, {0.0, 22.0f}}) {
+    RunConfig c = Config(Algorithm::kFedAvg);
+    c.aggregator = AggregatorKind::kKeeperTrimmedMean;
+    c.aggregator_trim = trim;
+    std::unique_ptr<Strategy> s = *MakeStrategy(c);
+    std::unique_ptr<ClippedAggregator> agg = *s->NewAggregator(layout, 1000.0);
+    EXPECT_EQ(agg->name(), "keeper-trimmed-mean");
+    for (int k = 0; k < 5; ++k) ASSERT_TRUE(agg->Add({k, &values[k], nullptr, 1, &layout}).ok());
+    EXPECT_EQ(agg->Finish(layout).value().tensors[0].values[0], expected) << trim;
+  }
 }
 
 }  // namespace
