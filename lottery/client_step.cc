@@ -31,7 +31,9 @@ std::vector<torch::Tensor> MaskedSnapshot(NetImpl& net, const std::vector<torch:
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < out.size() && i < masks.size(); ++i) {
     // A mask that does not fit is left for the Trainer's PlainSource to refuse.
-    if (masks[i].defined() && masks[i].sizes() == out[i].sizes()) out[i].mul_(masks[i].to(out[i].scalar_type()));
+    if (masks[i].defined() && masks[i].sizes() == out[i].sizes()) {
+      out[i].mul_(masks[i].to(out[i].scalar_type()));
+    }
   }
   return out;
 }

@@ -19,7 +19,8 @@ TensorData SyntheticData(int64_t n, uint64_t seed) {
   const torch::Tensor templates = torch::randn({4, 1, 28, 28}, generator);
   TensorData data;
   data.labels = torch::randint(4, {n}, generator, torch::kInt64);
-  data.images = templates.index_select(0, data.labels) + 0.5 * torch::randn({n, 1, 28, 28}, generator);
+  data.images =
+      templates.index_select(0, data.labels) + 0.5 * torch::randn({n, 1, 28, 28}, generator);
   return data;
 }
 
@@ -50,7 +51,8 @@ double Distance(const TensorSet& a, const TensorSet& b) {
 int64_t NonZeroPruned(const TensorSet& sent, const Mask& mask) {
   int64_t bad = 0;
   for (size_t t = 0; t < sent.size(); ++t) {
-    for (int64_t i = 0; i < sent.tensors[t].numel(); ++i) bad += !mask.Get(t, i) && sent.tensors[t].values[i] != 0.f;
+    for (int64_t i = 0; i < sent.tensors[t].numel(); ++i)
+      bad += !mask.Get(t, i) && sent.tensors[t].values[i] != 0.f;
   }
   return bad;
 }
@@ -79,7 +81,8 @@ class FedProxStepTest : public ::testing::Test {
   ClientStepResult Step(double mu, TensorSet* sent) {
     ctx_.options.proximal_mu = mu;
     Net net = MakeMnistCnn(7);
-    absl::StatusOr<ClientStepResult> step = RunClientStep(ctx_, ClientStepInput{&downlink_, 0, {}}, net.get());
+    absl::StatusOr<ClientStepResult> step =
+        RunClientStep(ctx_, ClientStepInput{&downlink_, 0, {}}, net.get());
     EXPECT_TRUE(step.ok()) << step.status();
     *sent = ToTensorSet(*net);
     return step.ok() ? *std::move(step) : ClientStepResult{};
@@ -105,7 +108,8 @@ TEST_F(FedProxStepTest, AfterARewindTheTicketStaysNearTheRewoundWeights) {
   TensorSet served = downlink_.values;
   b.mask.ApplyTo(&served);
   EXPECT_LT(Distance(prox, rewound), 0.5 * Distance(plain, rewound));
-  EXPECT_LT(Distance(prox, rewound), Distance(prox, served)) << "the anchor is the rewound θ0, not θg";
+  EXPECT_LT(Distance(prox, rewound), Distance(prox, served))
+      << "the anchor is the rewound θ0, not θg";
   EXPECT_GT(Distance(prox, rewound), 0) << "the ticket still trains";
   EXPECT_EQ(NonZeroPruned(plain, b.mask), 0);
   EXPECT_EQ(NonZeroPruned(prox, b.mask), 0);
@@ -124,7 +128,8 @@ TEST_F(FedProxStepTest, WithoutAPruneTheTicketStaysNearTheServedModel) {
   const ClientStepResult b = Step(10, &prox);
   ASSERT_FALSE(a.mask_changed || b.mask_changed);
   EXPECT_LT(Distance(prox, downlink_.values), 0.5 * Distance(plain, downlink_.values));
-  EXPECT_LT(Distance(prox, downlink_.values), Distance(prox, theta0_)) << "the anchor is θg, not θ0";
+  EXPECT_LT(Distance(prox, downlink_.values), Distance(prox, theta0_))
+      << "the anchor is θg, not θ0";
   EXPECT_GT(Distance(prox, downlink_.values), 0);
   EXPECT_EQ(NonZeroPruned(plain, downlink_.mask), 0);
   EXPECT_EQ(NonZeroPruned(prox, downlink_.mask), 0);
@@ -135,7 +140,8 @@ TEST_F(FedProxStepTest, WithoutAPruneTheTicketStaysNearTheServedModel) {
 TEST_F(FedProxStepTest, OnlyAPositiveMuChangesThePayload) {
   ctx_.options.accuracy_threshold = 0;
   Net net = MakeMnistCnn(7);
-  absl::StatusOr<ClientStepResult> lottery = RunClientStep(ctx_, ClientStepInput{&downlink_, 0, {}}, net.get());
+  absl::StatusOr<ClientStepResult> lottery =
+      RunClientStep(ctx_, ClientStepInput{&downlink_, 0, {}}, net.get());
   ASSERT_TRUE(lottery.ok()) << lottery.status();
   TensorSet sent;
   EXPECT_EQ(Step(0, &sent).update.payload, lottery->update.payload);

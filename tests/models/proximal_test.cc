@@ -61,7 +61,8 @@ std::vector<torch::Tensor> Trained(const TensorData& data, const TrainOptions& o
                                    std::vector<torch::Tensor> masks = {}) {
   Net net = MakeMnistCnn(1);
   PlainSource source(*net, std::move(masks));
-  absl::StatusOr<TrainStats> stats = Trainer::Train(*net, source, data, Range(data.labels.size(0)), options);
+  absl::StatusOr<TrainStats> stats =
+      Trainer::Train(*net, source, data, Range(data.labels.size(0)), options);
   EXPECT_TRUE(stats.ok()) << stats.status();
   return Copy(net->parameters());
 }
@@ -101,7 +102,8 @@ TEST(ProximalTest, TheGradientIsMuTimesTheDistanceToTheAnchor) {
   options.proximal_anchor = anchor;
   const std::vector<torch::Tensor> prox = Trained(data, options);
   for (size_t i = 0; i < start.size(); ++i) {
-    const torch::Tensor expected = plain[i] + options.lr * options.proximal_mu * (anchor[i] - start[i]);
+    const torch::Tensor expected =
+        plain[i] + options.lr * options.proximal_mu * (anchor[i] - start[i]);
     EXPECT_TRUE(torch::allclose(prox[i], expected, /*rtol=*/0, /*atol=*/1e-5)) << "parameter " << i;
   }
 }
@@ -114,7 +116,8 @@ TEST(ProximalTest, PrunedWeightsStayExactlyZero) {
   std::vector<torch::Tensor> anchor;
   for (size_t i = 0; i < start.size(); ++i) {
     if (start[i].dim() > 1) {
-      masks[i] = (torch::arange(start[i].numel()) % 3 != 0).to(torch::kFloat32).view(start[i].sizes());
+      masks[i] =
+          (torch::arange(start[i].numel()) % 3 != 0).to(torch::kFloat32).view(start[i].sizes());
     }
     anchor.push_back(start[i] + 1.0);
   }

@@ -31,14 +31,16 @@ TEST(LocalUpdateTest, StepOptionsAreTheStrategysFitInstructions) {
       EXPECT_EQ(o->prune.target_density, fit.prune.target_density);
     }
   }
-  absl::StatusOr<ClientStepOptions> prox = ClientStepOptionsFor(Config(Algorithm::kFedProx), 1, 2, 0);
+  absl::StatusOr<ClientStepOptions> prox =
+      ClientStepOptionsFor(Config(Algorithm::kFedProx), 1, 2, 0);
   ASSERT_TRUE(prox.ok());
   EXPECT_TRUE(prox->lottery);
   EXPECT_EQ(prox->proximal_mu, 0.5);
   EXPECT_EQ(prox->prune.rate, 0.3);
   EXPECT_EQ(prox->prune.target_density, 0.25);
   EXPECT_EQ(prox->train.proximal_mu, 0) << "TrainTicket sets the Trainer's term, with its anchor";
-  absl::StatusOr<ClientStepOptions> lottery = ClientStepOptionsFor(Config(Algorithm::kLotteryFl), 1, 2, 0);
+  absl::StatusOr<ClientStepOptions> lottery =
+      ClientStepOptionsFor(Config(Algorithm::kLotteryFl), 1, 2, 0);
   ASSERT_TRUE(lottery.ok());
   EXPECT_TRUE(lottery->lottery);
   EXPECT_EQ(lottery->proximal_mu, 0) << "--proximal-mu is fedprox's alone";
