@@ -63,7 +63,9 @@ const std::vector<RunConfigField>& RunConfigFields() {
       {"batch-size", "local SGD batch size", &R::batch_size},
       {"lr", "local SGD learning rate", &R::lr},
       {"momentum", "local SGD momentum", &R::momentum},
-      {"algorithm", "fedavg | lotteryfl | local (lotteryfl-sim only: every client trains alone, no aggregation)",
+      {"algorithm",
+       "fedavg | lotteryfl | local (lotteryfl-sim only: every client trains alone, no aggregation) | fedprox "
+       "(lotteryfl's personalized tickets plus FedProx's proximal term, --proximal-mu)",
        &R::algorithm},
       {"quant", "uplink/downlink encoding: none | uniform8 | uniform4 | uniform2 | bsq", &R::quant},
       {"aggregator",
@@ -86,6 +88,11 @@ const std::vector<RunConfigField>& RunConfigFields() {
        &R::target_density},
       {"accuracy-threshold", "lotteryfl: prune only when the global ticket reaches this validation accuracy",
        &R::accuracy_threshold},
+      {"proximal-mu",
+       "fedprox only: mu of the proximal term (mu/2)*||w - w_start||^2 added to the local loss, over the "
+       "ticket's kept weights and the biases; w_start is where local training starts (theta0 * mask after a "
+       "prune and rewind, otherwise the served global ticket)",
+       &R::proximal_mu},
       {"bsq-alpha", "bsq: group-lasso strength of the local BSQ phase", &R::bsq_alpha},
       {"bsq-interval", "bsq: steps between re-quantizations (<0: a fifth of the BSQ phase)", &R::bsq_interval},
       {"bsq-fraction",
@@ -216,6 +223,9 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   if (c.target_density > 1) return Bad("target-density", "must be <= 1");
   if (!(c.accuracy_threshold >= 0 && c.accuracy_threshold <= 1)) {
     return Bad("accuracy-threshold", "must be in [0, 1]");
+  }
+  if (!(c.proximal_mu >= 0 && std::isfinite(c.proximal_mu))) {
+    return Bad("proximal-mu", "must be a finite number >= 0 (0: no proximal term)");
   }
   if (!(c.bsq_fraction > 0 && c.bsq_fraction <= 1)) return Bad("bsq-fraction", "must be in (0, 1]");
   if (!(c.bsq_alpha >= 0 && std::isfinite(c.bsq_alpha))) return Bad("bsq-alpha", "must be >= 0");

@@ -78,6 +78,10 @@ struct RunConfig {
   double accuracy_threshold = 0.2;    // prune only when θg⊙m reaches this validation accuracy
                                       // (the reference's prune_start_acc, there on test images)
 
+  // --- FedProx (--algorithm fedprox) --------------------------------------
+  double proximal_mu = 0.01;          // mu of the proximal term (mu/2)·‖w − w_start‖² in local
+                                      // training; other algorithms ignore it
+
   // --- BSQ -----------------------------------------------------------------
   double bsq_alpha = 16;              // group-lasso strength of the (short) federated BSQ phase;
                                       // higher shrinks bits faster and costs accuracy

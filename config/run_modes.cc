@@ -7,7 +7,8 @@ const std::vector<std::pair<std::string_view, Algorithm>>& ModeNames<Algorithm>(
   static const auto* k = new std::vector<std::pair<std::string_view, Algorithm>>{
       {"fedavg", Algorithm::kFedAvg},
       {"lotteryfl", Algorithm::kLotteryFl},
-      {"local", Algorithm::kLocal}};
+      {"local", Algorithm::kLocal},
+      {"fedprox", Algorithm::kFedProx}};
   return *k;
 }
 

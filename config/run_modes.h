@@ -15,9 +15,11 @@
 namespace lfl {
 
 // fedavg: dense weighted mean. lotteryfl: personalized tickets (accuracy-gated magnitude
-// pruning with rewinding), masked mean. local: lotteryfl-sim only, every client trains alone
-// (no aggregation, no bytes).
-enum class Algorithm { kFedAvg, kLotteryFl, kLocal };
+// pruning with rewinding), masked mean. fedprox: here LotteryFL's personalized tickets plus
+// FedProx's proximal term in local training ((mu/2)·‖w − w_start‖² over the kept weights,
+// mu = --proximal-mu). local: lotteryfl-sim only, every client trains alone (no aggregation,
+// no bytes).
+enum class Algorithm { kFedAvg, kLotteryFl, kLocal, kFedProx };
 // The uplink/downlink encoding.
 enum class QuantMode { kNone, kUniform8, kUniform4, kUniform2, kBsq };
 // partition: clients take their slice of the partition, which the server computes too.
@@ -80,7 +82,7 @@ absl::StatusOr<Mode> ParseMode(std::string_view name) {
 inline absl::StatusOr<QuantMode> ParseQuantMode(std::string_view name) { return ParseMode<QuantMode>(name); }
 
 // True for the algorithms whose clients train lottery tickets (masks, pruning, rewinding).
-inline bool TrainsTickets(Algorithm a) { return a == Algorithm::kLotteryFl; }
+inline bool TrainsTickets(Algorithm a) { return a == Algorithm::kLotteryFl || a == Algorithm::kFedProx; }
 
 }  // namespace lfl
 

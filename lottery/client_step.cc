@@ -24,6 +24,20 @@ std::vector<torch::Tensor> Snapshot(NetImpl& net) {
   return out;
 }
 
+// The net's parameters times their masks (an undefined mask, or none at all: kept whole), copied:
+// FedProx's anchor, zero where the ticket prunes.
+std::vector<torch::Tensor> MaskedSnapshot(NetImpl& net, const std::vector<torch::Tensor>& masks) {
+  std::vector<torch::Tensor> out = Snapshot(net);
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < out.size() && i < masks.size(); ++i) {
+    // A mask that does not fit is left for the Trainer's PlainSource to refuse.
+    if (masks[i].defined() && masks[i].sizes() == out[i].sizes()) {
+      out[i].mul_(masks[i].to(out[i].scalar_type()));
+    }
+  }
+  return out;
+}
+
 void Restore(const std::vector<torch::Tensor>& snapshot, NetImpl& net) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> params = net.parameters();
@@ -147,6 +161,10 @@ absl::StatusOr<TrainStats> TrainTicket(const StepContext& ctx, const std::vector
   PlainSource source(*net, masks);
   TrainOptions train = ctx.options.train;
   train.epochs = epochs;
+  if (ctx.options.proximal_mu > 0) {
+    train.proximal_mu = ctx.options.proximal_mu;
+    train.proximal_anchor = MaskedSnapshot(*net, masks);
+  }
   return Trainer::Train(*net, source, *ctx.data.train, ctx.data.split->train, train);
 }
 

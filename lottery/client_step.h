@@ -70,6 +70,11 @@ struct ClientStepOptions {
   bool rewind_biases = true;
   PruneOptions prune;
   TrainOptions train;               // epochs = local epochs; seed from (seed, client, round, attempt)
+  // FedProx: the fp32 training (TrainTicket) adds (proximal_mu / 2) · ‖w − w_start‖² over the
+  // ticket's kept weights and the non-prunable tensors, w_start the weights it starts from: θ0 ⊙ m
+  // after a prune and rewind, otherwise the downlink θg ⊙ m. The BSQ phase trains without it.
+  // 0: none (train.proximal_* are TrainTicket's to set; leave them at their defaults).
+  double proximal_mu = 0;
   QuantMode quant = QuantMode::kNone;
   BsqPhaseOptions bsq;              // used with QuantMode::kBsq
   // Before anything else, evaluate the downlink θg ⊙ m_k on the local test split (LotteryFL's
@@ -116,7 +121,8 @@ absl::Status RewindNet(const StepContext& ctx, const Mask& mask, NetImpl* net);
 // Trainer's sources take.
 std::vector<torch::Tensor> TorchMasks(const Mask& mask, const TensorSet& layout);
 
-// Trains the net's own weights `epochs` epochs of masked SGD (pruned weights stay exactly 0).
+// Trains the net's own weights `epochs` epochs of masked SGD (pruned weights stay exactly 0),
+// with options.proximal_mu > 0 towards the weights the net holds now, masked (FedProx's w_start).
 absl::StatusOr<TrainStats> TrainTicket(const StepContext& ctx, const std::vector<torch::Tensor>& masks,
                                        int64_t epochs, NetImpl* net);
 

@@ -26,7 +26,37 @@ absl::Status ValidateOptions(const TrainOptions& options) {
   if (!(options.noise_sigma >= 0) || !std::isfinite(options.noise_sigma)) {
     return absl::InvalidArgumentError("noise_sigma must be >= 0 and finite");
   }
+  if (!(options.proximal_mu >= 0) || !std::isfinite(options.proximal_mu)) {
+    return absl::InvalidArgumentError("proximal_mu must be >= 0 and finite");
+  }
   return absl::OkStatus();
+}
+
+// With a proximal term, the anchor lines up with the net's parameters.
+absl::Status ValidateAnchor(NetImpl& net, const TrainOptions& options) {
+  if (options.proximal_mu == 0) return absl::OkStatus();
+  const std::vector<torch::Tensor> params = net.parameters();
+  const std::vector<torch::Tensor>& anchor = options.proximal_anchor;
+  if (anchor.size() != params.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("proximal_anchor has ", anchor.size(),
+                                                   " tensors, the net has ", params.size()));
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (!anchor[i].defined() || anchor[i].sizes() != params[i].sizes() ||
+        anchor[i].scalar_type() != params[i].scalar_type()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("proximal_anchor ", i, " does not match the net's parameter ", i));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// (mu / 2) · Σ_i ‖weights[i] − anchor[i]‖², differentiable in the weights (at least one).
+torch::Tensor ProximalTerm(const std::vector<torch::Tensor>& weights,
+                           const std::vector<torch::Tensor>& anchor, double mu) {
+  torch::Tensor sum = (weights[0] - anchor[0]).square().sum();
+  for (size_t i = 1; i < weights.size(); ++i) sum = sum + (weights[i] - anchor[i]).square().sum();
+  return sum * (mu / 2);
 }
 
 absl::Status ValidateData(const TensorData& data, const std::vector<int64_t>& indices) {
@@ -106,7 +136,11 @@ TrainStats RunTraining(NetImpl& net, ParameterSource& source, const TensorData& 
           data.labels.index_select(0, batch));
       const torch::Tensor penalty = source.Penalty();
       for (torch::Tensor& t : trainable) t.mutable_grad().reset();
-      (penalty.defined() ? loss + penalty : loss).backward();
+      torch::Tensor objective = penalty.defined() ? loss + penalty : loss;
+      if (options.proximal_mu > 0 && !weights.empty()) {
+        objective = objective + ProximalTerm(weights, options.proximal_anchor, options.proximal_mu);
+      }
+      objective.backward();
       source.AfterBackward();
       SgdStep(trainable, buffers, options.lr, options.momentum);
       if (source.AfterStep(stats.steps)) {
@@ -199,6 +233,7 @@ absl::StatusOr<TrainStats> Trainer::Train(NetImpl& net, ParameterSource& source,
   if (absl::Status status = ValidateOptions(options); !status.ok()) return status;
   if (indices.empty()) return absl::InvalidArgumentError("no training indices");
   if (absl::Status status = ValidateData(data, indices); !status.ok()) return status;
+  if (absl::Status status = ValidateAnchor(net, options); !status.ok()) return status;
   try {
     return RunTraining(net, source, data, indices, options);
   } catch (const c10::ValueError& e) {

@@ -24,12 +24,21 @@ struct TrainOptions {
                             // from (run seed, client, round)
   float noise_sigma = 0.f;  // stddev of Gaussian feature-skew noise added to the
                             // normalized inputs (noise partition); 0 = none
+  // FedProx's proximal term: (proximal_mu / 2) · Σ_i ‖w_i − proximal_anchor[i]‖² is added to
+  // each step's loss, w the weights the forward pass uses (the source's EffectiveWeights), so
+  // SGD also pulls them towards the anchor by proximal_mu · (w − anchor). Finite, >= 0;
+  // 0 = no term, and no extra work: the run is bit-identical to one without these fields.
+  double proximal_mu = 0;
+  // One tensor per parameter (parameters() order and shapes), detached; required when
+  // proximal_mu > 0, ignored otherwise. Zeros where a mask prunes keep the term to the kept
+  // weights (the pruned ones are zero too, and their gradients are masked anyway).
+  std::vector<torch::Tensor> proximal_anchor;
 };
 
 struct TrainStats {
   int64_t steps = 0;     // optimizer steps taken
   int64_t samples = 0;   // images seen, counting every epoch
-  double mean_loss = 0;  // mean task loss (without penalty) over the steps
+  double mean_loss = 0;  // mean task loss (without penalty or proximal term) over the steps
 };
 
 // What the optimizer trains and how it maps onto the net's weights. The plain
@@ -92,9 +101,11 @@ class Trainer {
   // (common/sampler.h: the same order with any standard library); the last
   // batch may be short. Dropout and noise draw from a torch generator
   // seeded from `seed`, so the result depends only on the inputs, whatever
-  // thread runs it. InvalidArgument for bad options, empty or out-of-range
-  // indices, or weights that do not match the net; InternalError for torch
-  // failures.
+  // thread runs it. With options.proximal_mu > 0 the loss also carries the
+  // proximal term towards options.proximal_anchor. InvalidArgument for bad
+  // options (an anchor that does not match the net included), empty or
+  // out-of-range indices, or weights that do not match the net; InternalError
+  // for torch failures.
   static absl::StatusOr<TrainStats> Train(NetImpl& net, ParameterSource& source,
                                           const TensorData& data,
                                           const std::vector<int64_t>& indices,

@@ -6,16 +6,34 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/seed.h"
+#include "strategy/strategy.h"
 
 namespace lfl {
 
-ClientStepOptions ClientStepOptionsFor(const RunConfig& cfg, uint64_t client_id, uint64_t round, uint32_t attempt) {
+namespace {
+
+// What the run's strategy asks of a sampled client. local (lotteryfl-sim only) has no federated
+// strategy: each client trains its own dense model, FitInstructions' defaults.
+absl::StatusOr<FitInstructions> FitFor(const RunConfig& cfg) {
+  if (cfg.algorithm == Algorithm::kLocal) return FitInstructions{};
+  absl::StatusOr<std::unique_ptr<Strategy>> strategy = MakeStrategy(cfg);
+  if (!strategy.ok()) return strategy.status();
+  return (*strategy)->ConfigureFit();
+}
+
+}  // namespace
+
+absl::StatusOr<ClientStepOptions> ClientStepOptionsFor(const RunConfig& cfg, uint64_t client_id, uint64_t round,
+                                                       uint32_t attempt) {
+  absl::StatusOr<FitInstructions> fit = FitFor(cfg);
+  if (!fit.ok()) return fit.status();
   ClientStepOptions o;
-  o.lottery = TrainsTickets(cfg.algorithm);
+  o.lottery = fit->train_ticket;
+  o.prune = fit->prune;
+  o.proximal_mu = fit->proximal_mu;
   o.accuracy_threshold = cfg.accuracy_threshold;
   o.gate_on_test = cfg.gate_split == GateSplit::kTest;
   o.rewind_biases = cfg.rewind_biases;
-  o.prune = PruneOptions{cfg.prune_rate, cfg.EffectiveTargetDensity()};
   o.train.epochs = cfg.local_epochs;
   o.train.batch_size = cfg.batch_size;
   o.train.lr = cfg.lr;
@@ -50,7 +68,10 @@ absl::StatusOr<LocalResult> RunLocalUpdate(const RunData& data, int64_t client_i
   const ClientSplit& split = data.partition.clients[client_id];
   StepContext ctx;
   ctx.data = ClientData{&data.train, &data.test, &split, &data.theta0};
-  ctx.options = ClientStepOptionsFor(cfg, static_cast<uint64_t>(client_id), round, attempt);
+  absl::StatusOr<ClientStepOptions> options =
+      ClientStepOptionsFor(cfg, static_cast<uint64_t>(client_id), round, attempt);
+  if (!options.ok()) return options.status();
+  ctx.options = *std::move(options);
   ctx.options.train.noise_sigma = split.noise_sigma;
   ctx.round = round;
   ctx.client_id = static_cast<uint32_t>(client_id);

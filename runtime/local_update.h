@@ -32,10 +32,14 @@ struct LocalResult {
 };
 
 // The client step's options for a run configuration and one task (client, round, attempt).
+// What the step does — train a ticket, how to prune, the proximal term — is the run's strategy's
+// ConfigureFit (strategy/strategy.h; the server builds the same strategy from the same config);
+// local, which has no federated strategy, trains each client's dense model alone.
 // With client-data = local the step also measures the downlink on the local test split
 // (LocalResult::global_masked_accuracy); otherwise the server does and the client does not.
-ClientStepOptions ClientStepOptionsFor(const RunConfig& config, uint64_t client_id, uint64_t round,
-                                       uint32_t attempt);
+// InvalidArgument when the algorithm has no strategy (and is not local).
+absl::StatusOr<ClientStepOptions> ClientStepOptionsFor(const RunConfig& config, uint64_t client_id, uint64_t round,
+                                                       uint32_t attempt);
 
 // Runs one task. `downlink` is the decoded θg ⊙ m_k; `mask_version` the version of its mask;
 // `layer_bits` the BSQ precision per prunable layer the server holds for this client (empty: the

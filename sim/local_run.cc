@@ -35,7 +35,12 @@ void TrainAlone(const RunData& data, int64_t id, uint64_t round, LocalClient* cl
   StepContext ctx;
   const ClientSplit& split = data.partition.clients[id];
   ctx.data = ClientData{&data.train, &data.test, &split, &data.theta0};
-  ctx.options = ClientStepOptionsFor(data.config, static_cast<uint64_t>(id), round, 0);
+  absl::StatusOr<ClientStepOptions> options = ClientStepOptionsFor(data.config, static_cast<uint64_t>(id), round, 0);
+  if (!options.ok()) {
+    client->status = options.status();
+    return;
+  }
+  ctx.options = *std::move(options);
   ctx.options.train.noise_sigma = split.noise_sigma;
   ctx.options.quant = QuantMode::kNone;  // nothing travels
   ctx.round = round;

@@ -74,6 +74,19 @@ class LotteryFlStrategy : public Strategy {
   }
 };
 
+// LotteryFL's tickets, trained locally with FedProx's proximal term. The server side (masks,
+// derived masks, update rules) is LotteryFL's: the term changes only what clients train.
+class FedProxStrategy : public LotteryFlStrategy {
+ public:
+  using LotteryFlStrategy::LotteryFlStrategy;
+  std::string_view name() const override { return "fedprox"; }
+  FitInstructions ConfigureFit() const override {
+    FitInstructions fit = LotteryFlStrategy::ConfigureFit();
+    fit.proximal_mu = config_.proximal_mu;
+    return fit;
+  }
+};
+
 }  // namespace
 
 Strategy::Strategy(RunConfig config) : config_(std::move(config)) {}
@@ -186,6 +199,8 @@ absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(const RunConfig& config) 
       return std::unique_ptr<Strategy>(std::make_unique<FedAvgStrategy>(config));
     case Algorithm::kLotteryFl:
       return std::unique_ptr<Strategy>(std::make_unique<LotteryFlStrategy>(config));
+    case Algorithm::kFedProx:
+      return std::unique_ptr<Strategy>(std::make_unique<FedProxStrategy>(config));
     case Algorithm::kLocal:
       break;
   }

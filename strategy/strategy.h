@@ -40,6 +40,9 @@ namespace lfl {
 struct FitInstructions {
   bool train_ticket = false;  // LotteryFL: gate, prune, rewind; the update carries the ticket's mask
   PruneOptions prune;         // when train_ticket
+  // FedProx: mu of the proximal term (mu/2)·‖w − w_start‖² the local training adds, w_start the
+  // point it starts from (lottery/client_step.h, TrainTicket). 0: none.
+  double proximal_mu = 0;
 };
 
 class Strategy {
@@ -99,7 +102,8 @@ class Strategy {
 };
 
 // The strategy registered for config.algorithm: fedavg (dense, weighted by samples unless
-// --weighted false) or lotteryfl (tickets, masked; weighted likewise). InvalidArgument for
+// --weighted false), lotteryfl (tickets, masked; weighted likewise) or fedprox (lotteryfl's,
+// whose clients also train with the proximal term of config.proximal_mu). InvalidArgument for
 // an algorithm no server runs (local).
 absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(const RunConfig& config);
 

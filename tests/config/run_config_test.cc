@@ -163,6 +163,41 @@ TEST(RunConfigTest, AggregatorOptionsAreParsedAndValidated) {
     ASSERT_TRUE(back.ok()) << back.status();
     EXPECT_EQ(ModeName(back->aggregator), name);
   }
+TEST(RunConfigTest, FedProxParsesFromFlagsAndToml) {
+  RunConfig c;
+  EXPECT_EQ(c.proximal_mu, 0.01);
+  CLI::App app;
+  AddRunConfigFlags(app, c);
+  std::vector<std::string> args = {"--algorithm", "fedprox", "--proximal-mu", "0.5"};
+  std::reverse(args.begin(), args.end());
+  app.parse(args);
+  EXPECT_EQ(c.algorithm, Algorithm::kFedProx);
+  EXPECT_EQ(c.proximal_mu, 0.5);
+  EXPECT_EQ(ModeName(Algorithm::kFedProx), "fedprox");
+  EXPECT_TRUE(TrainsTickets(Algorithm::kFedProx));
+  absl::StatusOr<RunConfig> back = RunConfigFromToml(RunConfigToToml(c));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->algorithm, Algorithm::kFedProx);
+  EXPECT_EQ(back->proximal_mu, 0.5);
+  absl::StatusOr<RunConfig> toml = RunConfigFromToml("algorithm = \"fedprox\"\nproximal-mu = 2\n");
+  ASSERT_TRUE(toml.ok()) << toml.status();
+  EXPECT_EQ(toml->proximal_mu, 2.0);
+}
+
+TEST(RunConfigTest, ProximalMuMustBeFiniteAndNonNegative) {
+  RunConfig c;
+  c.algorithm = Algorithm::kFedProx;
+  for (double good : {0.0, 0.01, 10.0}) {
+    c.proximal_mu = good;
+    EXPECT_TRUE(ValidateRunConfig(c).ok()) << good;
+  }
+  for (double bad : {-0.01, std::nan(""), std::numeric_limits<double>::infinity()}) {
+    c.proximal_mu = bad;
+    absl::Status s = ValidateRunConfig(c);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(s.message(), ::testing::HasSubstr("--proximal-mu")) << bad;
+  }
+  EXPECT_FALSE(RunConfigFromToml("proximal-mu = -1\n").ok()) << "validated like flags";
 }
 
 TEST(RunConfigTest, ParsesIdRanges) {

@@ -214,8 +214,8 @@ TEST_F(LocalDataTest, LocalRunsReportTheDownlinksAccuracyOnTheClientsTestSplit) 
 
   RunConfig partition_run = config_;
   partition_run.client_data = ClientDataSource::kPartition;
-  EXPECT_TRUE(ClientStepOptionsFor(config_, 1, 1, 0).evaluate_downlink);
-  EXPECT_FALSE(ClientStepOptionsFor(partition_run, 1, 1, 0).evaluate_downlink);
+  EXPECT_TRUE(ClientStepOptionsFor(config_, 1, 1, 0)->evaluate_downlink);
+  EXPECT_FALSE(ClientStepOptionsFor(partition_run, 1, 1, 0)->evaluate_downlink);
   absl::StatusOr<std::shared_ptr<const RunData>> partitioned = LoadRunData(partition_run);
   ASSERT_TRUE(partitioned.ok());
   result = RunLocalUpdate(**partitioned, 1, 1, 0, downlink, 0);

@@ -90,6 +90,53 @@ TEST(StrategyTest, LotteryFlDerivesThePrunedMaskFedAvgNone) {
   EXPECT_FALSE(fedavg->DerivesMask(full));
 }
 
+// FedProx is LotteryFL's server side with the proximal term in every client's instructions.
+TEST(StrategyTest, FedProxIsLotteryFlWithTheProximalMu) {
+  RunConfig c = Config(Algorithm::kFedProx);
+  c.proximal_mu = 0.25;
+  std::unique_ptr<Strategy> prox = *MakeStrategy(c);
+  EXPECT_EQ(prox->name(), "fedprox");
+  EXPECT_TRUE(prox->uses_masks());
+  const FitInstructions fit = prox->ConfigureFit();
+  EXPECT_TRUE(fit.train_ticket);
+  EXPECT_EQ(fit.proximal_mu, 0.25);
+  EXPECT_EQ(fit.prune.rate, 0.5);
+  EXPECT_EQ(fit.prune.target_density, 0.5);
+
+  c.algorithm = Algorithm::kLotteryFl;
+  std::unique_ptr<Strategy> lottery = *MakeStrategy(c);
+  EXPECT_EQ(lottery->ConfigureFit().proximal_mu, 0) << "--proximal-mu is fedprox's alone";
+  c.algorithm = Algorithm::kFedAvg;
+  EXPECT_EQ(MakeStrategy(c).value()->ConfigureFit().proximal_mu, 0);
+
+  // The server derives the same masks as under LotteryFL.
+  const TensorSet seen = Layout();
+  const Mask full = Mask::Full(seen);
+  ASSERT_TRUE(prox->DerivesMask(full));
+  absl::StatusOr<std::optional<Mask>> derived = prox->DeriveMask(seen, full);
+  absl::StatusOr<std::optional<Mask>> expected = lottery->DeriveMask(seen, full);
+  ASSERT_TRUE(derived.ok() && expected.ok());
+  ASSERT_TRUE(derived->has_value() && expected->has_value());
+  EXPECT_TRUE(**derived == **expected);
+  EXPECT_LT((*derived)->Density(), 1.0);
+}
+
+// Every algorithm but local (lotteryfl-sim's, no server) has a strategy: the client side
+// builds one for its local step (runtime/local_update.cc).
+TEST(StrategyTest, EveryFederatedAlgorithmIsRegistered) {
+  for (const auto& [name, algorithm] : ModeNames<Algorithm>()) {
+    absl::StatusOr<std::unique_ptr<Strategy>> s = MakeStrategy(Config(algorithm));
+    if (algorithm == Algorithm::kLocal) {
+      EXPECT_FALSE(s.ok());
+      continue;
+    }
+    ASSERT_TRUE(s.ok()) << name << ": " << s.status();
+    EXPECT_EQ((*s)->name(), name);
+    EXPECT_EQ((*s)->uses_masks(), TrainsTickets(algorithm)) << name;
+    EXPECT_EQ((*s)->ConfigureFit().train_ticket, TrainsTickets(algorithm)) << name;
+  }
+}
+
 TEST(StrategyTest, NewAggregatorIsTheRunsAggregatorClipped) {
   std::unique_ptr<Strategy> s = *MakeStrategy(Config(Algorithm::kFedAvg));
   const TensorSet layout = Layout();
