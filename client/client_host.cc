@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <future>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -15,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/local_update.h"
 #include "common/file_io.h"
+#include "common/seed.h"
 #include "config/run_config.h"
 #include "wire/model_payload.h"
 
@@ -375,8 +377,101 @@ absl::StatusOr<BenchAttack> ParseBenchAttackKind(const std::string& text) {
     a.kind = BenchAttack::kRefetch;
     return a;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown bench attack '", text, "' (none | return-served | bias:DELTA | refetch:N)"));
+  if (kind == "scale" && absl::SimpleAtod(arg, &a.scale) && std::isfinite(a.scale)) {
+    a.kind = BenchAttack::kScale;
+    return a;
+  }
+  if (kind == "signflip" && colon == std::string::npos) {
+    a.kind = BenchAttack::kSignFlip;
+    return a;
+  }
+  if (kind == "noise" && absl::SimpleAtod(arg, &a.noise_sigma) && std::isfinite(a.noise_sigma) &&
+      a.noise_sigma >= 0) {
+    a.kind = BenchAttack::kNoise;
+    return a;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown bench attack '", text,
+                                                 "' (none | return-served | bias:DELTA | refetch:N | scale:F | "
+                                                 "signflip | noise:SIGMA, SIGMA >= 0)"));
+}
+
+// Standard normal draws from std::mt19937_64 by Box–Muller: std::normal_distribution is
+// implementation-defined (libstdc++ and libc++ draw differently), this is not.
+class PortableNormal {
+ public:
+  explicit PortableNormal(uint64_t seed) : rng_(seed) {}
+  double Next() {
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
+    constexpr double kTwoPi = 6.283185307179586;
+    const double u1 = (static_cast<double>(rng_() >> 11) + 1) * 0x1p-53;  // (0, 1]
+    const double u2 = static_cast<double>(rng_() >> 11) * 0x1p-53;        // [0, 1)
+    const double r = std::sqrt(-2 * std::log(u1));
+    spare_ = r * std::sin(kTwoPi * u2);
+    has_spare_ = true;
+    return r * std::cos(kTwoPi * u2);
+  }
+
+ private:
+  std::mt19937_64 rng_;
+  double spare_ = 0;
+  bool has_spare_ = false;
+};
+
+// Encodes `values` restricted to `mask` as a client of `config` would (lottery/client_step.cc's
+// Encode). bsq_bits (bsq only, nullable): quantize each prunable layer to these bits as exact
+// levels, as an honest BSQ update at those bits travels; null: every layer at the most bits.
+absl::StatusOr<std::string> EncodeAsClient(const RunConfig& config, const TensorSet& values, const Mask& mask,
+                                           uint32_t mask_version, uint32_t client_id, uint64_t round,
+                                           const std::vector<int>* bsq_bits, std::vector<int>* layer_bits) {
+  EncodeSpec spec;
+  if (config.quant != QuantMode::kNone) {
+    spec.weight_bits = config.quant == QuantMode::kBsq ? codec::kMaxQuantBits : UniformBits(config.quant);
+    spec.other_bits = 8;
+  }
+  if (TrainsTickets(config.algorithm)) {
+    spec.mask = &mask;
+    spec.send_mask = false;
+    spec.mask_version = mask_version;
+  }
+  std::vector<std::optional<ExactLevels>> exact;
+  if (config.quant == QuantMode::kBsq && bsq_bits != nullptr) {
+    exact.resize(values.size());
+    size_t layer = 0;
+    for (size_t i = 0; i < values.size(); ++i) {
+      const NamedTensor& t = values.tensors[i];
+      if (!t.prunable) continue;
+      if (layer >= bsq_bits->size()) return absl::InternalError("fewer layer bits than prunable layers");
+      const int bits = (*bsq_bits)[layer++];
+      // Dropped elements are 0 in `values`, so quantizing every element gives the kept ones'
+      // scale and level 0 where dropped.
+      codec::TensorRecord r = codec::QuantizeUniform(0, t.shape, t.values.data(), nullptr, bits);
+      exact[i] = ExactLevels{bits, r.scale, std::move(r.levels)};
+    }
+    spec.exact = &exact;
+  }
+  spec.round = round;
+  spec.client_id = client_id;
+  return EncodeModel(values, spec, layer_bits);
+}
+
+// s of a value attack (client_host.h): θ0 ⊙ m' after a rewind (the mask is applied later;
+// biases as lottery/client_step.cc's RewindNet leaves them), the served θg ⊙ m otherwise.
+TensorSet TrainingStart(const RunData& data, const TensorSet& served, bool rewound) {
+  TensorSet start = served;
+  if (!rewound) return start;
+  for (size_t i = 0; i < start.size(); ++i) {
+    if (start.tensors[i].prunable || data.config.rewind_biases) {
+      start.tensors[i].values = data.theta0.tensors[i].values;
+    }
+  }
+  return start;
+}
+
+bool IsValueAttack(BenchAttack::Kind kind) {
+  return kind == BenchAttack::kScale || kind == BenchAttack::kSignFlip || kind == BenchAttack::kNoise;
 }
 
 }  // namespace
@@ -390,9 +485,58 @@ absl::StatusOr<BenchAttack> ParseBenchAttack(const std::string& text, const std:
   return attack;
 }
 
-absl::Status ClientHost::ApplyBenchAttack(int64_t client_id, const Downlink& down, LocalResult* result) const {
+absl::Status PoisonTrainedValues(const BenchAttack& attack, const TensorSet& start, const Mask& kept,
+                                 uint64_t noise_seed, TensorSet* values) {
+  if (!IsValueAttack(attack.kind)) return absl::InvalidArgumentError("not a value attack");
+  if (absl::Status s = values->CheckLayout(start); !s.ok()) return s;
+  if (absl::Status s = kept.CheckMatches(*values); !s.ok()) return s;
+  PortableNormal normal(noise_seed);
+  const double factor = attack.kind == BenchAttack::kScale ? attack.scale : -1.0;
+  for (size_t i = 0; i < values->size(); ++i) {
+    std::vector<float>& w = values->tensors[i].values;
+    const std::vector<float>& s = start.tensors[i].values;
+    for (size_t j = 0; j < w.size(); ++j) {
+      if (!kept.Get(i, static_cast<int64_t>(j))) {
+        w[j] = 0;
+      } else if (attack.kind == BenchAttack::kNoise) {
+        w[j] = static_cast<float>(w[j] + attack.noise_sigma * normal.Next());
+      } else {
+        w[j] = static_cast<float>(s[j] + factor * (static_cast<double>(w[j]) - s[j]));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ClientHost::ApplyBenchAttack(int64_t client_id, uint64_t round, uint32_t attempt, const Downlink& down,
+                                          LocalResult* result) const {
   const BenchAttack& attack = options_.bench_attack;
   if (attack.clients.count(client_id) == 0) return absl::OkStatus();
+  const RunConfig& config = data_->config;
+  const uint32_t id = static_cast<uint32_t>(client_id);
+  if (IsValueAttack(attack.kind)) {
+    const bool lottery = TrainsTickets(config.algorithm);
+    const uint32_t version = result->mask_changed ? down.version + 1 : down.version;
+    absl::StatusOr<DecodedModel> trained =
+        DecodeModel(result->payload, data_->theta0, lottery ? &result->mask : nullptr, version);
+    if (!trained.ok()) {
+      return absl::InternalError(absl::StrCat("own update does not decode: ", trained.status().message()));
+    }
+    const TensorSet start = TrainingStart(*data_, down.model.values, lottery && result->mask_changed);
+    const uint64_t noise_seed = MixSeed(MixSeed(config.seed, static_cast<uint64_t>(client_id), round, attempt),
+                                        0x6e6f697365ull);  // a stream of its own, apart from training's
+    if (absl::Status s = PoisonTrainedValues(attack, start, trained->mask, noise_seed, &trained->values); !s.ok()) {
+      return s;
+    }
+    std::vector<int> bits;
+    const std::vector<int> honest_bits = result->layer_bits;
+    absl::StatusOr<std::string> payload =
+        EncodeAsClient(config, trained->values, trained->mask, version, id, round, &honest_bits, &bits);
+    if (!payload.ok()) return payload.status();
+    result->payload = *std::move(payload);
+    result->layer_bits = std::move(bits);
+    return absl::OkStatus();
+  }
   if (attack.kind != BenchAttack::kReturnServed && attack.kind != BenchAttack::kAddToBias) return absl::OkStatus();
   TensorSet values = down.model.values;  // θg ⊙ m as served
   if (attack.kind == BenchAttack::kAddToBias) {
@@ -404,21 +548,10 @@ absl::Status ClientHost::ApplyBenchAttack(int64_t client_id, const Downlink& dow
     }
   }
   // Encoded as an honest client of this run would (lottery/client_step.cc), so only the
-  // values are hostile.
-  const QuantMode mode = data_->config.quant;
-  EncodeSpec spec;
-  if (mode != QuantMode::kNone) {
-    spec.weight_bits = mode == QuantMode::kBsq ? codec::kMaxQuantBits : UniformBits(mode);
-    spec.other_bits = 8;
-  }
-  if (TrainsTickets(data_->config.algorithm)) {
-    spec.mask = &down.model.mask;
-    spec.send_mask = false;
-    spec.mask_version = down.version;
-  }
-  spec.client_id = static_cast<uint32_t>(client_id);
+  // values are hostile (the payload's informational round stays 0, as these attacks always sent).
   std::vector<int> bits;
-  absl::StatusOr<std::string> payload = EncodeModel(values, spec, &bits);
+  absl::StatusOr<std::string> payload =
+      EncodeAsClient(config, values, down.model.mask, down.version, id, 0, nullptr, &bits);
   if (!payload.ok()) return payload.status();
   result->payload = *std::move(payload);
   result->mask = down.model.mask;
@@ -440,7 +573,7 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
   absl::StatusOr<LocalResult> result =
       RunLocalUpdate(*data_, client_id, round, attempt, down.model, down.version, down.layer_bits);
   if (!result.ok()) return result.status();
-  if (absl::Status s = ApplyBenchAttack(client_id, down, &*result); !s.ok()) return s;
+  if (absl::Status s = ApplyBenchAttack(client_id, round, attempt, down, &*result); !s.ok()) return s;
 
   v1::UpdateChunk chunk;
   v1::UpdateHeader* h = chunk.mutable_header();

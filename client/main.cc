@@ -81,7 +81,8 @@ int main(int argc, char** argv) {
   std::string bench_attack = "none", bench_attack_clients;
   app.add_option("--bench-attack", bench_attack,
                  "BENCHMARKS OF THE SERVER'S DEFENSES ONLY: the --bench-attack-clients behave as attackers "
-                 "(return-served | bias:DELTA | refetch:N; bench/security/poison.sh)")
+                 "(return-served | bias:DELTA | refetch:N | scale:F | signflip | noise:SIGMA; "
+                 "bench/security/poison.sh, bench/robust/run.sh)")
       ->capture_default_str();
   app.add_option("--bench-attack-clients", bench_attack_clients, "ids that run --bench-attack, e.g. 3");
   app.add_option("--probe", probe, "only check the server's gRPC health at this address: exit 0 when SERVING");

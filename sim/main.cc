@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
   std::string bench_attack = "none", bench_attack_clients;
   app.add_option("--bench-attack", bench_attack,
                  "BENCHMARKS OF THE SERVER'S DEFENSES ONLY: the --bench-attack-clients behave as attackers "
-                 "(return-served | bias:DELTA | refetch:N; bench/security/poison.sh)")
+                 "(return-served | bias:DELTA | refetch:N | scale:F | signflip | noise:SIGMA; "
+                 "bench/security/poison.sh, bench/robust/run.sh)")
       ->capture_default_str();
   app.add_option("--bench-attack-clients", bench_attack_clients, "ids that run --bench-attack, e.g. 3");
   if (std::optional<int> exit_code = lfl::ParseCommandLine(app, argc, argv)) return *exit_code;
