@@ -50,6 +50,8 @@ set(LFL_API_INCLUDED_HEADERS
   partitioning/dataset.h partitioning/partition.h
   quant/codec/codec.h
   server/authenticator.h server/federation_service.h server/round_coordinator.h server/run_recorder.h
+  server/checkpoint.h server/checkpoint_log.h server/coordinator_options.h server/membership.h
+  server/open_round.h server/round_metrics.h server/task_exchange.h server/ticket.h
   server/refusals.h
   server/session_table.h
   wire/model_payload.h)

@@ -163,6 +163,8 @@ TEST(RunConfigTest, AggregatorOptionsAreParsedAndValidated) {
     ASSERT_TRUE(back.ok()) << back.status();
     EXPECT_EQ(ModeName(back->aggregator), name);
   }
+}
+
 TEST(RunConfigTest, FedProxParsesFromFlagsAndToml) {
   RunConfig c;
   EXPECT_EQ(c.proximal_mu, 0.01);
