@@ -15,6 +15,14 @@ uint64_t Sampler::UniformInt(uint64_t n) {
   return x % n;
 }
 
+std::vector<int64_t> Sampler::Choose(std::vector<int64_t> ids, size_t want) {
+  if (ids.size() <= want) return ids;
+  for (size_t i = 0; i < want; ++i) std::swap(ids[i], ids[i + UniformInt(ids.size() - i)]);
+  ids.resize(want);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
 double Sampler::UniformOpen() {
   // 53 random bits, centred in their cell: never exactly 0 or 1.
   return (static_cast<double>(rng_() >> 11) + 0.5) * 0x1.0p-53;

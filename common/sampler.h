@@ -7,6 +7,7 @@
 #ifndef LOTTERYFL_COMMON_SAMPLER_H_
 #define LOTTERYFL_COMMON_SAMPLER_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <utility>
@@ -31,6 +32,10 @@ class Sampler {
   // the components are non-negative and sum to 1. Computed from log-gamma
   // samples, so tiny alpha does not underflow every component to zero.
   std::vector<double> Dirichlet(double alpha, int64_t n);
+
+  // `want` of `ids`, uniformly without replacement (a partial Fisher–Yates shuffle over
+  // UniformInt, so every subset is equally likely), sorted; all of them when there are no more.
+  std::vector<int64_t> Choose(std::vector<int64_t> ids, size_t want);
 
   // Fisher–Yates shuffle.
   template <typename T>

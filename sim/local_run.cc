@@ -10,6 +10,7 @@
 
 #include "common/seed.h"
 #include "runtime/local_update.h"
+#include "strategy/strategy.h"
 #include "server/run_recorder.h"
 
 namespace lfl {
@@ -62,22 +63,6 @@ void TrainAlone(const RunData& data, int64_t id, uint64_t round, LocalClient* cl
 
 }  // namespace
 
-std::vector<int64_t> SampleLocalRound(uint64_t seed, uint64_t round, int64_t clients, double fraction) {
-  std::vector<int64_t> live(static_cast<size_t>(clients));
-  for (int64_t id = 0; id < clients; ++id) live[id] = id;
-  const size_t want = static_cast<size_t>(
-      std::max<int64_t>(1, static_cast<int64_t>(std::floor(fraction * static_cast<double>(clients)))));
-  if (live.size() > want) {
-    std::mt19937_64 rng(MixSeed(seed, round, 0));
-    for (size_t i = 0; i < want; ++i) {
-      size_t j = i + static_cast<size_t>(rng() % (live.size() - i));
-      std::swap(live[i], live[j]);
-    }
-    live.resize(want);
-    std::sort(live.begin(), live.end());
-  }
-  return live;
-}
 
 absl::Status RunLocalOnly(std::shared_ptr<const RunData> data, int parallel,
                           const std::function<void(const RoundMetrics&)>& on_round) {
@@ -90,7 +75,10 @@ absl::Status RunLocalOnly(std::shared_ptr<const RunData> data, int parallel,
   RunTotals totals;
   for (uint64_t round = 1; round <= static_cast<uint64_t>(cfg.rounds); ++round) {
     const auto round_start = std::chrono::steady_clock::now();
-    const std::vector<int64_t> sampled = SampleLocalRound(cfg.seed, round, cfg.clients, cfg.fraction);
+    std::vector<int64_t> everyone(static_cast<size_t>(cfg.clients));
+    for (int64_t id = 0; id < cfg.clients; ++id) everyone[static_cast<size_t>(id)] = id;
+    // The federated runs' draw (strategy/strategy.h), so `local` trains the same clients.
+    const std::vector<int64_t> sampled = SampleRound(cfg, std::move(everyone), round, 0);
     std::vector<double> train_seconds(sampled.size(), 0.0);
     std::atomic<size_t> next{0};
     std::vector<std::thread> workers;

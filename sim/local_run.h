@@ -22,10 +22,6 @@
 
 namespace lfl {
 
-// The clients sampled in `round` (1-based) out of `clients`, all live: max(1, floor(fraction·K))
-// of them, by the coordinator's draw. Sorted.
-std::vector<int64_t> SampleLocalRound(uint64_t seed, uint64_t round, int64_t clients, double fraction);
-
 // Runs data->config.rounds rounds, `parallel` clients at a time; `on_round` sees every row.
 absl::Status RunLocalOnly(std::shared_ptr<const RunData> data, int parallel,
                           const std::function<void(const RoundMetrics&)>& on_round);

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/sampler.h"
 #include "common/seed.h"
 
 namespace lfl {
@@ -22,17 +23,9 @@ RunBits RunBitsFor(QuantMode mode) {
   return {mode == QuantMode::kBsq ? -1 : UniformBits(mode), 8};
 }
 
-// A partial Fisher-Yates shuffle of `ids` seeded by `seed`: the first `want`, sorted.
+// `want` of `ids` drawn by the project's portable, unbiased sampler seeded by `seed`, sorted.
 std::vector<int64_t> SeededSample(std::vector<int64_t> ids, size_t want, uint64_t seed) {
-  if (ids.size() <= want) return ids;
-  std::mt19937_64 rng(seed);
-  for (size_t i = 0; i < want; ++i) {
-    const size_t j = i + static_cast<size_t>(rng() % (ids.size() - i));
-    std::swap(ids[i], ids[j]);
-  }
-  ids.resize(want);
-  std::sort(ids.begin(), ids.end());
-  return ids;
+  return Sampler(seed).Choose(std::move(ids), want);
 }
 
 // The --aggregator options of the run.
@@ -91,10 +84,15 @@ class FedProxStrategy : public LotteryFlStrategy {
 
 Strategy::Strategy(RunConfig config) : config_(std::move(config)) {}
 
-std::vector<int64_t> Strategy::SampleClients(std::vector<int64_t> live, uint64_t round, uint32_t attempt) const {
+std::vector<int64_t> SampleRound(const RunConfig& config, std::vector<int64_t> live, uint64_t round,
+                                 uint32_t attempt) {
   const size_t want = static_cast<size_t>(std::max<int64_t>(
-      1, static_cast<int64_t>(std::floor(config_.fraction * static_cast<double>(config_.clients)))));
-  return SeededSample(std::move(live), want, MixSeed(config_.seed, round, attempt));
+      1, static_cast<int64_t>(std::floor(config.fraction * static_cast<double>(config.clients)))));
+  return SeededSample(std::move(live), want, MixSeed(config.seed, round, attempt));
+}
+
+std::vector<int64_t> Strategy::SampleClients(std::vector<int64_t> live, uint64_t round, uint32_t attempt) const {
+  return SampleRound(config_, std::move(live), round, attempt);
 }
 
 FitInstructions Strategy::ConfigureFit() const { return FitInstructions{}; }

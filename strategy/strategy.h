@@ -101,6 +101,12 @@ class Strategy {
   const RunConfig config_;
 };
 
+// The default training sample of a round (Strategy::SampleClients), also the simulator's for
+// --algorithm local: max(1, floor(fraction · K)) of `live`, uniformly without replacement,
+// seeded by (seed, round, attempt) (common/sampler.h), sorted.
+std::vector<int64_t> SampleRound(const RunConfig& config, std::vector<int64_t> live, uint64_t round,
+                                 uint32_t attempt);
+
 // The strategy registered for config.algorithm: fedavg (dense, weighted by samples unless
 // --weighted false), lotteryfl (tickets, masked; weighted likewise) or fedprox (lotteryfl's,
 // whose clients also train with the proximal term of config.proximal_mu). InvalidArgument for
