@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
   if (!run_status.ok()) return Fail(run_status);
   if (!host_status.ok()) return Fail(host_status);
 
-  const lfl::RoundCoordinator::Totals totals = (*server)->coordinator().totals();
+  const lfl::RunTotals totals = (*server)->coordinator().totals();
   std::printf("finished: %llu rounds, uplink %llu bytes (dense fp32 would be %llu), model in %s/model.bin\n",
               static_cast<unsigned long long>(totals.rounds_completed),
               static_cast<unsigned long long>(totals.uplink_bytes),

@@ -20,7 +20,7 @@ usage_error() {
 }
 for b in lotteryfl-server lotteryfl-sim; do
   usage_error 2 "$b" '--fraction' --fraction 2 --out "$work/flags"
-  usage_error 2 "$b" '--algorithm' --algorithm fedprox --out "$work/flags"
+  usage_error 2 "$b" '--algorithm' --algorithm fedsgd --out "$work/flags"
 done
 usage_error 2 lotteryfl-client '--parallel' --parallel 0
 usage_error 2 lotteryfl-client '--client-ids' --client-ids 5-x
