@@ -590,7 +590,6 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
   h->set_train_seconds(result->train_seconds);
   h->set_encode_seconds(result->encode_seconds);
   h->set_network_seconds(down.network_seconds);
-  for (int b : result->layer_bits) h->add_layer_bits(b);
   // A busy server (no upload slot, an upload of this client still in flight) is asked again
   // with the same update; anything else goes back to RunTask.
   int failures = 0;

@@ -252,9 +252,6 @@ absl::Status ValidateRunConfig(const RunConfig& c) {
   }
   if (c.aggregator_min_keepers < 1) return Bad("aggregator-min-keepers", "must be >= 1");
   if (c.max_refetches < 0 || c.max_refetches > 1000) return Bad("max-refetches", "must be in [0, 1000]");
-  if (!OneOf(c.validation_source, {"unused", "own"})) {
-    return Bad("validation-source", "must be unused or own, not '" + c.validation_source + "'");
-  }
   if (c.normalization == NormalizationMode::kMnist && c.client_data == ClientDataSource::kLocal) {
     return Bad("normalization", "mnist is for runs on the partition; client-data local uses the dataset's constants");
   }

@@ -105,7 +105,7 @@ struct RunConfig {
   // apart from the downlink); more are refused.
   int64_t max_refetches = 8;
   // --- the LotteryFL reference's choices (docs/reference.md; defaults are lotteryfl's) ---------
-  std::string validation_source = "unused";  // unused: images no client trains on | own: carved from
+  ValidationSource validation_source = ValidationSource::kUnused;  // unused: images no client trains on | own: carved from
                                              // the client's own (the reference: 4 of its 40)
   GateSplit gate_split = GateSplit::kValidation;  // the reference: kTest, the client's local test split
   NormalizationMode normalization = NormalizationMode::kDataset;  // the reference: kMnist, for Fashion-MNIST too
@@ -124,7 +124,8 @@ struct RunConfigField {
   const char* help;
   std::variant<std::string RunConfig::*, int64_t RunConfig::*, uint64_t RunConfig::*, double RunConfig::*,
                bool RunConfig::*, Algorithm RunConfig::*, QuantMode RunConfig::*, ClientDataSource RunConfig::*,
-               AggregatorKind RunConfig::*, GateSplit RunConfig::*, NormalizationMode RunConfig::*>
+               AggregatorKind RunConfig::*, GateSplit RunConfig::*, NormalizationMode RunConfig::*,
+               ValidationSource RunConfig::*>
       member;
 };
 const std::vector<RunConfigField>& RunConfigFields();

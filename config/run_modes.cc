@@ -54,4 +54,11 @@ const std::vector<std::pair<std::string_view, NormalizationMode>>& ModeNames<Nor
   return *k;
 }
 
+template <>
+const std::vector<std::pair<std::string_view, ValidationSource>>& ModeNames<ValidationSource>() {
+  static const auto* k = new std::vector<std::pair<std::string_view, ValidationSource>>{
+      {"unused", ValidationSource::kUnused}, {"own", ValidationSource::kOwn}};
+  return *k;
+}
+
 }  // namespace lfl

@@ -29,6 +29,9 @@ enum class ClientDataSource { kPartition, kLocal };
 enum class AggregatorKind { kMaskedMean, kKeeperMedian, kKeeperTrimmedMean, kDenseMedian };
 // What LotteryFL's pruning gate judges the global ticket on.
 enum class GateSplit { kValidation, kTest };
+// Where a client's validation slice (the pruning gate's) comes from: unused, training images
+// no client trains on; own, carved from the client's own (the LotteryFL reference's).
+enum class ValidationSource { kUnused, kOwn };
 // dataset: the training split's statistics; mnist: 0.1307 / 0.3081 for any 1-channel dataset.
 enum class NormalizationMode { kDataset, kMnist };
 
@@ -47,6 +50,8 @@ template <>
 const std::vector<std::pair<std::string_view, GateSplit>>& ModeNames<GateSplit>();
 template <>
 const std::vector<std::pair<std::string_view, NormalizationMode>>& ModeNames<NormalizationMode>();
+template <>
+const std::vector<std::pair<std::string_view, ValidationSource>>& ModeNames<ValidationSource>();
 
 // The name of a mode ("lotteryfl").
 template <typename Mode>

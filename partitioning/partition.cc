@@ -45,9 +45,6 @@ absl::Status CheckOptions(const Dataset& data, const PartitionOptions& o) {
   if ((s == "dirichlet" || s == "quantity") && !(o.beta > 0.0 && std::isfinite(o.beta))) {
     return bad("beta must be positive and finite, got ", o.beta);
   }
-  if (o.validation_source != "unused" && o.validation_source != "own") {
-    return bad("validation_source must be unused or own, got '", o.validation_source, "'");
-  }
   if (o.min_samples < 0) return bad("min_samples must be non-negative, got ", o.min_samples);
   if (!(o.noise_sigma >= 0.0 && std::isfinite(o.noise_sigma))) {
     return bad("noise_sigma must be non-negative and finite, got ", o.noise_sigma);
@@ -396,7 +393,7 @@ absl::StatusOr<Partition> MakePartition(const Dataset& data, const PartitionOpti
   if (absl::Status s = DrawTest(data, *test_by_class, options, &rng, &partition); !s.ok()) {
     return s;
   }
-  if (options.validation_source == "own") {
+  if (options.validation_source == ValidationSource::kOwn) {
     CarveValidation(options, &partition);
   } else {
     DrawValidation(data, options, &rng, &partition);

@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "config/run_modes.h"
 #include "partitioning/dataset.h"
 
 namespace lfl {
@@ -70,7 +71,7 @@ struct PartitionOptions {
   //           client's own training images (for shards, of its last class) become its
   //           validation slice and it trains on the rest (the reference: 36 of 40 with 0.1).
   //           Its test split is drawn from the proportions of all of its images, as before.
-  std::string validation_source = "unused";
+  ValidationSource validation_source = ValidationSource::kUnused;
   uint64_t seed = 1;
 };
 

@@ -44,6 +44,27 @@ FederationService::FederationService(RoundCoordinator* coordinator, std::functio
       refusals_(refusals ? std::move(refusals) : std::make_shared<RefusalCounters>()),
       log_(std::move(log)) {}
 
+UpdateReport UpdateReportFromHeader(const v1::UpdateHeader& h, const std::string& peer_identity,
+                                    uint64_t header_bytes) {
+  UpdateReport r;
+  r.client_id = h.client().client_id();
+  r.token = h.client().token();
+  r.peer_identity = peer_identity;
+  r.round = h.round();
+  r.attempt = h.attempt();
+  r.num_samples = h.num_samples();
+  r.local_accuracy = h.local_accuracy();
+  r.test_count = h.test_count();
+  r.validation_accuracy = h.validation_accuracy();
+  r.global_masked_accuracy = h.global_masked_accuracy();
+  r.pruned = h.pruned();
+  r.train_seconds = h.train_seconds();
+  r.encode_seconds = h.encode_seconds();
+  r.network_seconds = h.network_seconds();
+  r.header_bytes = header_bytes;
+  return r;
+}
+
 void FederationService::Refused(std::string_view cause, const std::string& detail) {
   refusals_->Count(cause);
   LogRefusal(cause, detail);
@@ -436,21 +457,7 @@ class SubmitReactor : public grpc::ServerReadReactor<v1::UpdateChunk>, public Fe
     if (!chunk_.has_header()) return Malformed(assembler_.OnData(chunk_.data()));
     if (assembler_.has_header()) return Malformed(assembler_.OnHeader(0, nullptr));
     const v1::UpdateHeader& h = chunk_.header();
-    report_.client_id = h.client().client_id();
-    report_.token = h.client().token();
-    report_.peer_identity = identity_;
-    report_.round = h.round();
-    report_.attempt = h.attempt();
-    report_.num_samples = h.num_samples();
-    report_.local_accuracy = h.local_accuracy();
-    report_.test_count = h.test_count();
-    report_.validation_accuracy = h.validation_accuracy();
-    report_.global_masked_accuracy = h.global_masked_accuracy();
-    report_.pruned = h.pruned();
-    report_.train_seconds = h.train_seconds();
-    report_.encode_seconds = h.encode_seconds();
-    report_.network_seconds = h.network_seconds();
-    report_.header_bytes = chunk_.ByteSizeLong();
+    report_ = UpdateReportFromHeader(h, identity_, chunk_.ByteSizeLong());
     bool admit_called = false;
     absl::Status s = assembler_.OnHeader(h.payload_bytes(), [this, &admit_called](uint64_t declared) {
       admit_called = true;

@@ -53,6 +53,11 @@ inline constexpr char kRefusalPreHeaderEvicted[] = "pre_header_evicted";
 inline constexpr char kRefusalUploadStalled[] = "upload_stalled";
 inline constexpr char kRefusalMalformedUpload[] = "malformed_upload";
 
+// The one place an upload's proto header becomes the coordinator's UpdateReport
+// (`peer_identity`: the mutual-TLS common name; `header_bytes`: the header message's size).
+UpdateReport UpdateReportFromHeader(const lotteryfl::v1::UpdateHeader& header, const std::string& peer_identity,
+                                    uint64_t header_bytes);
+
 class FederationService final : public lotteryfl::v1::Federation::CallbackService {
  public:
   // clock: monotonic seconds. on_submit runs after each accepted update (the server ticks).

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "config/run_config.h"
 #include "partitioning/partition.h"
 
 namespace lfl {
@@ -30,7 +31,7 @@ PartitionOptions Shards(const std::string& source, double fraction) {
   o.samples_per_class = 20;
   o.test_per_client = 40;
   o.validation_fraction = fraction;
-  o.validation_source = source;
+  o.validation_source = *ParseMode<ValidationSource>(source);
   o.seed = 11;
   return o;
 }
@@ -66,10 +67,12 @@ TEST(ValidationSourceTest, OwnCarvesTheTailOfTheClientsLastClassAndKeepsTheRestF
   }
 }
 
+// The source is an enum (config/run_modes.h): an unknown name is refused where it is parsed.
 TEST(ValidationSourceTest, UnknownSourceIsRefused) {
-  const Dataset data = SyntheticDataset(10, 100, 50);
-  absl::StatusOr<Partition> p = MakePartition(data, Shards("test", 0.1));
-  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<ValidationSource> bad = ParseMode<ValidationSource>("test");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("unused | own"), std::string::npos) << bad.status();
+  EXPECT_FALSE(RunConfigFromToml("validation-source = \"test\"\n").ok());
 }
 
 }  // namespace
