@@ -11,7 +11,9 @@ namespace {
 constexpr double kScale = 0x1p60;
 constexpr double kInverseScale = 0x1p-60;
 
-absl::Status CheckBounds(const TensorSet& values) {
+}  // namespace
+
+absl::Status CheckAggregationBounds(const TensorSet& values) {
   for (const NamedTensor& t : values.tensors) {
     for (size_t i = 0; i < t.values.size(); ++i) {
       float x = t.values[i];
@@ -28,7 +30,7 @@ absl::Status CheckBounds(const TensorSet& values) {
   return absl::OkStatus();
 }
 
-absl::Status CheckTotalWeight(int64_t total, int64_t add) {
+absl::Status CheckAggregationWeight(int64_t total, int64_t add) {
   if (add > MaskedMeanAccumulator::kMaxTotalWeight - total) {
     return absl::ResourceExhaustedError(
         absl::StrCat("total aggregation weight would exceed 2^36 (", total, " + ", add, ")"));
@@ -36,7 +38,6 @@ absl::Status CheckTotalWeight(int64_t total, int64_t add) {
   return absl::OkStatus();
 }
 
-}  // namespace
 
 MaskedMeanAccumulator::MaskedMeanAccumulator(const TensorSet& layout) {
   for (const NamedTensor& t : layout.tensors) {
@@ -55,8 +56,8 @@ absl::Status MaskedMeanAccumulator::CheckUpdate(const TensorSet& values, const M
   if (mask != nullptr) {
     if (absl::Status s = mask->CheckMatches(layout_); !s.ok()) return s;
   }
-  if (absl::Status s = CheckBounds(values); !s.ok()) return s;
-  return CheckTotalWeight(total_weight_, weight);
+  if (absl::Status s = CheckAggregationBounds(values); !s.ok()) return s;
+  return CheckAggregationWeight(total_weight_, weight);
 }
 
 absl::Status MaskedMeanAccumulator::Add(const TensorSet& values, const Mask* mask, int64_t weight) {
@@ -80,7 +81,7 @@ absl::Status MaskedMeanAccumulator::Merge(const MaskedMeanAccumulator& other) {
   if (!layout_.SameLayout(other.layout_)) {
     return absl::InvalidArgumentError("cannot merge accumulators with different layouts");
   }
-  if (absl::Status s = CheckTotalWeight(total_weight_, other.total_weight_); !s.ok()) return s;
+  if (absl::Status s = CheckAggregationWeight(total_weight_, other.total_weight_); !s.ok()) return s;
   for (size_t t = 0; t < sums_.size(); ++t) {
     for (size_t i = 0; i < sums_[t].size(); ++i) {
       sums_[t][i] += other.sums_[t][i];

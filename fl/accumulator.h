@@ -67,6 +67,11 @@ class MaskedMeanAccumulator {
   int64_t total_weight_ = 0;
 };
 
+// The checks every aggregator makes before it holds an update (fl/aggregator.h): each value
+// finite and within kMaxAbsValue, and the total weight within kMaxTotalWeight after `add`.
+absl::Status CheckAggregationBounds(const TensorSet& values);
+absl::Status CheckAggregationWeight(int64_t total, int64_t add);
+
 }  // namespace lfl
 
 #endif  // LFL_FL_ACCUMULATOR_H_

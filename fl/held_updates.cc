@@ -15,31 +15,6 @@ namespace {
 constexpr double kScale = 0x1p60;
 constexpr double kInverseScale = 0x1p-60;
 
-absl::Status CheckBounds(const TensorSet& values) {
-  for (const NamedTensor& t : values.tensors) {
-    for (size_t i = 0; i < t.values.size(); ++i) {
-      const float x = t.values[i];
-      if (!std::isfinite(x)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(t.name, "[", i, "] is not finite (", x, ")"));
-      }
-      if (std::fabs(x) > MaskedMeanAccumulator::kMaxAbsValue) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(t.name, "[", i, "] = ", x, " exceeds the aggregation bound 2^30"));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckTotalWeight(int64_t total, int64_t add) {
-  if (add > MaskedMeanAccumulator::kMaxTotalWeight - total) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("total aggregation weight would exceed 2^36 (", total, " + ", add, ")"));
-  }
-  return absl::OkStatus();
-}
-
 bool Before(const HeldValue& a, const HeldValue& b) {
   return std::tie(a.value, a.client_id, a.weight) < std::tie(b.value, b.client_id, b.weight);
 }
@@ -61,8 +36,8 @@ absl::Status HeldUpdates::Add(const ClientUpdate& update) {
   if (update.mask != nullptr) {
     if (absl::Status s = update.mask->CheckMatches(layout_); !s.ok()) return s;
   }
-  if (absl::Status s = CheckBounds(*update.values); !s.ok()) return s;
-  if (absl::Status s = CheckTotalWeight(total_weight_, update.weight); !s.ok()) return s;
+  if (absl::Status s = CheckAggregationBounds(*update.values); !s.ok()) return s;
+  if (absl::Status s = CheckAggregationWeight(total_weight_, update.weight); !s.ok()) return s;
 
   auto held = std::make_shared<Held>();
   held->client_id = update.client_id;
@@ -83,7 +58,7 @@ absl::Status HeldUpdates::Merge(const HeldUpdates& other) {
   if (!layout_.SameLayout(other.layout_)) {
     return absl::InvalidArgumentError("cannot merge held updates with different layouts");
   }
-  if (absl::Status s = CheckTotalWeight(total_weight_, other.total_weight_); !s.ok()) return s;
+  if (absl::Status s = CheckAggregationWeight(total_weight_, other.total_weight_); !s.ok()) return s;
   const std::vector<std::shared_ptr<const Held>> theirs = other.held_;  // `other` may be *this
   held_.insert(held_.end(), theirs.begin(), theirs.end());
   total_weight_ += other.total_weight_;
