@@ -41,6 +41,7 @@ set(LFL_API_HEADERS
   models/net.h                  # RegisterModel: a program's own torch::nn::Module as a run's model
   models/trainer.h)             # SetMathThreads and the one Trainer
 set(LFL_API_INCLUDED_HEADERS
+  client/bench_attack.h
   common/file_io.h
   config/run_modes.h
   fl/accumulator.h fl/aggregator.h fl/clipping.h fl/evaluator.h fl/mask.h fl/tensor_set.h
