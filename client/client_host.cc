@@ -369,8 +369,9 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
   }
   absl::StatusOr<LocalResult> result =
       RunLocalUpdate(*data_, client_id, round, attempt, down.model, down.version, down.layer_bits);
-  if (!result.ok()) return result.status();
-  if (absl::Status s = ApplyBenchAttack(attack, *data_, client_id, round, attempt, down.model, down.version, &*result); !s.ok()) return s;
+  absl::Status trained = result.status();
+  if (trained.ok()) trained = ApplyBenchAttack(attack, *data_, client_id, round, attempt, down.model, down.version, &*result);
+  if (!trained.ok()) return Abandon(client_id, round, attempt, trained);
 
   v1::UpdateChunk chunk;
   v1::UpdateHeader* h = chunk.mutable_header();
@@ -401,6 +402,24 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
   tasks_completed_++;
   sent_per_round_[round]++;
   return absl::OkStatus();
+}
+
+absl::Status ClientHost::Abandon(int64_t client_id, uint64_t round, uint32_t attempt, const absl::Status& why) {
+  if (Transient(why) || stop_) return why;  // RunTask retries the task, or the host is stopping
+  v1::AbandonRequest request;
+  *request.mutable_client() = CredentialFor(client_id);
+  request.set_round(round);
+  request.set_attempt(attempt);
+  request.set_reason(std::string(why.message().substr(0, 256)));
+  v1::AbandonReply reply;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(After(10));
+  if (absl::Status s = FromGrpc(stub_->AbandonTask(&ctx, request, &reply)); !s.ok()) {
+    spdlog::warn("client {} round {} attempt {}: the server was not told the task is abandoned ({}: {}); the round "
+                 "waits for its deadline",
+                 client_id, round, attempt, absl::StatusCodeToString(s.code()), std::string(s.message()));
+  }
+  return why;
 }
 
 std::map<uint64_t, int64_t> ClientHost::sent_per_round() const {

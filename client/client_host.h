@@ -87,7 +87,10 @@ class ClientHost {
   };
   absl::Status FetchTask(int64_t client_id, uint64_t round, uint32_t attempt, Downlink* out);
   absl::Status Upload(const lotteryfl::v1::UpdateChunk& header, const std::string& payload);
-  // The benchmark attack of `client_id` applied to its trained result (bench_attack).
+  // A task this client cannot finish (its training or encoding failed, `why`, not transient):
+  // tells the server (AbandonTask), so the round does not wait for it until the deadline.
+  // Returns `why` for RunTask.
+  absl::Status Abandon(int64_t client_id, uint64_t round, uint32_t attempt, const absl::Status& why);
   // Logs a transient refusal of `what` with its cause and backs off; false when the step should
   // give up (not transient, too many retries, or Stop()).
   bool RetryTransient(const char* what, int64_t client_id, uint64_t round, const absl::Status& s, int* failures);

@@ -37,6 +37,16 @@ absl::Status CheckpointLog::Write(const CheckpointWrite& write) const {
   return write.snapshot ? WriteCheckpointFile(*write.snapshot, path_) : AppendCheckpointRecord(*write.delta, path_);
 }
 
+absl::Status CheckpointLog::WriteWithRetry(const CheckpointWrite& write, int attempts, int* failures) const {
+  absl::Status last;
+  for (int attempt = 0; attempt < attempts; ++attempt) {
+    if ((last = Write(write)).ok()) return last;
+    ++*failures;
+  }
+  return absl::DataLossError(absl::StrCat("checkpoint of round ", write.round(), " failed ", attempts,
+                                          " times; stopping so that no round is lost: ", last.message()));
+}
+
 Checkpoint CheckpointLog::Snapshot(const RunState& state) const {
   Checkpoint cp;
   cp.generation = generation_;

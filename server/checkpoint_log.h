@@ -56,6 +56,8 @@ class CheckpointLog {
   CheckpointWrite SnapshotNow(const RunState& state);
   // One attempt at writing `write` to path().
   absl::Status Write(const CheckpointWrite& write) const;
+  // Up to `attempts` of them; *failures counts the failed ones. DataLoss when all failed.
+  absl::Status WriteWithRetry(const CheckpointWrite& write, int attempts, int* failures) const;
 
   // Reads path `from` and checks it fits this run (seed, the model's layout, the client count,
   // every mask and layer-bit count); the next checkpoint is then a snapshot of a new generation.

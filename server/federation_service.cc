@@ -26,6 +26,19 @@ std::string PeerIdentity(const grpc::ServerContextBase& ctx) {
   return std::string(cn.front().data(), cn.front().size());
 }
 
+namespace {
+
+// A client's free text, made safe to keep and print: at most `max_bytes`, printable ASCII only.
+std::string Sanitized(const std::string& text, size_t max_bytes) {
+  std::string out = text.substr(0, max_bytes);
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<Credential> ToCredentials(const google::protobuf::RepeatedPtrField<v1::Credential>& in,
                                       const std::string& peer_identity) {
   std::vector<Credential> out;
@@ -540,6 +553,16 @@ grpc::ServerUnaryReactor* FederationService::Leave(grpc::CallbackServerContext* 
                                                    const v1::LeaveRequest* request, v1::LeaveReply* reply) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   reactor->Finish(ToGrpcStatus(coordinator_->Leave(ToCredentials(request->clients(), PeerIdentity(*ctx)), clock_())));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* FederationService::AbandonTask(grpc::CallbackServerContext* ctx,
+                                                         const v1::AbandonRequest* request, v1::AbandonReply* reply) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  const v1::Credential& c = request->client();
+  reactor->Finish(ToGrpcStatus(coordinator_->Abandon({c.client_id(), c.token(), PeerIdentity(*ctx)}, request->round(),
+                                                     request->attempt(), Sanitized(request->reason(), 256),
+                                                     clock_())));
   return reactor;
 }
 

@@ -81,6 +81,8 @@ class FederationService final : public lotteryfl::v1::Federation::CallbackServic
                                       lotteryfl::v1::HeartbeatReply* reply) override;
   grpc::ServerUnaryReactor* Leave(grpc::CallbackServerContext* ctx, const lotteryfl::v1::LeaveRequest* request,
                                   lotteryfl::v1::LeaveReply* reply) override;
+  grpc::ServerUnaryReactor* AbandonTask(grpc::CallbackServerContext* ctx, const lotteryfl::v1::AbandonRequest* request,
+                                        lotteryfl::v1::AbandonReply* reply) override;
 
   // Completes parked polls that have work, a finished run, or an expired wait; refuses
   // header-less upload streams past limits().pre_header_seconds and admitted ones stalled past

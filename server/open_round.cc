@@ -66,6 +66,37 @@ bool OpenRound::End(int64_t id, absl::Status why) {
   return ended_.emplace(id, std::move(why)).second;
 }
 
+absl::Status OpenRound::Abandon(int64_t id, std::string_view reason, std::string* cause) {
+  if (absl::Status s = AdmitUpload(id, cause); !s.ok()) {
+    if (!absl::IsAlreadyExists(s)) return s;
+    *cause = "abandon_accepted";
+    return absl::FailedPreconditionError(
+        absl::StrCat("client ", id, " cannot abandon round ", round_, ": its update was accepted"));
+  }
+  // An upload that began may still be folded in (Submit does not re-check an ended task).
+  if (upload_started_.count(id) != 0) {
+    *cause = "abandon_uploading";
+    return absl::FailedPreconditionError(
+        absl::StrCat("client ", id, " cannot abandon round ", round_, ": it began uploading an update"));
+  }
+  End(id, absl::AbortedError(absl::StrCat("abandoned by the client: ", std::string(reason))));
+  ++tally_.abandoned;
+  return absl::OkStatus();
+}
+
+absl::Status OpenRound::BeginFold(int64_t id, std::string* cause) {
+  if (closing) {
+    *cause = "round_closed";
+    return absl::FailedPreconditionError(absl::StrCat("round ", round_, " closed while the update arrived"));
+  }
+  if (Accepted(id)) return absl::AlreadyExistsError(absl::StrCat("client ", id, "'s update is accepted"));
+  if (!folding_.insert(id).second) {
+    *cause = "fold_in_progress";
+    return absl::UnavailableError(absl::StrCat("an update of client ", id, " is being folded in; retry"));
+  }
+  return absl::OkStatus();
+}
+
 std::vector<Task> OpenRound::TasksFor(const std::vector<int64_t>& ids) const {
   std::vector<Task> tasks;
   // The sampled set is small (fraction · K); look each one up in the host's sorted ids.
@@ -197,6 +228,7 @@ void OpenRound::FillTallies(RoundMetrics* m) const {
   m->refetches = t.refetches;
   m->refetch_bytes = t.refetch_bytes;
   m->refused = t.refused;
+  m->abandoned = t.abandoned;
   m->max_update_norm = t.max_update_norm;
   m->clamped_samples = t.clamped_samples;
   m->timings_zeroed = t.timings_zeroed;

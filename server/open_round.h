@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -74,6 +75,11 @@ class OpenRound {
   std::optional<absl::Status> Ended(int64_t id) const;
   // Ends a sampled client's task that has no accepted update; true if it did.
   bool End(int64_t id, absl::Status why);
+  // The client gave its task up (its training or encoding failed): ends the task now, so the
+  // round need not wait for its deadline, and counts it in the row's `abandoned`. Refused
+  // (*cause names the rule) when the client has no open task: not sampled, its task already
+  // ended, an update already accepted or begun uploading.
+  absl::Status Abandon(int64_t id, std::string_view reason, std::string* cause);
   // The open tasks among `ids` (sorted).
   std::vector<Task> TasksFor(const std::vector<int64_t>& ids) const;
   // Every sampled client answered (or its task ended), apart from those `left` says have left.
@@ -97,8 +103,10 @@ class OpenRound {
   const Mask* Derived(int64_t id) const;
   void UploadStarted(int64_t id, double now) { upload_started_[id] = now; }
 
-  // Folding: BeginFold reserves the client (false: one of its updates is already folding).
-  bool BeginFold(int64_t id) { return folding_.insert(id).second; }
+  // Folding: BeginFold reserves the client until EndFold. Refused (*cause names the rule) while
+  // the round is closing (round_closed), when another of its updates is folding
+  // (fold_in_progress, Unavailable: retry); AlreadyExists when its update was accepted meanwhile.
+  absl::Status BeginFold(int64_t id, std::string* cause);
   void EndFold(int64_t id) { folding_.erase(id); }
   const std::set<int64_t>* folding() const { return &folding_; }
   bool closing = false;  // the coordinator is closing the round: no new folds

@@ -9,19 +9,12 @@
 
 namespace lfl {
 
-struct RoundWork {
-  std::optional<EvalRequest> eval;
-  std::optional<CheckpointWrite> checkpoint;  // of the state the round left
-};
-
 namespace {
 
 UpdateLimits LimitsFor(const CoordinatorOptions& o, const TensorSet& layout) {
   return UpdateLimits{o.train_counts,    o.test_counts,           o.max_reported_samples,
                       o.max_update_norm, MaxEncodedBytes(layout), o.config.round_timeout};
 }
-
-double Seconds() { return absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()); }
 
 }  // namespace
 
@@ -61,8 +54,7 @@ absl::StatusOr<std::string> RoundCoordinator::Join(const Credential& credential,
   return RunConfigToToml(options_.config);
 }
 
-absl::StatusOr<HostJoin> RoundCoordinator::JoinHost(const std::vector<Credential>& clients,
-                                                                       double now) {
+absl::StatusOr<HostJoin> RoundCoordinator::JoinHost(const std::vector<Credential>& clients, double now) {
   absl::MutexLock lock(&mu_);
   absl::StatusOr<std::string> session = members_.JoinHost(clients, now);
   if (!session.ok()) return session.status();
@@ -114,10 +106,9 @@ PollResult RoundCoordinator::TasksFor(const std::vector<int64_t>& ids) const {
   return result;
 }
 
-absl::StatusOr<DownlinkPayload> RoundCoordinator::Downlink(const Credential& client,
-                                                                             uint64_t round, uint32_t attempt,
-                                                                             uint32_t held_mask_version,
-                                                                             uint64_t held_mask_hash, double now) {
+absl::StatusOr<DownlinkPayload> RoundCoordinator::Downlink(const Credential& client, uint64_t round, uint32_t attempt,
+                                                           uint32_t held_mask_version, uint64_t held_mask_hash,
+                                                           double now) {
   const int64_t id = client.client_id;
   TensorSet model;
   Ticket ticket;
@@ -141,6 +132,19 @@ absl::StatusOr<DownlinkPayload> RoundCoordinator::Downlink(const Credential& cli
   OpenRound::CountDownlink(first, down->bytes.size(), &Tally());
   if (OpenRound* open = OpenFor(round, attempt)) open->SetDerived(id, std::move(down->derived));
   return DownlinkPayload{std::move(down->bytes), ticket.mask_version, std::move(ticket.layer_bits)};
+}
+
+absl::Status RoundCoordinator::Abandon(const Credential& client, uint64_t round, uint32_t attempt,
+                                       std::string_view reason, double now) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = members_.Authenticate(client); !s.ok()) return s;
+  std::string cause = "no_task";
+  OpenRound* open = OpenFor(round, attempt);
+  absl::Status s = open ? open->Abandon(client.client_id, reason, &cause) : NoRound(round, attempt);
+  if (!s.ok()) return refusals_->Refuse(cause, s);
+  members_.MarkLive(client.client_id, now);
+  ++state_version_;  // the round may now be complete, and parked polls must not hand the task out
+  return absl::OkStatus();
 }
 
 absl::Status RoundCoordinator::NoRound(uint64_t round, uint32_t attempt) const {
@@ -228,15 +232,10 @@ absl::StatusOr<bool> RoundCoordinator::FoldAndAccept(const UpdateReport& report,
   {
     absl::MutexLock lock(&mu_);
     open = OpenFor(report.round, report.attempt);
-    if (open == nullptr || open->closing) {
-      return refusals_->Refuse("round_closed", absl::FailedPreconditionError(
-                                         absl::StrCat("round ", report.round, " closed while the update arrived")));
-    }
-    if (open->Accepted(report.client_id)) return true;
-    if (!open->BeginFold(report.client_id)) {
-      return refusals_->Refuse("fold_in_progress", absl::UnavailableError(absl::StrCat(
-                                             "an update of client ", report.client_id, " is being folded in; retry")));
-    }
+    std::string cause = "round_closed";
+    absl::Status s = open ? open->BeginFold(report.client_id, &cause) : NoRound(report.round, report.attempt);
+    if (absl::IsAlreadyExists(s)) return true;  // accepted meanwhile (a concurrent retry)
+    if (!s.ok()) return refusals_->Refuse(cause, s);
   }
   // Folded in outside the lock; the round cannot close meanwhile (CloseRound waits for the folds).
   // Clipping starts from θ0 ⊙ m' where the client rewound (a changed ticket), else from θg ⊙ m.
@@ -324,7 +323,7 @@ RoundEvent RoundCoordinator::CloseRound(double now) {
     phase_ = Phase::kBetweenRounds;
     return event;
   }
-  const double t0 = Seconds();
+  const absl::Time t0 = absl::Now();
   absl::StatusOr<TensorSet> next = open->Aggregate(global_);
   if (next.ok()) {
     global_ = *std::move(next);
@@ -338,7 +337,7 @@ RoundEvent RoundCoordinator::CloseRound(double now) {
   FillRunFigures(tickets_, global_, dense_bytes_per_model_, !options_.train_counts.empty(), &m);
   auto work = std::make_shared<RoundWork>();
   work->eval = PlanEvaluation(*strategy_, round_, tickets_, global_, evaluator_ != nullptr, &m);
-  m.aggregate_seconds = Seconds() - t0;
+  m.aggregate_seconds = absl::ToDoubleSeconds(absl::Now() - t0);
   m.wall_seconds = now - open->opened();
   last_closed_ = now;
   AddToTotals(m, &totals_);
@@ -356,16 +355,12 @@ RunState RoundCoordinator::State() const {
 }
 
 void RoundCoordinator::WriteCheckpointWithRetry(const CheckpointWrite& write) {
-  // Serialized and fsynced outside the lock: the next round goes on meanwhile.
-  absl::Status last;
-  for (int attempt = 0; attempt < kCheckpointAttempts; ++attempt) {
-    if ((last = checkpoints_.Write(write)).ok()) return;
-    absl::MutexLock lock(&mu_);
-    ++counters_.checkpoint_failures;
-  }
+  int failures = 0;  // serialized and fsynced outside the lock: the next round goes on meanwhile
+  absl::Status s = checkpoints_.WriteWithRetry(write, kCheckpointAttempts, &failures);
   absl::MutexLock lock(&mu_);
-  fatal_ = absl::DataLossError(absl::StrCat("checkpoint of round ", write.round(), " failed ", kCheckpointAttempts,
-                                            " times; stopping so that no round is lost: ", last.message()));
+  counters_.checkpoint_failures += static_cast<uint64_t>(failures);
+  if (s.ok()) return;
+  fatal_ = std::move(s);
   phase_ = Phase::kFinished;
   ++state_version_;
 }

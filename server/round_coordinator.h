@@ -75,6 +75,11 @@ class RoundCoordinator {
   // submission (idempotent retry). Late, foreign, malformed or non-finite updates are refused
   // and touch nothing; a refused update ends its client's task (it is not handed out again).
   absl::StatusOr<bool> Submit(const UpdateReport& report, std::string_view payload, double now);
+  // The client gives up its task of `round`, `attempt` (its training or encoding failed): the
+  // task ends now instead of at the deadline, counted in the row's `abandoned`. Refused when it
+  // has no open task there, or its update was accepted or began uploading.
+  absl::Status Abandon(const Credential& client, uint64_t round, uint32_t attempt, std::string_view reason,
+                       double now);
   // The largest payload an honest client can send: every tensor raw fp32 with a mask bitmap.
   uint64_t max_update_bytes() const { return exchange_.limits().max_update_bytes; }
 

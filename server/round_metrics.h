@@ -69,6 +69,9 @@ struct RoundMetrics {
   int64_t pruned_clients = 0;
   int64_t eval_clients = 0;  // tickets behind global_masked_accuracy (and personalized_accuracy)
   int64_t refused = 0;  // updates of this round refused by Submit (malformed, outliers, lies)
+  // Tasks their clients gave up (AbandonTask: training or encoding failed on the client, e.g.
+  // a model that went non-finite); each is also in `dropped`, and none made the round wait.
+  int64_t abandoned = 0;
   // Who measured global_masked_accuracy: "server" (it evaluated the tickets on the test splits
   // it assigned) or "clients" (client-data local: the clients' own reports). Personalized
   // accuracy is always the clients' report of the model they sent.

@@ -11,6 +11,7 @@
 
 #include "fl/evaluator.h"
 #include "fl/tensor_set.h"
+#include "server/checkpoint_log.h"
 #include "server/round_metrics.h"
 #include "server/ticket.h"
 #include "strategy/strategy.h"
@@ -23,10 +24,13 @@ namespace lfl {
 void FillRunFigures(const std::vector<Ticket>& tickets, const TensorSet& global, int64_t dense_bytes_per_model,
                     bool server_weights, RoundMetrics* m);
 
-// Sets m->evaluated and, for an evaluated round, the reported figures over the strategy's
-// evaluation sample (personalized accuracy; with client-data local, the clients' global-masked
-// reports too, and the row says "clients"). Returns what the server's evaluator must compute
-// (nullopt: nothing, or no evaluator).
+// The deferred work of an aggregated round (RoundEvent::work): its evaluation, then the
+// checkpoint of the state it left.
+struct RoundWork {
+  std::optional<EvalRequest> eval;
+  std::optional<CheckpointWrite> checkpoint;
+};
+
 // Runs the evaluation `request` asks for and puts its figures (and seconds) in `m`; false, with
 // the failure in m->errors, when the evaluator fails.
 bool EvaluateRound(Evaluator& evaluator, const EvalRequest& request, RoundMetrics* m);
@@ -34,6 +38,10 @@ bool EvaluateRound(Evaluator& evaluator, const EvalRequest& request, RoundMetric
 // Adds a completed round's bytes to the run's totals.
 void AddToTotals(const RoundMetrics& m, RunTotals* totals);
 
+// Sets m->evaluated and, for an evaluated round, the reported figures over the strategy's
+// evaluation sample (personalized accuracy; with client-data local, the clients' global-masked
+// reports too, and the row says "clients"). Returns what the server's evaluator must compute
+// (nullopt: nothing, or no evaluator).
 std::optional<EvalRequest> PlanEvaluation(const Strategy& strategy, uint64_t round, const std::vector<Ticket>& tickets,
                                           const TensorSet& global, bool has_evaluator, RoundMetrics* m);
 

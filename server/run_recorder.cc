@@ -46,6 +46,7 @@ std::string RoundMetricsToJson(const RoundMetrics& m) {
   j["wall_seconds"] = m.wall_seconds;
   j["open_gap_seconds"] = m.open_gap_seconds;
   j["refused"] = m.refused;
+  j["abandoned"] = m.abandoned;
   j["max_update_norm"] = m.max_update_norm;
   j["clip_bound"] = std::isfinite(m.clip_bound) ? ordered_json(m.clip_bound) : ordered_json(nullptr);
   j["clipped"] = m.clipped;
@@ -95,6 +96,7 @@ absl::StatusOr<RoundMetrics> RoundMetricsFromJson(const std::string& line) {
   num("wall_seconds", &m.wall_seconds);
   num("open_gap_seconds", &m.open_gap_seconds);
   num("refused", &m.refused);
+  num("abandoned", &m.abandoned);
   num("max_update_norm", &m.max_update_norm);
   num("clip_bound", &m.clip_bound);
   num("clipped", &m.clipped);

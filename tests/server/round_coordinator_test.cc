@@ -243,6 +243,62 @@ TEST_F(CoordinatorTest, DuplicateIsIdempotentAndLateIsRefused) {
   EXPECT_TRUE(absl::IsFailedPrecondition(late.status())) << late.status();
 }
 
+TEST_F(CoordinatorTest, AnAbandonedTaskEndsAtOnceAndTheRoundClosesBeforeItsDeadline) {
+  tokens_ = true;
+  Make("fedavg", {{0, "t0"}, {1, "t1"}, {2, "t2"}, {3, "t3"}});
+  JoinAll();
+  coordinator_->Tick(now_);
+  std::vector<Task> tasks = OpenTasks();
+  ASSERT_EQ(tasks.size(), 2u);
+  const Task& a = tasks[0];
+  const Task& b = tasks[1];
+  ASSERT_TRUE(coordinator_->Submit(Report(a), Update(2.f, 2.f), now_).ok());
+  // Only the client itself may give its task up, only the task it was handed, and not once its
+  // update is in.
+  EXPECT_TRUE(absl::IsUnauthenticated(coordinator_->Abandon({b.client_id, "wrong"}, b.round, b.attempt, "x", now_)));
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      coordinator_->Abandon({b.client_id, token(b.client_id)}, b.round + 1, b.attempt, "x", now_)));
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      coordinator_->Abandon({a.client_id, token(a.client_id)}, a.round, a.attempt, "x", now_)));
+  int64_t unsampled = 0;
+  while (unsampled == a.client_id || unsampled == b.client_id) ++unsampled;
+  EXPECT_TRUE(absl::IsPermissionDenied(coordinator_->Abandon({unsampled, token(unsampled)}, a.round, a.attempt, "x", now_)));
+  EXPECT_TRUE(coordinator_->Tick(now_ + 1).empty()) << "the round still waits for b";
+
+  ASSERT_TRUE(coordinator_->Abandon({b.client_id, token(b.client_id)}, b.round, b.attempt, "not finite", now_ + 1).ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      coordinator_->Abandon({b.client_id, token(b.client_id)}, b.round, b.attempt, "again", now_ + 1)));
+  // The task is over: not handed out again, its late update refused before any payload.
+  for (const Task& t : OpenTasks()) EXPECT_NE(t.client_id, b.client_id);
+  EXPECT_TRUE(absl::IsFailedPrecondition(coordinator_->BeginUpload(Report(b), 100, now_ + 1)));
+  // The round closes on the next tick, long before its deadline (now_ + 10), with a's update.
+  std::vector<RoundEvent> events = coordinator_->Tick(now_ + 1);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_FALSE(events[0].retried);
+  EXPECT_EQ(events[0].metrics.completed, 1);
+  EXPECT_EQ(events[0].metrics.dropped, 1);
+  EXPECT_EQ(events[0].metrics.abandoned, 1);
+  EXPECT_FLOAT_EQ(coordinator_->global_model().tensors[0].values[0], 2.f);
+}
+
+TEST_F(CoordinatorTest, AnUploadThatBeganCannotBeAbandoned) {
+  Make("fedavg");
+  JoinAll();
+  coordinator_->Tick(now_);
+  std::vector<Task> tasks = OpenTasks();
+  ASSERT_EQ(tasks.size(), 2u);
+  const std::string update = Update(1.f, 1.f);
+  ASSERT_TRUE(coordinator_->BeginUpload(Report(tasks[0]), update.size(), now_).ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      coordinator_->Abandon({tasks[0].client_id, ""}, tasks[0].round, tasks[0].attempt, "x", now_)));
+  ASSERT_TRUE(coordinator_->Submit(Report(tasks[0]), update, now_).ok());
+  coordinator_->EndUpload(tasks[0].client_id);
+  std::vector<RoundEvent> events = coordinator_->Tick(now_ + 11);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].metrics.completed, 1);
+  EXPECT_EQ(events[0].metrics.abandoned, 0);
+}
+
 TEST_F(CoordinatorTest, QuorumNotMetRetriesTheRound) {
   Make("fedavg");
   JoinAll();
