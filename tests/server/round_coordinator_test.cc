@@ -59,6 +59,12 @@ class CoordinatorTest : public ::testing::Test {
     for (int64_t id = 0; id < 4; ++id) ASSERT_TRUE(coordinator_->Join({id, token(id)}, now_).ok());
   }
   std::string token(int64_t id) const { return tokens_ ? "t" + std::to_string(id) : ""; }
+  // Every client joins and the first round opens: its tasks.
+  std::vector<Task> OpenFirstRound() {
+    JoinAll();
+    coordinator_->Tick(now_);
+    return OpenTasks();
+  }
   std::vector<Task> OpenTasks() {
     std::vector<Credential> all;
     for (int64_t id = 0; id < 4; ++id) all.push_back({id, token(id)});
@@ -107,9 +113,7 @@ TEST_F(CoordinatorTest, WaitsForAllClientsThenSamplesHalf) {
   ASSERT_TRUE(early.ok());
   EXPECT_TRUE(early->tasks.empty()) << "a round must not start before all clients joined";
   EXPECT_TRUE(absl::IsFailedPrecondition(coordinator_->Poll({{1, ""}}, now_).status()));
-  JoinAll();
-  coordinator_->Tick(now_);
-  std::vector<Task> tasks = OpenTasks();
+  std::vector<Task> tasks = OpenFirstRound();
   ASSERT_EQ(tasks.size(), 2u);  // max(1, floor(0.5 * 4))
   EXPECT_EQ(tasks[0].round, 1u);
 }
@@ -224,9 +228,7 @@ TEST_F(CoordinatorTest, ConcurrentSubmissionsAggregateExactlyLikeSequentialOnes)
 
 TEST_F(CoordinatorTest, DuplicateIsIdempotentAndLateIsRefused) {
   Make("fedavg");
-  JoinAll();
-  coordinator_->Tick(now_);
-  std::vector<Task> tasks = OpenTasks();
+  std::vector<Task> tasks = OpenFirstRound();
   ASSERT_EQ(tasks.size(), 2u);
   const std::string update = Update(1.f, 1.f);
   absl::StatusOr<bool> first = coordinator_->Submit(Report(tasks[0]), update, now_);
@@ -246,9 +248,7 @@ TEST_F(CoordinatorTest, DuplicateIsIdempotentAndLateIsRefused) {
 TEST_F(CoordinatorTest, AnAbandonedTaskEndsAtOnceAndTheRoundClosesBeforeItsDeadline) {
   tokens_ = true;
   Make("fedavg", {{0, "t0"}, {1, "t1"}, {2, "t2"}, {3, "t3"}});
-  JoinAll();
-  coordinator_->Tick(now_);
-  std::vector<Task> tasks = OpenTasks();
+  std::vector<Task> tasks = OpenFirstRound();
   ASSERT_EQ(tasks.size(), 2u);
   const Task& a = tasks[0];
   const Task& b = tasks[1];
@@ -283,9 +283,7 @@ TEST_F(CoordinatorTest, AnAbandonedTaskEndsAtOnceAndTheRoundClosesBeforeItsDeadl
 
 TEST_F(CoordinatorTest, AnUploadThatBeganCannotBeAbandoned) {
   Make("fedavg");
-  JoinAll();
-  coordinator_->Tick(now_);
-  std::vector<Task> tasks = OpenTasks();
+  std::vector<Task> tasks = OpenFirstRound();
   ASSERT_EQ(tasks.size(), 2u);
   const std::string update = Update(1.f, 1.f);
   ASSERT_TRUE(coordinator_->BeginUpload(Report(tasks[0]), update.size(), now_).ok());
@@ -316,9 +314,7 @@ TEST_F(CoordinatorTest, QuorumNotMetRetriesTheRound) {
 
 TEST_F(CoordinatorTest, BadUpdatesAreRefusedAndHarmNothing) {
   Make("fedavg");
-  JoinAll();
-  coordinator_->Tick(now_);
-  std::vector<Task> tasks = OpenTasks();
+  std::vector<Task> tasks = OpenFirstRound();
   ASSERT_EQ(tasks.size(), 2u);
   std::string update = Update(1.f, 1.f);
   // Corrupt payload.
@@ -364,9 +360,7 @@ TEST_F(CoordinatorTest, TokensAreCheckedOnEveryCall) {
 
 TEST_F(CoordinatorTest, LotteryMasksTravelByVersionAndSurviveRestore) {
   Make("lotteryfl");
-  JoinAll();
-  coordinator_->Tick(now_);
-  std::vector<Task> tasks = OpenTasks();
+  std::vector<Task> tasks = OpenFirstRound();
   ASSERT_EQ(tasks.size(), 2u);
   const int64_t pruned_client = tasks[0].client_id;
   Mask mask = Mask::Full(SmallModel(0, 0));
@@ -482,9 +476,7 @@ TEST_F(CoordinatorTest, DerivedMaskIsThePrunedDownlinkAndTakesEffectWhenTheRound
   const RunConfig& cfg = coordinator_->config();
   ASSERT_DOUBLE_EQ(cfg.prune_rate, 0.2);
   ASSERT_DOUBLE_EQ(cfg.EffectiveTargetDensity(), 0.1);
-  JoinAll();
-  coordinator_->Tick(now_);
-  std::vector<Task> tasks = OpenTasks();
+  std::vector<Task> tasks = OpenFirstRound();
   ASSERT_EQ(tasks.size(), 4u);
   const Task a = tasks[1];
   const Mask full = Mask::Full(*theta0_);
@@ -579,9 +571,7 @@ TEST_F(CoordinatorTest, DerivedMaskPrunesTheQuantizedDownlinkNotTheFp32Model) {
   };
   Make("lotteryfl");
   const RunConfig& cfg = coordinator_->config();
-  JoinAll();
-  coordinator_->Tick(now_);
-  std::vector<Task> tasks = OpenTasks();
+  std::vector<Task> tasks = OpenFirstRound();
   ASSERT_FALSE(tasks.empty());
   const Task a = tasks[0];
   const Mask full = Mask::Full(theta0);
@@ -607,9 +597,7 @@ TEST_F(CoordinatorTest, DerivedMaskExistsOnlyAfterADownlinkOfThisRoundAndAttempt
   tweak_ = [](RunConfig* c) { c->fraction = 1.0; };
   Make("lotteryfl");
   const RunConfig& cfg = coordinator_->config();
-  JoinAll();
-  coordinator_->Tick(now_);
-  std::vector<Task> tasks = OpenTasks();
+  std::vector<Task> tasks = OpenFirstRound();
   ASSERT_EQ(tasks.size(), 4u);
   const Task a = tasks[0], b = tasks[1];
   const Mask full = Mask::Full(*theta0_);
@@ -684,9 +672,7 @@ TEST_F(CoordinatorTest, NoDerivedMaskWhenPruningWouldChangeNothing) {
     c->target_density = 1.0;  // every ticket is already at the target
   };
   Make("lotteryfl");
-  JoinAll();
-  coordinator_->Tick(now_);
-  std::vector<Task> tasks = OpenTasks();
+  std::vector<Task> tasks = OpenFirstRound();
   ASSERT_EQ(tasks.size(), 4u);
   const Mask full = Mask::Full(*theta0_);
   ASSERT_TRUE(coordinator_->Downlink({tasks[0].client_id, ""}, 1, 0, 0, MaskHash(full), now_).ok());
@@ -703,9 +689,7 @@ TEST_F(CoordinatorTest, BsqLayerBitsComeFromTheAcceptedUpdateAndGoBackWithTheDow
     c->quant = QuantMode::kBsq;
   };
   Make("lotteryfl");
-  JoinAll();
-  coordinator_->Tick(now_);
-  std::vector<Task> tasks = OpenTasks();
+  std::vector<Task> tasks = OpenFirstRound();
   ASSERT_EQ(tasks.size(), 4u);
   const Mask full = Mask::Full(SmallModel(0, 0));
   for (const Task& t : tasks) {
@@ -775,9 +759,7 @@ TEST_F(CoordinatorTest, BsqRunRefusesAnUnquantizedUpdateAndKeepsItsState) {
     c->quant = QuantMode::kBsq;
   };
   Make("lotteryfl");
-  JoinAll();
-  coordinator_->Tick(now_);
-  std::vector<Task> tasks = OpenTasks();
+  std::vector<Task> tasks = OpenFirstRound();
   ASSERT_EQ(tasks.size(), 4u);
   const absl::StatusOr<bool> fp32 = coordinator_->Submit(Report(tasks[0]), Update(1.f, 1.f), now_);
   ASSERT_FALSE(fp32.ok());
@@ -858,9 +840,7 @@ TEST_F(CoordinatorTest, RestoreTakesLayerBitsFromTheCheckpoint) {
   ASSERT_TRUE(coordinator_->Restore(checkpoint_, now_).ok());
   std::vector<Ticket> clients = coordinator_->tickets();
   for (int64_t k = 0; k < 4; ++k) EXPECT_EQ(clients[k].layer_bits, bits[k]) << k;
-  JoinAll();
-  coordinator_->Tick(now_);
-  std::vector<Task> tasks = OpenTasks();
+  std::vector<Task> tasks = OpenFirstRound();
   ASSERT_EQ(tasks.size(), 4u);
   EXPECT_EQ(tasks[0].round, 2u);
   for (const Task& t : tasks) {
