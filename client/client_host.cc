@@ -156,8 +156,10 @@ absl::Status ClientHost::JoinAll() {
   absl::StatusOr<RunConfig> config = RunConfigFromToml(reply.config_toml());
   if (!config.ok()) return config.status();
   spdlog::info("{}: joined {} clients; loading {} ({})", options_.host_name, options_.client_ids.size(),
-               config->dataset,
-               config->client_data == ClientDataSource::kLocal ? std::string("their own files") : config->partition + " partition");
+               ModeName(config->dataset),
+               config->client_data == ClientDataSource::kLocal
+                   ? std::string("their own files")
+                   : absl::StrCat(std::string(ModeName(config->partition)), " partition"));
   absl::StatusOr<std::shared_ptr<const RunData>> data =
       options_.load_data ? options_.load_data(*config) : LoadRunData(*config);
   if (!data.ok()) return data.status();

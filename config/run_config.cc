@@ -17,13 +17,14 @@ namespace lfl {
 
 double RunConfig::EffectiveTargetDensity() const {
   if (target_density >= 0) return target_density;
-  return dataset == "cifar10" ? 0.5 : 0.1;
+  return dataset == DatasetKind::kCifar10 ? 0.5 : 0.1;
 }
 
 const std::vector<RunConfigField>& RunConfigFields() {
   using R = RunConfig;
   static const std::vector<RunConfigField> kFields = {
-      {"dataset", "fashion-mnist | mnist | emnist-<split> | cifar10", &R::dataset},
+      {"dataset", "fashion-mnist | mnist | emnist-{balanced,byclass,bymerge,letters,digits,mnist} | cifar10",
+       &R::dataset},
       {"data-dir", "directory of the dataset files (default: the dataset's standard place)", &R::data_dir},
       {"model",
        "mnist-cnn | cifar-cnn | femnist-cnn | mlp | torchscript:FILE (a TorchScript module; default: picked by "
@@ -189,13 +190,6 @@ std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv) {
 
 namespace {
 
-bool OneOf(const std::string& value, std::initializer_list<const char*> options) {
-  for (const char* o : options) {
-    if (value == o) return true;
-  }
-  return false;
-}
-
 absl::Status Bad(const std::string& flag, const std::string& why) {
   return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", why));
 }
@@ -203,9 +197,6 @@ absl::Status Bad(const std::string& flag, const std::string& why) {
 }  // namespace
 
 absl::Status ValidateRunConfig(const RunConfig& c) {
-  if (!OneOf(c.partition, {"iid", "shards", "dirichlet", "quantity", "noise", "shared"})) {
-    return Bad("partition", "unknown scheme '" + c.partition + "' (iid|shards|dirichlet|quantity|noise|shared)");
-  }
   if (c.clients < 1 || c.clients > 1000000) return Bad("clients", "must be in [1, 1000000]");
   if (!(c.fraction > 0 && c.fraction <= 1)) return Bad("fraction", "must be in (0, 1]");
   if (c.min_clients < 1) return Bad("min-clients", "must be >= 1");

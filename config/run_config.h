@@ -27,10 +27,10 @@ namespace lfl {
 
 struct RunConfig {
   // --- data -------------------------------------------------------------
-  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | emnist-<split> | cifar10
+  DatasetKind dataset = DatasetKind::kFashionMnist;  // config/run_modes.h
   std::string data_dir;                   // empty: the dataset's default directory
   std::string model;                      // empty: the dataset's default model
-  std::string partition = "shards";       // iid | shards | dirichlet | quantity | noise
+  PartitionScheme partition = PartitionScheme::kShards;  // partitioning/partition.h says what each does
   int64_t classes_per_client = 2;         // shards: labels per client (LotteryFL)
   int64_t samples_per_class = 20;         // shards: training images per label
   double beta = 0.5;                      // dirichlet / quantity concentration
@@ -123,9 +123,9 @@ struct RunConfigField {
   const char* name;
   const char* help;
   std::variant<std::string RunConfig::*, int64_t RunConfig::*, uint64_t RunConfig::*, double RunConfig::*,
-               bool RunConfig::*, Algorithm RunConfig::*, QuantMode RunConfig::*, ClientDataSource RunConfig::*,
-               AggregatorKind RunConfig::*, GateSplit RunConfig::*, NormalizationMode RunConfig::*,
-               ValidationSource RunConfig::*>
+               bool RunConfig::*, DatasetKind RunConfig::*, PartitionScheme RunConfig::*, Algorithm RunConfig::*,
+               QuantMode RunConfig::*, ClientDataSource RunConfig::*, AggregatorKind RunConfig::*,
+               GateSplit RunConfig::*, NormalizationMode RunConfig::*, ValidationSource RunConfig::*>
       member;
 };
 const std::vector<RunConfigField>& RunConfigFields();
@@ -137,7 +137,8 @@ void AddRunConfigFlags(CLI::App& app, RunConfig& config);
 // usage error (CLI11's own codes vary), with CLI11's message printed.
 std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv);
 
-// Checks ranges and names; InvalidArgument says which flag is wrong and why.
+// Checks ranges and combinations; InvalidArgument says which flag is wrong and why. (Names of
+// modes are checked where they are parsed: an enum field always holds a valid mode.)
 absl::Status ValidateRunConfig(const RunConfig& config);
 
 // TOML text with every field (`name = value` lines); FromToml reads it back (unknown keys are errors).

@@ -3,6 +3,30 @@
 namespace lfl {
 
 template <>
+const std::vector<std::pair<std::string_view, DatasetKind>>& ModeNames<DatasetKind>() {
+  static const auto* k = new std::vector<std::pair<std::string_view, DatasetKind>>{
+      {"fashion-mnist", DatasetKind::kFashionMnist},
+      {"mnist", DatasetKind::kMnist},
+      {"emnist-balanced", DatasetKind::kEmnistBalanced},
+      {"emnist-byclass", DatasetKind::kEmnistByclass},
+      {"emnist-bymerge", DatasetKind::kEmnistBymerge},
+      {"emnist-letters", DatasetKind::kEmnistLetters},
+      {"emnist-digits", DatasetKind::kEmnistDigits},
+      {"emnist-mnist", DatasetKind::kEmnistMnist},
+      {"cifar10", DatasetKind::kCifar10}};
+  return *k;
+}
+
+template <>
+const std::vector<std::pair<std::string_view, PartitionScheme>>& ModeNames<PartitionScheme>() {
+  static const auto* k = new std::vector<std::pair<std::string_view, PartitionScheme>>{
+      {"iid", PartitionScheme::kIid},           {"shards", PartitionScheme::kShards},
+      {"dirichlet", PartitionScheme::kDirichlet}, {"quantity", PartitionScheme::kQuantity},
+      {"noise", PartitionScheme::kNoise},       {"shared", PartitionScheme::kShared}};
+  return *k;
+}
+
+template <>
 const std::vector<std::pair<std::string_view, Algorithm>>& ModeNames<Algorithm>() {
   static const auto* k = new std::vector<std::pair<std::string_view, Algorithm>>{
       {"fedavg", Algorithm::kFedAvg},

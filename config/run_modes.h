@@ -1,7 +1,8 @@
-// The run's modes — which algorithm, which encoding, whose data, how updates combine — as
-// enums. RunConfig holds them as these types: a mode's name is parsed once, where the flag
+// The run's modes — which dataset, how it is partitioned, which algorithm, which encoding,
+// whose data, how updates combine — as enums. RunConfig holds them as these types: a mode's name is parsed once, where the flag
 // or the TOML key is read (config/run_config.cc), and everything else switches on the enum.
-// Torch-free and dependency-free apart from absl.
+// Torch-free and dependency-free apart from absl: partitioning/ (below config/) uses the
+// dataset and partition enums too, and lotteryfl-partition parses them with ParseMode.
 #ifndef LOTTERYFL_CONFIG_RUN_MODES_H_
 #define LOTTERYFL_CONFIG_RUN_MODES_H_
 
@@ -14,6 +15,23 @@
 
 namespace lfl {
 
+// The datasets partitioning/dataset.h reads: a closed set, each with its own files, labels and
+// default model. A manifest's or a Dataset's `name` is ModeName of one of these (tests build
+// synthetic datasets under other names).
+enum class DatasetKind {
+  kFashionMnist,
+  kMnist,
+  kEmnistBalanced,
+  kEmnistByclass,
+  kEmnistBymerge,
+  kEmnistLetters,
+  kEmnistDigits,
+  kEmnistMnist,
+  kCifar10
+};
+// How training images are spread over the clients (partitioning/partition.h says what each
+// scheme does); a manifest records the scheme's ModeName.
+enum class PartitionScheme { kIid, kShards, kDirichlet, kQuantity, kNoise, kShared };
 // fedavg: dense weighted mean. lotteryfl: personalized tickets (accuracy-gated magnitude
 // pruning with rewinding), masked mean. fedprox: here LotteryFL's personalized tickets plus
 // FedProx's proximal term in local training ((mu/2)·‖w − w_start‖² over the kept weights,
@@ -38,6 +56,10 @@ enum class NormalizationMode { kDataset, kMnist };
 // Every name of a mode, in its enum's order: {"fedavg", kFedAvg}, ...
 template <typename Mode>
 const std::vector<std::pair<std::string_view, Mode>>& ModeNames();
+template <>
+const std::vector<std::pair<std::string_view, DatasetKind>>& ModeNames<DatasetKind>();
+template <>
+const std::vector<std::pair<std::string_view, PartitionScheme>>& ModeNames<PartitionScheme>();
 template <>
 const std::vector<std::pair<std::string_view, Algorithm>>& ModeNames<Algorithm>();
 template <>
@@ -85,6 +107,12 @@ absl::StatusOr<Mode> ParseMode(std::string_view name) {
 
 // Kept as a named function: the encodings are parsed in tests and tools too.
 inline absl::StatusOr<QuantMode> ParseQuantMode(std::string_view name) { return ParseMode<QuantMode>(name); }
+
+// True for the EMNIST splits: IDX files under EMNIST's names, images stored column-major, the
+// FEMNIST model and EMNIST's normalization.
+inline bool IsEmnist(DatasetKind d) {
+  return d != DatasetKind::kFashionMnist && d != DatasetKind::kMnist && d != DatasetKind::kCifar10;
+}
 
 // True for the algorithms whose clients train lottery tickets (masks, pruning, rewinding).
 inline bool TrainsTickets(Algorithm a) { return a == Algorithm::kLotteryFl || a == Algorithm::kFedProx; }

@@ -408,9 +408,9 @@ std::string_view ModelKindName(ModelKind kind) {
   return "unknown";
 }
 
-ModelKind DefaultModelFor(std::string_view dataset) {
-  if (dataset == "cifar10") return ModelKind::kCifarCnn;
-  if (dataset.substr(0, 6) == "emnist") return ModelKind::kFemnistCnn;
+ModelKind DefaultModelFor(DatasetKind dataset) {
+  if (dataset == DatasetKind::kCifar10) return ModelKind::kCifarCnn;
+  if (IsEmnist(dataset)) return ModelKind::kFemnistCnn;
   return ModelKind::kMnistCnn;
 }
 

@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "config/run_modes.h"  // DatasetKind
 #include "fl/tensor_set.h"
 
 namespace lfl {
@@ -27,9 +28,9 @@ enum class ModelKind { kMnistCnn, kCifarCnn, kFemnistCnn, kMlp };
 absl::StatusOr<ModelKind> ParseModelKind(std::string_view name);
 // The name ParseModelKind accepts for `kind`.
 std::string_view ModelKindName(ModelKind kind);
-// The model LotteryFL uses for a dataset name: "cifar10" -> kCifarCnn,
-// "emnist-*" -> kFemnistCnn, everything else (mnist, fashion-mnist) -> kMnistCnn.
-ModelKind DefaultModelFor(std::string_view dataset);
+// The model LotteryFL uses for a dataset: cifar10 -> kCifarCnn, the EMNIST
+// splits -> kFemnistCnn, mnist and fashion-mnist -> kMnistCnn.
+ModelKind DefaultModelFor(DatasetKind dataset);
 
 // Input geometry and output width of a network.
 struct NetShape {

@@ -23,7 +23,7 @@ constexpr int64_t kCifarClasses = 10;
 
 enum class Format { kIdx, kCifar10 };
 
-// How a dataset name maps to files and labels.
+// How a dataset maps to files and labels.
 struct DatasetSpec {
   Format format = Format::kIdx;
   std::string file_prefix;  // prepended to the IDX file names
@@ -34,30 +34,33 @@ struct DatasetSpec {
   int64_t label_offset = 0;  // subtracted from every stored label
 };
 
-absl::StatusOr<DatasetSpec> SpecFor(const std::string& name) {
+// EMNIST's class count of each split.
+int64_t EmnistClasses(DatasetKind kind) {
+  switch (kind) {
+    case DatasetKind::kEmnistByclass:
+      return 62;
+    case DatasetKind::kEmnistBalanced:
+    case DatasetKind::kEmnistBymerge:
+      return 47;
+    case DatasetKind::kEmnistLetters:
+      return 26;
+    default:
+      return 10;  // digits, mnist
+  }
+}
+
+DatasetSpec SpecFor(DatasetKind kind) {
   DatasetSpec spec;
-  if (name == "fashion-mnist" || name == "mnist") return spec;
-  if (name == "cifar10") {
+  if (kind == DatasetKind::kCifar10) {
     spec.format = Format::kCifar10;
-    return spec;
+  } else if (IsEmnist(kind)) {
+    spec.file_prefix = absl::StrCat(std::string(ModeName(kind)), "-");
+    spec.test_stem = "test";
+    spec.num_classes = EmnistClasses(kind);
+    spec.transposed = true;
+    spec.label_offset = kind == DatasetKind::kEmnistLetters ? 1 : 0;
   }
-  static const std::pair<const char*, int64_t> kEmnistSplits[] = {{"balanced", 47}, {"byclass", 62},
-                                                                  {"bymerge", 47},  {"letters", 26},
-                                                                  {"digits", 10},   {"mnist", 10}};
-  for (const auto& [split, classes] : kEmnistSplits) {
-    if (name == absl::StrCat("emnist-", split)) {
-      spec.file_prefix = absl::StrCat(name, "-");
-      spec.test_stem = "test";
-      spec.num_classes = classes;
-      spec.transposed = true;
-      spec.label_offset = std::string(split) == "letters" ? 1 : 0;
-      return spec;
-    }
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown dataset '", name,
-                   "' (expected fashion-mnist, mnist, emnist-{balanced,byclass,bymerge,letters,"
-                   "digits,mnist} or cifar10)"));
+  return spec;  // fashion-mnist, mnist: the defaults
 }
 
 bool FileExists(const std::string& path) { return std::ifstream(path).good(); }
@@ -194,8 +197,9 @@ std::vector<std::string> ExpectedFiles(const DatasetSpec& spec) {
 // NotFound, before anything is read, when files of the dataset are missing: names every missing
 // file, what the dataset's files are and where they come from, the --data-dir flag that points
 // at them and the per-client files of lotteryfl-partition --export as the other source.
-absl::Status CheckFilesPresent(const std::string& name, const DatasetSpec& spec,
-                               const std::string& dir, bool default_dir) {
+absl::Status CheckFilesPresent(DatasetKind kind, const DatasetSpec& spec, const std::string& dir,
+                               bool default_dir) {
+  const std::string name(ModeName(kind));
   const bool idx = spec.format == Format::kIdx;
   std::vector<std::string> missing;
   const std::vector<std::string> expected = ExpectedFiles(spec);
@@ -221,7 +225,7 @@ absl::Status CheckFilesPresent(const std::string& name, const DatasetSpec& spec,
         absl::StrCat(name,
                      " reads the IDX files {train,t10k}-{images-idx3,labels-idx1}-ubyte, "
                      "gzip-compressed (.gz) or not",
-                     name == "fashion-mnist" ? " (Debian's dataset-fashion-mnist installs them in "
+                     kind == DatasetKind::kFashionMnist ? " (Debian's dataset-fashion-mnist installs them in "
                                                "/usr/share/datasets/fashion-mnist)"
                                              : "");
   }
@@ -241,9 +245,9 @@ absl::Status CheckFilesPresent(const std::string& name, const DatasetSpec& spec,
 
 }  // namespace
 
-std::string DefaultDataDir(const std::string& name) {
-  if (name == "fashion-mnist") return "/usr/share/datasets/fashion-mnist";
-  return absl::StrCat("data/", name);
+std::string DefaultDataDir(DatasetKind kind) {
+  if (kind == DatasetKind::kFashionMnist) return "/usr/share/datasets/fashion-mnist";
+  return absl::StrCat("data/", std::string(ModeName(kind)));
 }
 
 absl::StatusOr<std::vector<uint8_t>> ReadMaybeGzip(const std::string& path) {
@@ -325,20 +329,19 @@ absl::Status ReadCifar10Batch(const std::string& path, Split* split) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Dataset> ReadDatasetFiles(const std::string& name, const std::string& dir) {
-  absl::StatusOr<DatasetSpec> spec = SpecFor(name);
-  if (!spec.ok()) return spec.status();
+absl::StatusOr<Dataset> ReadDatasetFiles(DatasetKind kind, const std::string& dir) {
+  const DatasetSpec spec = SpecFor(kind);
   Dataset data;
-  data.name = name;
-  data.num_classes = spec->num_classes;
-  if (spec->format == Format::kCifar10) {
+  data.name = std::string(ModeName(kind));
+  data.num_classes = spec.num_classes;
+  if (spec.format == Format::kCifar10) {
     if (absl::Status s = LoadCifar10(dir, &data); !s.ok()) return s;
     return data;
   }
   data.height = data.width = 0;
   for (const auto& [stem, split] :
-       {std::pair(spec->train_stem, &data.train), std::pair(spec->test_stem, &data.test)}) {
-    if (absl::Status s = LoadIdxSplit(dir, *spec, stem, split, &data.height, &data.width);
+       {std::pair(spec.train_stem, &data.train), std::pair(spec.test_stem, &data.test)}) {
+    if (absl::Status s = LoadIdxSplit(dir, spec, stem, split, &data.height, &data.width);
         !s.ok()) {
       return s;
     }
@@ -346,12 +349,10 @@ absl::StatusOr<Dataset> ReadDatasetFiles(const std::string& name, const std::str
   return data;
 }
 
-absl::StatusOr<Dataset> LoadDataset(const std::string& name, const std::string& data_dir) {
-  absl::StatusOr<DatasetSpec> spec = SpecFor(name);
-  if (!spec.ok()) return spec.status();
-  const std::string dir = data_dir.empty() ? DefaultDataDir(name) : data_dir;
-  if (absl::Status s = CheckFilesPresent(name, *spec, dir, data_dir.empty()); !s.ok()) return s;
-  return ReadDatasetFiles(name, dir);
+absl::StatusOr<Dataset> LoadDataset(DatasetKind kind, const std::string& data_dir) {
+  const std::string dir = data_dir.empty() ? DefaultDataDir(kind) : data_dir;
+  if (absl::Status s = CheckFilesPresent(kind, SpecFor(kind), dir, data_dir.empty()); !s.ok()) return s;
+  return ReadDatasetFiles(kind, dir);
 }
 
 }  // namespace lfl

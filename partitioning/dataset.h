@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "config/run_modes.h"  // DatasetKind
 
 namespace lfl {
 
@@ -24,20 +25,20 @@ struct Split {
 };
 
 struct Dataset {
-  std::string name;  // "fashion-mnist", "mnist", "emnist-balanced", "cifar10", ...
+  std::string name;  // ModeName(DatasetKind) for a loaded dataset: "fashion-mnist", "cifar10", ...
   int64_t channels = 1, height = 28, width = 28, num_classes = 10;
   Split train, test;
   int64_t image_bytes() const { return channels * height * width; }
 };
 
-// Default directory for a dataset name: "/usr/share/datasets/fashion-mnist"
-// for fashion-mnist (Debian's dataset-fashion-mnist), "data/<name>" otherwise.
-std::string DefaultDataDir(const std::string& name);
+// Default directory of a dataset: "/usr/share/datasets/fashion-mnist" for
+// fashion-mnist (Debian's dataset-fashion-mnist), "data/<name>" otherwise.
+std::string DefaultDataDir(DatasetKind kind);
 
-// Loads the train and test splits of `name` from `data_dir` (empty →
-// DefaultDataDir(name)).
+// Loads the train and test splits of `kind` from `data_dir` (empty →
+// DefaultDataDir(kind)); the result's name is ModeName(kind).
 //
-// Names and files (each IDX file is tried plain first, then with ".gz"):
+// Datasets and files (each IDX file is tried plain first, then with ".gz"):
 //   fashion-mnist, mnist:  {train,t10k}-{images-idx3,labels-idx1}-ubyte
 //   emnist-<split>:        emnist-<split>-{train,test}-{images-idx3,labels-idx1}-ubyte
 //                          for split in balanced (47 classes), byclass (62),
@@ -50,15 +51,14 @@ std::string DefaultDataDir(const std::string& name);
 // Errors: NotFound for missing files (checked before anything is read: the
 // message names every missing file, what the dataset's files are, --data-dir,
 // and per-client files of `lotteryfl-partition --export` as the other source),
-// InvalidArgument for an unknown name; DataLoss for a corrupt file (truncated,
-// bad magic, image/label count mismatch, label out of range). Messages name
-// the file.
-absl::StatusOr<Dataset> LoadDataset(const std::string& name, const std::string& data_dir = "");
+// DataLoss for a corrupt file (truncated, bad magic, image/label count
+// mismatch, label out of range). Messages name the file.
+absl::StatusOr<Dataset> LoadDataset(DatasetKind kind, const std::string& data_dir = "");
 
 // LoadDataset from `dir` without the up-front check: a missing file is
 // NotFound naming that file alone. For a client's own files
 // (LoadClientFiles), whose messages have their own context.
-absl::StatusOr<Dataset> ReadDatasetFiles(const std::string& name, const std::string& dir);
+absl::StatusOr<Dataset> ReadDatasetFiles(DatasetKind kind, const std::string& dir);
 
 // Lower level, for tests and tools.
 

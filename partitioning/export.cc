@@ -25,24 +25,20 @@ struct FileNames {
   int64_t label_offset = 0;  // EMNIST letters stores labels 1..26
 };
 
-absl::StatusOr<FileNames> FileNamesFor(const std::string& name) {
+FileNames FileNamesFor(DatasetKind kind) {
   FileNames f;
-  if (name == "cifar10") {
+  if (kind == DatasetKind::kCifar10) {
     f.cifar = true;
     f.train_images = "data_batch_1.bin";
     f.test_images = "test_batch.bin";
     return f;
   }
   std::string prefix, test_stem = "t10k";
-  static const char* const kEmnist[] = {"emnist-balanced", "emnist-byclass", "emnist-bymerge",
-                                        "emnist-letters",  "emnist-digits",  "emnist-mnist"};
-  if (std::find(std::begin(kEmnist), std::end(kEmnist), name) != std::end(kEmnist)) {
-    prefix = name + "-";
+  if (IsEmnist(kind)) {
+    prefix = absl::StrCat(std::string(ModeName(kind)), "-");
     test_stem = "test";
     f.transposed = true;
-    f.label_offset = name == "emnist-letters" ? 1 : 0;
-  } else if (name != "fashion-mnist" && name != "mnist") {
-    return absl::InvalidArgumentError(absl::StrCat("unknown dataset '", name, "'"));
+    f.label_offset = kind == DatasetKind::kEmnistLetters ? 1 : 0;
   }
   f.train_images = absl::StrCat(prefix, "train-images-idx3-ubyte");
   f.train_labels = absl::StrCat(prefix, "train-labels-idx1-ubyte");
@@ -153,8 +149,11 @@ absl::Status ExportPartition(const Dataset& data, const Partition& partition,
   if (absl::Status s = CheckPartitionFits(partition, data); !s.ok()) {
     return absl::InvalidArgumentError(s.message());
   }
-  absl::StatusOr<FileNames> names = FileNamesFor(data.name);
-  if (!names.ok()) return names.status();
+  // A Dataset carries its name as text (tests make synthetic ones); the files are a known
+  // dataset's.
+  absl::StatusOr<DatasetKind> kind = ParseMode<DatasetKind>(data.name);
+  if (!kind.ok()) return absl::InvalidArgumentError(absl::StrCat("dataset: ", kind.status().message()));
+  const FileNames names = FileNamesFor(*kind);
   for (const ClientSplit& client : partition.clients) {
     if (client.noise_sigma > 0) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -165,7 +164,7 @@ absl::Status ExportPartition(const Dataset& data, const Partition& partition,
   for (const ClientSplit& client : partition.clients) {
     std::vector<int64_t> train = client.train;
     train.insert(train.end(), client.validation.begin(), client.validation.end());
-    if (absl::Status s = WriteClient(data, *names, train, client.test,
+    if (absl::Status s = WriteClient(data, names, train, client.test,
                                      absl::StrCat(dir, "/", ClientDirName(client.id)));
         !s.ok()) {
       return s;
@@ -174,13 +173,13 @@ absl::Status ExportPartition(const Dataset& data, const Partition& partition,
   return absl::OkStatus();
 }
 
-absl::StatusOr<Dataset> LoadClientFiles(const std::string& name, const std::string& dir) {
-  absl::StatusOr<FileNames> names = FileNamesFor(name);
-  if (!names.ok()) return names.status();
-  const std::string train_path = absl::StrCat(dir, "/", names->train_images);
-  const std::string test_path = absl::StrCat(dir, "/", names->test_images);
+absl::StatusOr<Dataset> LoadClientFiles(DatasetKind kind, const std::string& dir) {
+  const FileNames names = FileNamesFor(kind);
+  const std::string name(ModeName(kind));
+  const std::string train_path = absl::StrCat(dir, "/", names.train_images);
+  const std::string test_path = absl::StrCat(dir, "/", names.test_images);
   Dataset data;
-  if (names->cifar) {
+  if (names.cifar) {
     data.name = name;
     data.channels = 3;
     data.height = data.width = 32;
@@ -193,7 +192,7 @@ absl::StatusOr<Dataset> LoadClientFiles(const std::string& name, const std::stri
     if (absl::Status s = ReadCifar10Batch(test_path, &data.test); !s.ok()) return s;
     return data;
   }
-  absl::StatusOr<Dataset> loaded = ReadDatasetFiles(name, dir);
+  absl::StatusOr<Dataset> loaded = ReadDatasetFiles(kind, dir);
   if (!loaded.ok()) return loaded.status();
   if (loaded->height != kIdxSide || loaded->width != kIdxSide) {
     return absl::InvalidArgumentError(absl::StrCat(train_path, "[.gz]: images are ", loaded->height,

@@ -34,19 +34,19 @@ std::string ClientDirName(int64_t id);
 // Writes DIR/client-<k>/ (created as needed; existing files are replaced
 // atomically) for every client of `partition`, whose indices must fit `data`
 // (CheckPartitionFits). InvalidArgument for a partition that does not fit, for
-// an unknown dataset name and for a partition with per-client input noise (the
+// a dataset whose name is no DatasetKind's (the choices listed) and for a partition with per-client input noise (the
 // noise scheme adds it at training time; it is not part of the images);
 // Unavailable, naming the path, when a directory or file cannot be written.
 absl::Status ExportPartition(const Dataset& data, const Partition& partition,
                              const std::string& dir);
 
-// Reads one client's files of dataset `name` from `dir` (the layout above;
+// Reads one client's files of dataset `kind` from `dir` (the layout above;
 // IDX files may also be gzip-compressed, and cifar10 reads data_batch_2..5.bin
 // too when present). Errors name the file: NotFound for a missing one, DataLoss
 // for a corrupt one (wrong format, truncated, image/label counts that differ,
 // label out of range), InvalidArgument for images of another size than the
 // dataset's (28x28 for the IDX datasets) and for an empty training or test set.
-absl::StatusOr<Dataset> LoadClientFiles(const std::string& name, const std::string& dir);
+absl::StatusOr<Dataset> LoadClientFiles(DatasetKind kind, const std::string& dir);
 
 }  // namespace lfl
 

@@ -22,27 +22,52 @@ constexpr int kBadInput = 2;
 constexpr int kWriteFailed = 1;
 
 struct Flags {
-  std::string dataset = "fashion-mnist";
+  lfl::DatasetKind dataset = lfl::DatasetKind::kFashionMnist;
   std::string data_dir;
   std::string out;
   std::string export_dir;
   lfl::PartitionOptions options;
 };
 
+// `flag` sets *mode from its name, parsed here once (config/run_modes.h); an unknown name is a
+// usage error listing the choices. `allowed`, when given, refuses a valid mode with its reason.
+template <typename Mode>
+CLI::Option* AddModeOption(CLI::App& app, const std::string& flag, Mode* mode, const std::string& help,
+                           std::string (*allowed)(Mode) = nullptr) {
+  return app
+      .add_option_function<std::string>(
+          flag,
+          [flag, mode, allowed](const std::string& text) {
+            absl::StatusOr<Mode> parsed = lfl::ParseMode<Mode>(text);
+            if (!parsed.ok()) throw CLI::ValidationError(flag, std::string(parsed.status().message()));
+            if (allowed != nullptr) {
+              if (std::string why = allowed(*parsed); !why.empty()) throw CLI::ValidationError(flag, why);
+            }
+            *mode = *parsed;
+          },
+          help)
+      ->default_str(std::string(lfl::ModeName(*mode)));
+}
+
+// shared is for the load tests of lotteryfl-sim and lotteryfl-server: its clients share images,
+// so its manifests do not load back (PartitionFromJson) and it has no use here.
+std::string PartitionHere(lfl::PartitionScheme scheme) {
+  if (scheme != lfl::PartitionScheme::kShared) return "";
+  return "shared (clients share images) is for load tests of lotteryfl-sim / lotteryfl-server; its manifests "
+         "do not load back";
+}
+
 void AddFlags(CLI::App& app, Flags& f) {
   lfl::PartitionOptions& o = f.options;
-  app.add_option("--dataset", f.dataset,
-                 "fashion-mnist | mnist | emnist-{balanced,byclass,bymerge,letters,digits,mnist} | "
-                 "cifar10")
-      ->capture_default_str();
+  AddModeOption(app, "--dataset", &f.dataset,
+                "fashion-mnist | mnist | emnist-{balanced,byclass,bymerge,letters,digits,mnist} | cifar10");
   app.add_option("--data-dir", f.data_dir,
                  "directory of the dataset files (default: /usr/share/datasets/fashion-mnist for "
                  "fashion-mnist, data/<dataset> otherwise)");
-  app.add_option("--partition", o.scheme,
-                 "iid | shards (K labels x S images per client) | dirichlet (label skew, beta) | "
-                 "quantity (size skew, beta) | noise (iid + per-client input noise)")
-      ->check(CLI::IsMember({"iid", "shards", "dirichlet", "quantity", "noise"}))
-      ->capture_default_str();
+  AddModeOption(app, "--partition", &o.scheme,
+                "iid | shards (K labels x S images per client) | dirichlet (label skew, beta) | "
+                "quantity (size skew, beta) | noise (iid + per-client input noise)",
+                &PartitionHere);
   app.add_option("--clients", o.clients, "number of clients")->capture_default_str();
   app.add_option("--classes-per-client", o.classes_per_client, "shards: labels per client (K)")
       ->capture_default_str();

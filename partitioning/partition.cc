@@ -20,29 +20,25 @@ using IndexLists = std::vector<std::vector<int64_t>>;
 
 absl::Status CheckOptions(const Dataset& data, const PartitionOptions& o) {
   auto bad = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
-  const std::string& s = o.scheme;
-  if (s != "iid" && s != "shards" && s != "dirichlet" && s != "quantity" && s != "noise" && s != "shared") {
-    return bad("unknown partition scheme '", s,
-               "' (expected iid, shards, dirichlet, quantity, noise or shared)");
-  }
+  const PartitionScheme s = o.scheme;
   if (o.clients <= 0) return bad("clients must be positive, got ", o.clients);
-  if (s == "shared" && (o.min_samples < 1 || o.min_samples > data.train.size())) {
+  if (s == PartitionScheme::kShared && (o.min_samples < 1 || o.min_samples > data.train.size())) {
     return bad("shared: min_samples (images per client) must be in [1, ", data.train.size(), "], got ",
                o.min_samples);
   }
-  if (s != "shared" && o.clients > data.train.size()) {
+  if (s != PartitionScheme::kShared && o.clients > data.train.size()) {
     return bad(o.clients, " clients but only ", data.train.size(), " training images");
   }
   if (data.num_classes <= 0) return bad("dataset has num_classes ", data.num_classes);
-  if (s == "shards" && (o.classes_per_client < 1 || o.classes_per_client > data.num_classes)) {
+  if (s == PartitionScheme::kShards && (o.classes_per_client < 1 || o.classes_per_client > data.num_classes)) {
     return bad("classes_per_client must be in [1, ", data.num_classes, "], got ",
                o.classes_per_client);
   }
-  if (s == "shards" && (o.samples_per_class < 1 || o.samples_per_class > data.train.size())) {
+  if (s == PartitionScheme::kShards && (o.samples_per_class < 1 || o.samples_per_class > data.train.size())) {
     return bad("samples_per_class must be in [1, ", data.train.size(), "], got ",
                o.samples_per_class);
   }
-  if ((s == "dirichlet" || s == "quantity") && !(o.beta > 0.0 && std::isfinite(o.beta))) {
+  if ((s == PartitionScheme::kDirichlet || s == PartitionScheme::kQuantity) && !(o.beta > 0.0 && std::isfinite(o.beta))) {
     return bad("beta must be positive and finite, got ", o.beta);
   }
   if (o.min_samples < 0) return bad("min_samples must be non-negative, got ", o.min_samples);
@@ -182,8 +178,8 @@ int64_t SmallestSize(const IndexLists& lists) {
 
 absl::Status Unreachable(const PartitionOptions& o) {
   return absl::ResourceExhaustedError(
-      absl::StrCat(o.scheme, ": no draw in ", kMaxRedraws, " gave every one of ", o.clients,
-                   " clients at least min_samples=", o.min_samples,
+      absl::StrCat(std::string(ModeName(o.scheme)), ": no draw in ", kMaxRedraws, " gave every one of ",
+                   o.clients, " clients at least min_samples=", o.min_samples,
                    " images; lower min_samples or raise beta (", o.beta, ")"));
 }
 
@@ -239,15 +235,24 @@ absl::StatusOr<IndexLists> QuantityTrain(int64_t n, const PartitionOptions& o, S
 
 absl::StatusOr<IndexLists> TrainLists(const IndexLists& by_class, int64_t n,
                                       const PartitionOptions& o, Sampler* rng) {
-  if (o.scheme == "shards") return ShardsTrain(by_class, o, rng);
-  if (o.scheme == "iid" || o.scheme == "noise") return IidTrain(n, o.clients, rng);
-  if (o.scheme == "shared") return SharedTrain(n, o, rng);
+  switch (o.scheme) {
+    case PartitionScheme::kShards:
+      return ShardsTrain(by_class, o, rng);
+    case PartitionScheme::kIid:
+    case PartitionScheme::kNoise:
+      return IidTrain(n, o.clients, rng);
+    case PartitionScheme::kShared:
+      return SharedTrain(n, o, rng);
+    case PartitionScheme::kDirichlet:
+    case PartitionScheme::kQuantity:
+      break;
+  }
   if (o.min_samples > n / o.clients) {
     return absl::InvalidArgumentError(absl::StrCat(o.clients,
                                                    " clients x min_samples=", o.min_samples,
                                                    " exceeds the ", n, " training images"));
   }
-  if (o.scheme == "dirichlet") return DirichletTrain(by_class, n, o, rng);
+  if (o.scheme == PartitionScheme::kDirichlet) return DirichletTrain(by_class, n, o, rng);
   return QuantityTrain(n, o, rng);
 }
 
@@ -380,12 +385,12 @@ absl::StatusOr<Partition> MakePartition(const Dataset& data, const PartitionOpti
   absl::StatusOr<IndexLists> train = TrainLists(*train_by_class, data.train.size(), options, &rng);
   if (!train.ok()) return train.status();
 
-  Partition partition{data.name, options.scheme, options.seed, {}};
+  Partition partition{data.name, std::string(ModeName(options.scheme)), options.seed, {}};
   for (int64_t i = 0; i < options.clients; ++i) {
     ClientSplit& client = partition.clients.emplace_back();
     client.id = i;
     client.train = std::move((*train)[i]);
-    if (options.scheme == "noise" && options.clients > 1) {
+    if (options.scheme == PartitionScheme::kNoise && options.clients > 1) {
       client.noise_sigma = static_cast<float>(options.noise_sigma * static_cast<double>(i) /
                                               static_cast<double>(options.clients - 1));
     }

@@ -47,7 +47,8 @@ struct PartitionOptions {
   //              (PartitionFromJson refuses a training index used twice).
   //   noise      feature skew: an iid split, and client i records noise sigma
   //              noise_sigma*i/(clients-1) (models/ adds the noise).
-  std::string scheme = "shards";
+  // (PartitionScheme, config/run_modes.h: parsed from its name where a flag or a key is read.)
+  PartitionScheme scheme = PartitionScheme::kShards;
   int64_t clients = 10;
   int64_t classes_per_client = 2;  // shards: labels per client (LotteryFL default)
   int64_t samples_per_class = 20;  // shards: training images per chosen class
@@ -83,15 +84,18 @@ struct ClientSplit {
   float noise_sigma = 0.0f;         // Gaussian input noise to add at training time
 };
 
+// What a manifest records. The names are text, not enums: `dataset` is a Dataset's name (a
+// DatasetKind's ModeName, or a test's synthetic name) and `scheme` a PartitionScheme's ModeName,
+// or "local" for the clients' own files (runtime/local_data.h), which no scheme made.
 struct Partition {
   std::string dataset, scheme;
   uint64_t seed = 0;
   std::vector<ClientSplit> clients;  // clients[i].id == i
 };
 
-// Partitions `data` per `options`. InvalidArgument for bad options (unknown
-// scheme, clients outside [1, training images], classes_per_client outside
-// [1, num_classes], beta <= 0, test_per_client above the test set, ...), for
+// Partitions `data` per `options`. InvalidArgument for bad options (clients
+// outside [1, training images], classes_per_client outside [1, num_classes],
+// beta <= 0, test_per_client above the test set, ...), for
 // a dataset too small for them (the message says which class or total falls
 // short) and for labels outside [0, num_classes);
 // ResourceExhausted when dirichlet/quantity cannot reach min_samples within

@@ -68,15 +68,14 @@ absl::StatusOr<std::shared_ptr<const RunData>> LoadLocalRunData(
         absl::StrCat("client id ", *ids.begin() < 0 ? *ids.begin() : *ids.rbegin(),
                      " is outside the run's clients [0, ", config.clients, ")"));
   }
-  absl::StatusOr<Normalization> norm = FixedNormalization(config.dataset);
-  if (!norm.ok()) return norm.status();
+  const Normalization norm = FixedNormalization(config.dataset);
   if (absl::Status s = PrepareRunModel(config); !s.ok()) return s;
 
   Dataset all;
   auto data = std::make_shared<RunData>();
   data->config = config;
-  data->partition.dataset = config.dataset;
-  data->partition.scheme = "local";
+  data->partition.dataset = std::string(ModeName(config.dataset));
+  data->partition.scheme = "local";  // a record, not a PartitionScheme: no scheme made these splits
   data->partition.seed = config.seed;
   data->partition.clients.resize(static_cast<size_t>(config.clients));
   for (int64_t k = 0; k < config.clients; ++k) data->partition.clients[k].id = k;
@@ -104,8 +103,8 @@ absl::StatusOr<std::shared_ptr<const RunData>> LoadLocalRunData(
   data->shape = {all.channels, all.height, all.width, all.num_classes};
   data->num_classes = all.num_classes;
   data->model = RunModelName(config);
-  data->train = ToTensorData(all.train, all, *norm);
-  data->test = ToTensorData(all.test, all, *norm);
+  data->train = ToTensorData(all.train, all, norm);
+  data->test = ToTensorData(all.test, all, norm);
   absl::StatusOr<Net> net = MakeNamedNet(data->model, data->shape, config.seed);
   if (!net.ok()) {
     return absl::Status(net.status().code(), absl::StrCat("--model: ", net.status().message()));

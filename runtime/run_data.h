@@ -38,8 +38,7 @@ PartitionOptions PartitionOptionsFor(const RunConfig& config);
 //   mnist         0.1307 / 0.3081
 //   emnist-*      0.1751 / 0.3332 (the balanced split's, for every split)
 //   cifar10       (0.4914, 0.4822, 0.4465) / (0.2470, 0.2435, 0.2616)
-// InvalidArgument for another name.
-absl::StatusOr<Normalization> FixedNormalization(const std::string& dataset);
+Normalization FixedNormalization(DatasetKind dataset);
 
 // The normalization of a run: MNIST's fixed statistics with --normalization mnist (1-channel
 // datasets only; the LotteryFL reference's choice), FixedNormalization(dataset) for

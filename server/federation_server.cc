@@ -132,14 +132,23 @@ std::vector<prometheus::MetricFamily> FederationFamilies(const RoundCoordinator&
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Start(ServerOptions options, TensorSet theta0,
-                                                                          std::unique_ptr<Evaluator> evaluator,
-                                                                          RoundCallback on_round) {
+absl::Status CheckServerOptions(const ServerOptions& options) {
   if (absl::Status s = ValidateRunConfig(options.config); !s.ok()) return s;
-  absl::StatusOr<std::unique_ptr<Strategy>> strategy = MakeStrategy(options.config);
-  if (!strategy.ok()) return strategy.status();
+  if (options.config.algorithm == Algorithm::kLocal) {
+    return absl::InvalidArgumentError(
+        "--algorithm local trains every client alone, with no server: run it with lotteryfl-sim");
+  }
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  return CheckTransportSecurity(options);
+}
 
-  if (absl::Status s = CheckTransportSecurity(options); !s.ok()) return s;
+namespace {
+
+// The coordinator's part of `options`; reads the tokens file.
+absl::StatusOr<CoordinatorOptions> CoordinatorOptionsFor(const ServerOptions& options,
+                                                         std::shared_ptr<RefusalCounters> refusals) {
   CoordinatorOptions copts;
   copts.config = options.config;
   copts.defer_round_work = true;
@@ -153,17 +162,107 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Start(Server
   copts.test_counts = options.test_counts;
   copts.max_reported_samples = options.max_reported_samples;
   copts.max_update_norm = options.max_update_norm;
+  copts.refusals = std::move(refusals);
+  return copts;
+}
+
+// What a connection may cost in time and memory (ServerOptions, ConnectionLimits).
+void ApplyConnectionLimits(const ServerOptions& options, grpc::ServerBuilder* builder) {
+  // Bounds what hostile peers can make gRPC itself buffer (all connections together), and how
+  // many streams one connection may open.
+  grpc::ResourceQuota quota("lotteryfl-server");
+  quota.Resize(static_cast<size_t>(options.memory_quota_bytes));
+  builder->SetResourceQuota(quota);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  // gRPC 1.51 has no connection-count cap; 0 leaves gRPC's default.
+  const ConnectionLimits& conn = options.connection_limits;
+  auto arg = [builder](const char* name, int value) {
+    if (value > 0) builder->AddChannelArgument(name, value);
+  };
+  arg(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, conn.handshake_timeout_ms);
+  arg(GRPC_ARG_MAX_CONNECTION_IDLE_MS, conn.idle_ms);
+  arg(GRPC_ARG_MAX_CONNECTION_AGE_MS, conn.age_ms);
+  arg(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, conn.age_grace_ms);
+  arg(GRPC_ARG_KEEPALIVE_TIME_MS, conn.keepalive_time_ms);
+  arg(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, conn.keepalive_timeout_ms);
+  arg(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, conn.min_recv_ping_interval_ms);
+  arg(GRPC_ARG_HTTP2_MAX_PING_STRIKES, conn.max_ping_strikes);
+}
+
+// TLS credentials from the PEM files (mutual TLS with a client CA), or plaintext when no
+// certificate is set (CheckServerOptions allowed it).
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ListenCredentials(const ServerOptions& options) {
+  if (options.tls_cert.empty() && options.tls_key.empty()) return grpc::InsecureServerCredentials();
+  absl::StatusOr<std::string> cert = ReadTextFile(options.tls_cert);
+  absl::StatusOr<std::string> key = ReadTextFile(options.tls_key);
+  if (!cert.ok()) return cert.status();
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  if (!options.tls_client_ca.empty()) {
+    absl::StatusOr<std::string> ca = ReadTextFile(options.tls_client_ca);
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  return grpc::SslServerCredentials(ssl);
+}
+
+// How /metrics is served: the server's certificate for TLS, the bearer token from its file.
+absl::StatusOr<MetricsHttpOptions> MetricsHttpOptionsFor(const ServerOptions& options) {
+  MetricsHttpOptions mo;
+  mo.max_connections = options.metrics.max_connections;
+  mo.io_timeout = std::chrono::milliseconds(options.metrics.request_timeout_ms);
+  if (options.metrics.tls) {
+    if (options.tls_cert.empty() || options.tls_key.empty()) {
+      return absl::InvalidArgumentError("TLS for /metrics uses the server's certificate: set --tls-cert and --tls-key");
+    }
+    mo.tls_cert_file = options.tls_cert;
+    mo.tls_key_file = options.tls_key;
+  }
+  if (!options.metrics.token_file.empty()) {
+    absl::StatusOr<std::string> token = ReadTextFile(options.metrics.token_file);
+    if (!token.ok()) return token.status();
+    mo.bearer_token = std::string(absl::StripAsciiWhitespace(*token));
+    if (mo.bearer_token.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("the metrics token file ", options.metrics.token_file, " is empty"));
+    }
+  }
+  return mo;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Start(ServerOptions options, TensorSet theta0,
+                                                                          std::unique_ptr<Evaluator> evaluator,
+                                                                          RoundCallback on_round) {
+  if (absl::Status s = CheckServerOptions(options); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<Strategy>> strategy = MakeStrategy(options.config);
+  if (!strategy.ok()) return strategy.status();
   // One RefusalCounters for the service, the coordinator (its metrics.jsonl rows) and /metrics.
   auto refusals = std::make_shared<RefusalCounters>();
-  copts.refusals = refusals;
+  absl::StatusOr<CoordinatorOptions> copts = CoordinatorOptionsFor(options, refusals);
+  if (!copts.ok()) return copts.status();
 
   auto self = std::unique_ptr<FederationServer>(new FederationServer());
   self->refusals_ = refusals;
   self->impl_ = std::make_unique<Impl>();
-  Impl& impl = *self->impl_;
-  impl.evaluator = std::move(evaluator);
-  impl.on_round = std::move(on_round);
-  impl.federation_metrics = std::make_shared<CallbackCollectable>([raw = self.get()] {
+  self->impl_->evaluator = std::move(evaluator);
+  self->impl_->on_round = std::move(on_round);
+  self->impl_->tick_seconds = options.tick_seconds;
+  self->InitMetrics();
+  if (absl::Status s = self->OpenCoordinator(options, *copts, std::move(theta0), *std::move(strategy)); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = self->StartGrpc(options); !s.ok()) return s;
+  if (absl::Status s = self->StartMetricsHttp(options); !s.ok()) return s;
+  self->StartTicking(options.handle_signals);
+  return self;
+}
+
+// The lotteryfl_* families and the process's, rendered at each scrape of /metrics.
+void FederationServer::InitMetrics() {
+  impl_->federation_metrics = std::make_shared<CallbackCollectable>([raw = this] {
     absl::MutexLock lock(&raw->impl_->scrape_mu);
     std::vector<prometheus::MetricFamily> families =
         FederationFamilies(*raw->coordinator_, raw->impl_->round_seconds, *raw->refusals_);
@@ -176,114 +275,81 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Start(Server
     }
     return families;
   });
-  impl.process_metrics = std::make_shared<ProcessCollector>();
-  impl.tick_seconds = options.tick_seconds;
+  impl_->process_metrics = std::make_shared<ProcessCollector>();
+}
+
+// The coordinator (restored from <out>/checkpoint.bin on resume) and the run's recorder, which
+// keeps the rows of the rounds the checkpoint holds.
+absl::Status FederationServer::OpenCoordinator(const ServerOptions& options, const CoordinatorOptions& copts,
+                                               TensorSet theta0, std::unique_ptr<Strategy> strategy) {
   const std::string checkpoint = options.config.out + "/checkpoint.bin";
-  self->coordinator_ = std::make_unique<RoundCoordinator>(copts, std::move(theta0), *std::move(strategy),
-                                                          impl.evaluator.get(), checkpoint, impl.Now());
+  coordinator_ = std::make_unique<RoundCoordinator>(copts, std::move(theta0), std::move(strategy),
+                                                    impl_->evaluator.get(), checkpoint, impl_->Now());
   uint64_t keep_before = 0;
   if (options.resume) {
-    if (absl::Status s = self->coordinator_->Restore(checkpoint, impl.Now()); !s.ok()) return s;
-    keep_before = self->coordinator_->current_round();
+    if (absl::Status s = coordinator_->Restore(checkpoint, impl_->Now()); !s.ok()) return s;
+    keep_before = coordinator_->current_round();
   }
   absl::StatusOr<std::unique_ptr<RunRecorder>> recorder = RunRecorder::Open(options.config.out, keep_before);
   if (!recorder.ok()) return recorder.status();
-  self->recorder_ = *std::move(recorder);
+  recorder_ = *std::move(recorder);
+  return absl::OkStatus();
+}
 
-  FederationServer* raw = self.get();
+// The federation and health services on options.listen (and in-process), serving.
+absl::Status FederationServer::StartGrpc(const ServerOptions& options) {
+  Impl& impl = *impl_;
+  FederationServer* raw = this;
   impl.service = std::make_unique<FederationService>(
-      self->coordinator_.get(), [raw] { return raw->impl_->Now(); }, options.service_limits,
-      [raw] { boost::asio::post(raw->impl_->io, [raw] { raw->impl_->timer.cancel(); }); }, refusals,
+      coordinator_.get(), [raw] { return raw->impl_->Now(); }, options.service_limits,
+      [raw] { boost::asio::post(raw->impl_->io, [raw] { raw->impl_->timer.cancel(); }); }, refusals_,
       options.refusal_log);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   builder.RegisterService(impl.service.get());
-  // Bounds what hostile peers can make gRPC itself buffer (all connections together), and how
-  // many streams one connection may open.
-  grpc::ResourceQuota quota("lotteryfl-server");
-  quota.Resize(static_cast<size_t>(options.memory_quota_bytes));
-  builder.SetResourceQuota(quota);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
-  // What a connection may cost in time (ConnectionLimits); gRPC 1.51 has no connection-count cap.
-  const ConnectionLimits& conn = options.connection_limits;
-  auto arg = [&builder](const char* name, int value) {
-    if (value > 0) builder.AddChannelArgument(name, value);
-  };
-  arg(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, conn.handshake_timeout_ms);
-  arg(GRPC_ARG_MAX_CONNECTION_IDLE_MS, conn.idle_ms);
-  arg(GRPC_ARG_MAX_CONNECTION_AGE_MS, conn.age_ms);
-  arg(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, conn.age_grace_ms);
-  arg(GRPC_ARG_KEEPALIVE_TIME_MS, conn.keepalive_time_ms);
-  arg(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, conn.keepalive_timeout_ms);
-  arg(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, conn.min_recv_ping_interval_ms);
-  arg(GRPC_ARG_HTTP2_MAX_PING_STRIKES, conn.max_ping_strikes);
+  ApplyConnectionLimits(options, &builder);
   if (!options.listen.empty()) {
-    std::shared_ptr<grpc::ServerCredentials> creds;
-    if (!options.tls_cert.empty() || !options.tls_key.empty()) {
-      absl::StatusOr<std::string> cert = ReadTextFile(options.tls_cert);
-      absl::StatusOr<std::string> key = ReadTextFile(options.tls_key);
-      if (!cert.ok()) return cert.status();
-      if (!key.ok()) return key.status();
-      grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-      if (!options.tls_client_ca.empty()) {
-        absl::StatusOr<std::string> ca = ReadTextFile(options.tls_client_ca);
-        if (!ca.ok()) return ca.status();
-        ssl.pem_root_certs = *ca;
-        ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
-      }
-      ssl.pem_key_cert_pairs.push_back({*key, *cert});
-      creds = grpc::SslServerCredentials(ssl);
-    } else {
-      creds = grpc::InsecureServerCredentials();
-    }
-    builder.AddListeningPort(options.listen, creds, &self->port_);
+    absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = ListenCredentials(options);
+    if (!creds.ok()) return creds.status();
+    builder.AddListeningPort(options.listen, *creds, &port_);
   }
   impl.server = builder.BuildAndStart();
-  if (!impl.server || (!options.listen.empty() && self->port_ == 0)) {
+  if (!impl.server || (!options.listen.empty() && port_ == 0)) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
   }
   impl.server->GetHealthCheckService()->SetServingStatus(true);
+  return absl::OkStatus();
+}
 
-  if (!options.metrics_listen.empty()) {
-    MetricsHttpOptions mo;
-    mo.max_connections = options.metrics.max_connections;
-    mo.io_timeout = std::chrono::milliseconds(options.metrics.request_timeout_ms);
-    if (options.metrics.tls) {
-      if (options.tls_cert.empty() || options.tls_key.empty()) {
-        return absl::InvalidArgumentError("TLS for /metrics uses the server's certificate: set --tls-cert and --tls-key");
-      }
-      mo.tls_cert_file = options.tls_cert;
-      mo.tls_key_file = options.tls_key;
-    }
-    if (!options.metrics.token_file.empty()) {
-      absl::StatusOr<std::string> token = ReadTextFile(options.metrics.token_file);
-      if (!token.ok()) return token.status();
-      mo.bearer_token = std::string(absl::StripAsciiWhitespace(*token));
-      if (mo.bearer_token.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("the metrics token file ", options.metrics.token_file, " is empty"));
-      }
-    }
-    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
-        MetricsHttpServer::Listen(options.metrics_listen, [raw] { return raw->RenderMetrics(); }, mo);
-    if (!http.ok()) return http.status();
-    impl.http = *std::move(http);
-  }
+// Prometheus /metrics and /healthz on options.metrics_listen; nothing when it is empty.
+absl::Status FederationServer::StartMetricsHttp(const ServerOptions& options) {
+  if (options.metrics_listen.empty()) return absl::OkStatus();
+  absl::StatusOr<MetricsHttpOptions> mo = MetricsHttpOptionsFor(options);
+  if (!mo.ok()) return mo.status();
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
+      MetricsHttpServer::Listen(options.metrics_listen, [raw = this] { return raw->RenderMetrics(); }, *mo);
+  if (!http.ok()) return http.status();
+  impl_->http = *std::move(http);
+  return absl::OkStatus();
+}
 
-  if (options.handle_signals) {
+// The io thread: the tick loop and, with handle_signals, SIGINT/SIGTERM → Stop().
+void FederationServer::StartTicking(bool handle_signals) {
+  Impl& impl = *impl_;
+  FederationServer* raw = this;
+  if (handle_signals) {
     impl.signals.add(SIGINT);
     impl.signals.add(SIGTERM);
     impl.signals.async_wait([raw](const boost::system::error_code& ec, int) {
       if (!ec) raw->Stop();
     });
   }
-
   boost::asio::post(impl.io, [raw] { raw->TickLoop(); });
   impl.io_thread = std::thread([raw] {
     auto guard = boost::asio::make_work_guard(raw->impl_->io);
     raw->impl_->io.run();
   });
-  return self;
 }
 
 // The tick loop: advance the coordinator, record rounds, answer parked polls, re-arm the timer.

@@ -103,7 +103,10 @@ using RoundCallback = std::function<void(const RoundEvent&)>;
 
 class FederationServer {
  public:
-  // Builds θ0 from the config's seed, restores the checkpoint on resume, binds and starts.
+  // Checks `options` (CheckServerOptions), restores the checkpoint on resume, binds and starts,
+  // serving θ0 (theta0) as the first global model. Errors: CheckServerOptions's; those of the
+  // tokens, certificate and metrics token files, the checkpoint and the output directory;
+  // Unavailable when the address cannot be bound.
   static absl::StatusOr<std::unique_ptr<FederationServer>> Start(ServerOptions options, TensorSet theta0,
                                                                  std::unique_ptr<Evaluator> evaluator,
                                                                  RoundCallback on_round);
@@ -134,6 +137,13 @@ class FederationServer {
 
  private:
   FederationServer() = default;
+  // The steps of Start, in order.
+  void InitMetrics();
+  absl::Status OpenCoordinator(const ServerOptions& options, const CoordinatorOptions& copts, TensorSet theta0,
+                               std::unique_ptr<Strategy> strategy);
+  absl::Status StartGrpc(const ServerOptions& options);
+  absl::Status StartMetricsHttp(const ServerOptions& options);
+  void StartTicking(bool handle_signals);
   void TickLoop();
   class Impl;
   std::unique_ptr<Impl> impl_;
@@ -146,6 +156,12 @@ class FederationServer {
 // OK when `options` may start: listening on a network needs TLS (cert and key) and a tokens
 // file unless options.insecure; FailedPrecondition says what is missing and how to fix it.
 absl::Status CheckTransportSecurity(const ServerOptions& options);
+
+// Every check of `options` that needs no file, in one place: Start makes them, and
+// lotteryfl-server makes them before it loads any data (ParseServerCommandLine), so a bad flag
+// fails at once. ValidateRunConfig; no --algorithm local (it has no server); --tls-cert and
+// --tls-key together; CheckTransportSecurity. The message names the flag.
+absl::Status CheckServerOptions(const ServerOptions& options);
 
 }  // namespace lfl
 

@@ -1,206 +1,31 @@
 // lotteryfl-server: coordinates a federated run over gRPC.
 //   lotteryfl-server --config configs/lotteryfl-fmnist.toml --listen 0.0.0.0:50051 --out runs/a
+// Exit codes: 0 the run finished or was stopped (checkpointed), 2 bad flags, 1 anything else.
 
-#include <sys/resource.h>
-
-#include <cerrno>
-#include <cstring>
-
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include "models/trainer.h"
-#include "runtime/run_data.h"
-#include "runtime/torch_evaluator.h"
-#include "server/federation_server.h"
-
-namespace {
-
-// Every connection costs a descriptor and gRPC 1.51 has no connection cap, so the open-files
-// limit is what bounds them: raise the soft limit to the hard one, and say so when it stays low.
-void RaiseOpenFilesLimit() {
-  constexpr rlim_t kLow = 4096;
-  struct rlimit limit {};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
-    spdlog::warn("cannot read the open-files limit: {}", std::strerror(errno));
-    return;
-  }
-  if (limit.rlim_cur < limit.rlim_max) {
-    const rlim_t before = limit.rlim_cur;
-    limit.rlim_cur = limit.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-      spdlog::warn("cannot raise the open-files limit from {} to {}: {}", before, limit.rlim_max, std::strerror(errno));
-      getrlimit(RLIMIT_NOFILE, &limit);
-    }
-  }
-  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < kLow) {
-    spdlog::warn("open-files limit is {} (hard limit {}): every connection takes one, and idle or hostile peers "
-                 "holding them can keep newcomers out; raise it (ulimit -Hn, LimitNOFILE=, --ulimit nofile=)",
-                 limit.rlim_cur, limit.rlim_max);
-  }
-}
-
-bool IsLoopbackListen(const std::string& host_port) {
-  if (host_port.find(':') == std::string::npos || host_port.front() == ':') return true;  // "9090", ":9090"
-  return host_port.rfind("127.", 0) == 0 || host_port.rfind("[::1]:", 0) == 0 || host_port.rfind("localhost:", 0) == 0;
-}
-
-}  // namespace
+#include "server/server_cli.h"
 
 int main(int argc, char** argv) {
-  lfl::ServerOptions options;
-  CLI::App app{"lotteryfl-server: coordinates LotteryFL / FedAvg rounds over gRPC"};
-  lfl::AddRunConfigFlags(app, options.config);
-  app.add_option("--listen", options.listen, "gRPC address to listen on")->capture_default_str();
-  app.add_option("--metrics-listen", options.metrics_listen,
-                 "Prometheus /metrics (and /healthz) endpoint: host:port, or a bare port for 127.0.0.1:port "
-                 "(empty: off). Bind a non-loopback address only on an internal network");
-  app.add_flag("--metrics-tls", options.metrics.tls,
-               "serve /metrics over HTTPS with the server's --tls-cert / --tls-key");
-  app.add_option("--metrics-token-file", options.metrics.token_file,
-                 "file holding a bearer token that GET /metrics must present (Authorization: Bearer ...); "
-                 "/healthz stays open");
-  app.add_option("--metrics-max-connections", options.metrics.max_connections,
-                 "connections /metrics holds at once; a newcomer replaces the oldest one still waiting for a request")
-      ->capture_default_str();
-  app.add_option("--metrics-request-timeout-ms", options.metrics.request_timeout_ms,
-                 "time a /metrics connection gets to deliver each whole request (and to take the reply)")
-      ->capture_default_str();
-  app.add_flag("--resume", options.resume, "continue from <out>/checkpoint.bin");
-  app.add_option("--tls-cert", options.tls_cert, "server certificate (PEM); enables TLS");
-  app.add_option("--tls-key", options.tls_key, "server private key (PEM)");
-  app.add_option("--tls-client-ca", options.tls_client_ca, "CA (PEM) for mutual TLS: clients must present a cert");
-  app.add_option("--tokens", options.tokens_file, "file of '<client-id> <token>' lines; every call is checked");
-  app.add_flag("--insecure", options.insecure,
-               "allow listening without TLS and/or without a tokens file (then anyone who reaches the port can "
-               "read models and act as any client); only on a network you trust");
-  app.add_option("--max-update-norm", options.max_update_norm,
-                 "refuse an update whose L2 distance to the global model it was trained from exceeds this "
-                 "(<= 0: no bound)")
-      ->capture_default_str();
-  app.add_option("--max-client-samples", options.max_reported_samples,
-                 "clamp for the sample count a client reports when the server did not assign its data")
-      ->capture_default_str();
-  app.add_option("--max-concurrent-uploads", options.service_limits.max_concurrent_uploads,
-                 "uploads in progress at once, counted from an admitted header (a valid credential for an open "
-                 "task); more are refused with RESOURCE_EXHAUSTED (no_upload_slot)")
-      ->capture_default_str();
-  app.add_option("--pre-header-seconds", options.service_limits.pre_header_seconds,
-                 "an upload stream that has not sent its header this long after opening is refused "
-                 "(pre_header_timeout); it holds no upload slot meanwhile")
-      ->capture_default_str();
-  app.add_option("--max-pending-uploads", options.service_limits.max_pending_uploads,
-                 "upload streams without a header held at once; a newer one replaces the oldest (pre_header_evicted)")
-      ->capture_default_str();
-  app.add_option("--upload-stall-seconds", options.service_limits.upload_stall_seconds,
-                 "refuse an admitted upload that delivers nothing for this long (upload_stalled)")
-      ->capture_default_str();
-  app.add_option("--max-concurrent-streams", options.max_concurrent_streams,
-                 "HTTP/2 streams one connection may have open; a client host needs --parallel + 2 (beyond it, "
-                 "its calls queue)")
-      ->capture_default_str();
-  lfl::ConnectionLimits& conn = options.connection_limits;
-  app.add_option("--handshake-timeout-ms", conn.handshake_timeout_ms,
-                 "a connection must finish its TLS / HTTP/2 handshake within this")
-      ->capture_default_str();
-  app.add_option("--connection-idle-ms", conn.idle_ms,
-                 "close a connection with no call in flight for this long (0: never)")
-      ->capture_default_str();
-  app.add_option("--connection-age-ms", conn.age_ms,
-                 "ask a connection older than this to reconnect (GOAWAY; 0: never)")
-      ->capture_default_str();
-  app.add_option("--connection-age-grace-ms", conn.age_grace_ms,
-                 "calls in flight on an aged connection get this long to finish before it is closed")
-      ->capture_default_str();
-  app.add_option("--keepalive-time-ms", conn.keepalive_time_ms,
-                 "ping a quiet connection this often to find dead peers")
-      ->capture_default_str();
-  app.add_option("--keepalive-timeout-ms", conn.keepalive_timeout_ms,
-                 "close a connection whose ping is not answered within this")
-      ->capture_default_str();
-  app.add_option("--min-ping-interval-ms", conn.min_recv_ping_interval_ms,
-                 "a client pinging more often than this without data earns a strike")
-      ->capture_default_str();
-  app.add_option("--max-ping-strikes", conn.max_ping_strikes,
-                 "strikes after which a pinging client's connection is closed (GOAWAY ENHANCE_YOUR_CALM)")
-      ->capture_default_str();
-  app.add_option("--memory-quota-bytes", options.memory_quota_bytes,
-                 "gRPC memory quota of the server in bytes (all connections together)")
-      ->capture_default_str();
-  if (std::optional<int> exit_code = lfl::ParseCommandLine(app, argc, argv)) return *exit_code;
-
-  if (absl::Status s = lfl::ValidateRunConfig(options.config); !s.ok()) {
-    spdlog::error("{}", std::string(s.message()));
+  absl::StatusOr<lfl::ServerLaunch> launch = lfl::ParseServerCommandLine(argc, argv);
+  if (!launch.ok()) {
+    spdlog::error("{}", std::string(launch.status().message()));
     return 2;
   }
-  if (options.config.algorithm == lfl::Algorithm::kLocal) {
-    spdlog::error("--algorithm local trains every client alone, with no server: run it with lotteryfl-sim");
-    return 2;
-  }
-  if (options.tls_cert.empty() != options.tls_key.empty()) {
-    spdlog::error("--tls-cert and --tls-key go together");
-    return 2;
-  }
-  if (absl::Status s = lfl::CheckTransportSecurity(options); !s.ok()) {
-    spdlog::error("{}", std::string(s.message()));
-    return 2;
-  }
-  if (options.insecure && (options.tls_cert.empty() || options.tokens_file.empty())) {
-    spdlog::warn("--insecure: {}{} on {}", options.tls_cert.empty() ? "TLS is OFF (traffic in CLEAR TEXT)" : "",
-                 options.tokens_file.empty() ? (options.tls_cert.empty() ? "; no tokens (any peer may act as any client)"
-                                                                         : "no tokens (any peer may act as any client)")
-                                             : "",
-                 options.listen);
-  }
-  if (!options.metrics_listen.empty() && !IsLoopbackListen(options.metrics_listen) &&
-      options.metrics.token_file.empty()) {
-    spdlog::warn("/metrics on {} without --metrics-token-file: whoever reaches it reads the run's counters; keep it "
-                 "on an internal network", options.metrics_listen);
-  }
-  RaiseOpenFilesLimit();
-  options.refusal_log = [](std::string_view cause, const std::string& detail) {
-    spdlog::warn("refused ({}): {}", cause, detail);
-  };
-  lfl::SetMathThreads(2);
-  auto data = lfl::LoadRunData(options.config);
-  if (!data.ok()) {
-    spdlog::error("{}", std::string(data.status().message()));
-    return 1;
-  }
-  // Where the server assigned the data, aggregation weights and the test_count a client must
-  // report come from its own partition; with client-data local it knows neither, and reported
-  // counts are clamped to --max-client-samples.
-  if (options.config.client_data == lfl::ClientDataSource::kPartition) {
-    for (const lfl::ClientSplit& split : (*data)->partition.clients) {
-      options.train_counts.push_back(static_cast<int64_t>(split.train.size()));
-      options.test_counts.push_back(static_cast<int64_t>(split.test.size()));
-    }
-  }
-  const int64_t rounds = options.config.rounds;
-  auto server = lfl::FederationServer::Start(
-      options, (*data)->theta0, std::make_unique<lfl::TorchEvaluator>(*data), [rounds](const lfl::RoundEvent& e) {
-        if (e.retried) {
-          spdlog::warn("round {}: only {}/{} updates (quorum not met); retrying", e.metrics.round,
-                       e.metrics.completed, e.metrics.sampled);
-        } else {
-          spdlog::info("{}", lfl::FormatProgress(e.metrics, rounds));
-        }
-        for (const std::string& error : e.metrics.errors) spdlog::error("round {}: {}", e.metrics.round, error);
-      });
+  if (launch->exit_code) return *launch->exit_code;
+  absl::StatusOr<std::unique_ptr<lfl::FederationServer>> server = lfl::LaunchServer(*launch);
   if (!server.ok()) {
     spdlog::error("{}", std::string(server.status().message()));
     return 1;
   }
-  spdlog::info("lotteryfl-server: {} clients, {} rounds, algorithm {}, quant {}, listening on port {}{}",
-               options.config.clients, rounds, lfl::ModeName(options.config.algorithm), lfl::ModeName(options.config.quant), (*server)->port(),
-               options.resume ? " (resumed)" : "");
+  const std::string& out = launch->options.config.out;
   absl::Status s = (*server)->Wait();
   if (s.ok()) {
-    spdlog::info("run finished: {}/summary.json", options.config.out);
+    spdlog::info("run finished: {}/summary.json", out);
     return 0;
   }
   if (absl::IsCancelled(s)) {
-    spdlog::info("stopped; checkpoint in {}/checkpoint.bin (restart with --resume)", options.config.out);
+    spdlog::info("stopped; checkpoint in {}/checkpoint.bin (restart with --resume)", out);
     return 0;
   }
   spdlog::error("{}", std::string(s.message()));

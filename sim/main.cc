@@ -49,8 +49,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("lotteryfl-sim: {} on {} ({} partition, {} clients, fraction {}), {} rounds x {} local epochs, quant {}",
-               lfl::ModeName(config.algorithm), config.dataset, config.partition, config.clients, config.fraction, config.rounds,
-               config.local_epochs, lfl::ModeName(config.quant));
+               lfl::ModeName(config.algorithm), lfl::ModeName(config.dataset), lfl::ModeName(config.partition),
+               config.clients, config.fraction, config.rounds, config.local_epochs, lfl::ModeName(config.quant));
   if (config.algorithm == lfl::Algorithm::kLocal) {
     absl::Status s = lfl::RunLocalOnly(*data, parallel, [&config](const lfl::RoundMetrics& m) {
       spdlog::info("{}", lfl::FormatProgress(m, config.rounds));

@@ -67,7 +67,7 @@ struct Setup {
 };
 
 absl::StatusOr<Setup> LoadData(const BenchOptions& options) {
-  absl::StatusOr<Dataset> dataset = LoadDataset("fashion-mnist", options.data_dir);
+  absl::StatusOr<Dataset> dataset = LoadDataset(DatasetKind::kFashionMnist, options.data_dir);
   if (!dataset.ok()) return dataset.status();
   Setup setup{*std::move(dataset), {}, {}, {}};
   const Normalization norm = ComputeNormalization(setup.dataset.train, setup.dataset.channels);

@@ -64,7 +64,7 @@ Timing TimeTraining(const TensorData& train, const Run& run) {
 
 int Main(int argc, char** argv) {
   const std::string dir = argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist";
-  absl::StatusOr<Dataset> dataset = LoadDataset("fashion-mnist", dir);
+  absl::StatusOr<Dataset> dataset = LoadDataset(DatasetKind::kFashionMnist, dir);
   if (!dataset.ok()) {
     std::fprintf(stderr, "%s\n", dataset.status().ToString().c_str());
     return 1;

@@ -7,13 +7,17 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
 
 namespace lfl {
 namespace {
 
 TEST(RunConfigTest, TomlRoundTripKeepsEveryField) {
   RunConfig c;
-  c.dataset = "cifar10";
+  c.dataset = DatasetKind::kCifar10;
+  c.partition = PartitionScheme::kDirichlet;
   c.local_epochs = 60;
   c.lr = 0.0123456789;
   c.weighted = false;
@@ -111,6 +115,53 @@ TEST(RunConfigTest, ModesAreParsedOnceAndUnknownNamesRefused) {
   EXPECT_EQ(back->quant, QuantMode::kBsq);
   EXPECT_EQ(back->client_data, ClientDataSource::kLocal);
   EXPECT_EQ(ModeName(Algorithm::kFedAvg), "fedavg");
+}
+
+// The dataset and the partition scheme are closed sets too: parsed once from the flag or the
+// key, unknown names refused with the choices, and written back under the same names.
+TEST(RunConfigTest, DatasetAndPartitionAreModes) {
+  for (const auto& [flag, bad, choices] :
+       {std::tuple("--dataset", "imagenet", "fashion-mnist | mnist | emnist-balanced"),
+        std::tuple("--partition", "pathological", "iid | shards | dirichlet | quantity | noise | shared")}) {
+    RunConfig c;
+    CLI::App app;
+    AddRunConfigFlags(app, c);
+    std::vector<std::string> args = {flag, bad};
+    std::reverse(args.begin(), args.end());
+    try {
+      app.parse(args);
+      ADD_FAILURE() << flag << " " << bad << " was accepted";
+    } catch (const CLI::ParseError& e) {
+      EXPECT_THAT(e.what(), ::testing::HasSubstr(choices));
+      EXPECT_THAT(e.what(), ::testing::HasSubstr(bad));
+    }
+  }
+  absl::StatusOr<RunConfig> toml = RunConfigFromToml("partition = \"pathological\"\n");
+  ASSERT_FALSE(toml.ok());
+  EXPECT_THAT(toml.status().message(), ::testing::HasSubstr("'partition'"));
+  EXPECT_THAT(toml.status().message(), ::testing::HasSubstr("iid | shards"));
+  EXPECT_FALSE(RunConfigFromToml("dataset = \"emnist-nope\"\n").ok());
+
+  RunConfig c;
+  CLI::App app;
+  AddRunConfigFlags(app, c);
+  std::vector<std::string> args = {"--dataset", "emnist-letters", "--partition", "quantity"};
+  std::reverse(args.begin(), args.end());
+  app.parse(args);
+  EXPECT_EQ(c.dataset, DatasetKind::kEmnistLetters);
+  EXPECT_EQ(c.partition, PartitionScheme::kQuantity);
+  EXPECT_TRUE(IsEmnist(c.dataset));
+  EXPECT_FALSE(IsEmnist(DatasetKind::kMnist));
+  // The files keep the names: TOML and JSON (summary.json) say "emnist-letters", "quantity".
+  EXPECT_THAT(RunConfigToToml(c), ::testing::ContainsRegex("dataset = .emnist-letters."));
+  EXPECT_THAT(RunConfigToToml(c), ::testing::ContainsRegex("partition = .quantity."));
+  EXPECT_THAT(RunConfigToJson(c), ::testing::HasSubstr("\"dataset\":\"emnist-letters\""));
+  EXPECT_THAT(RunConfigToJson(c), ::testing::HasSubstr("\"partition\":\"quantity\""));
+  for (const auto& [name, kind] : ModeNames<DatasetKind>()) {
+    absl::StatusOr<RunConfig> back = RunConfigFromToml(absl::StrCat("dataset = \"", std::string(name), "\"\n"));
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(back->dataset, kind);
+  }
 }
 
 TEST(RunConfigTest, ValidationNamesTheFlag) {

@@ -17,7 +17,7 @@ constexpr char kDataDir[] = "/usr/share/datasets/fashion-mnist";
 
 TEST(FashionMnistTest, MnistCnnLearnsFromTwoThousandImages) {
   if (!std::filesystem::exists(kDataDir)) GTEST_SKIP() << kDataDir << " is missing";
-  absl::StatusOr<Dataset> dataset = LoadDataset("fashion-mnist", kDataDir);
+  absl::StatusOr<Dataset> dataset = LoadDataset(DatasetKind::kFashionMnist, kDataDir);
   ASSERT_TRUE(dataset.ok()) << dataset.status();
   SetMathThreads(1);
   const Normalization norm = ComputeNormalization(dataset->train, dataset->channels);

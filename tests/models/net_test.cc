@@ -73,10 +73,10 @@ TEST(NetTest, ModelNamesRoundTrip) {
 }
 
 TEST(NetTest, DefaultModelFollowsDataset) {
-  EXPECT_EQ(DefaultModelFor("cifar10"), ModelKind::kCifarCnn);
-  EXPECT_EQ(DefaultModelFor("emnist-balanced"), ModelKind::kFemnistCnn);
-  EXPECT_EQ(DefaultModelFor("fashion-mnist"), ModelKind::kMnistCnn);
-  EXPECT_EQ(DefaultModelFor("mnist"), ModelKind::kMnistCnn);
+  EXPECT_EQ(DefaultModelFor(DatasetKind::kCifar10), ModelKind::kCifarCnn);
+  EXPECT_EQ(DefaultModelFor(DatasetKind::kEmnistBalanced), ModelKind::kFemnistCnn);
+  EXPECT_EQ(DefaultModelFor(DatasetKind::kFashionMnist), ModelKind::kMnistCnn);
+  EXPECT_EQ(DefaultModelFor(DatasetKind::kMnist), ModelKind::kMnistCnn);
 }
 
 TEST(NetTest, RefusesShapesTheConvolutionsCannotTake) {

@@ -86,6 +86,19 @@ TEST(PartitionCliTest, BadInputExitsWithTwo) {
   }
 }
 
+TEST(PartitionCliTest, UnknownNamesListTheChoices) {
+  CliRun run = RunPartition("--dataset imagenet");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.output, HasSubstr("imagenet"));
+  EXPECT_THAT(run.output, HasSubstr("fashion-mnist | mnist | emnist-balanced"));
+  run = RunPartition("--partition pathological");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.output, HasSubstr("iid | shards | dirichlet | quantity | noise | shared"));
+  run = RunPartition("--partition shared");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.output, HasSubstr("load tests"));
+}
+
 TEST(PartitionCliTest, MissingDataNamesTheFile) {
   const CliRun run = RunPartition("--dataset mnist --data-dir /nonexistent/lfl");
   EXPECT_EQ(run.exit_code, 2);

@@ -106,7 +106,7 @@ TEST(LoadDatasetTest, LoadsMnistFromPlainAndGzipFiles) {
   const Split test_split = test::MakeSplit(12, kImageBytes, 10, 2);
   test::WriteMnistFiles(dir, "", "train", train, kSide, kSide, /*gzip=*/false);
   test::WriteMnistFiles(dir, "", "t10k", test_split, kSide, kSide, /*gzip=*/true);
-  absl::StatusOr<Dataset> data = LoadDataset("mnist", dir);
+  absl::StatusOr<Dataset> data = LoadDataset(DatasetKind::kMnist, dir);
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_EQ(data->name, "mnist");
   EXPECT_EQ(data->num_classes, 10);
@@ -123,7 +123,7 @@ TEST(LoadDatasetTest, ImageAndLabelCountMismatchNamesBothFiles) {
   train.labels.pop_back();
   test::WriteMnistFiles(dir, "", "train", train, kSide, kSide, false);
   test::WriteMnistFiles(dir, "", "t10k", test::MakeSplit(4, kImageBytes, 10), kSide, kSide, false);
-  const absl::Status status = LoadDataset("fashion-mnist", dir).status();
+  const absl::Status status = LoadDataset(DatasetKind::kFashionMnist, dir).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(status.message(),
               AllOf(HasSubstr("train-images-idx3-ubyte"), HasSubstr("train-labels-idx1-ubyte")));
@@ -135,7 +135,7 @@ TEST(LoadDatasetTest, LabelOutOfRangeNamesTheLabelFile) {
   train.labels[3] = 10;
   test::WriteMnistFiles(dir, "", "train", train, kSide, kSide, false);
   test::WriteMnistFiles(dir, "", "t10k", test::MakeSplit(4, kImageBytes, 10), kSide, kSide, false);
-  const absl::Status status = LoadDataset("mnist", dir).status();
+  const absl::Status status = LoadDataset(DatasetKind::kMnist, dir).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(status.message(), AllOf(HasSubstr("train-labels-idx1-ubyte"), HasSubstr("10")));
 }
@@ -143,7 +143,7 @@ TEST(LoadDatasetTest, LabelOutOfRangeNamesTheLabelFile) {
 TEST(LoadDatasetTest, MissingFileIsNotFoundNamingIt) {
   const std::string dir = test::MakeTempDir();
   test::WriteMnistFiles(dir, "", "train", test::MakeSplit(6, kImageBytes, 10), kSide, kSide, false);
-  const absl::Status status = LoadDataset("mnist", dir).status();
+  const absl::Status status = LoadDataset(DatasetKind::kMnist, dir).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(status.message(), HasSubstr(dir + "/t10k-images-idx3-ubyte"));
 }
@@ -152,18 +152,24 @@ TEST(LoadDatasetTest, TestImagesOfAnotherSizeAreRefused) {
   const std::string dir = test::MakeTempDir();
   test::WriteMnistFiles(dir, "", "train", test::MakeSplit(6, kImageBytes, 10), kSide, kSide, false);
   test::WriteMnistFiles(dir, "", "t10k", test::MakeSplit(4, 16, 10), 4, 4, false);
-  EXPECT_EQ(LoadDataset("mnist", dir).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(LoadDataset(DatasetKind::kMnist, dir).status().code(), absl::StatusCode::kDataLoss);
 }
 
+// A dataset is a DatasetKind, parsed once from its name: an unknown name is refused there with
+// every choice listed, and every kind's name loads back as that kind.
 TEST(LoadDatasetTest, UnknownNameIsInvalidArgument) {
-  const absl::Status status = LoadDataset("imagenet", "/tmp").status();
+  const absl::Status status = ParseMode<DatasetKind>("imagenet").status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), HasSubstr("imagenet"));
+  EXPECT_THAT(status.message(),
+              HasSubstr("fashion-mnist | mnist | emnist-balanced | emnist-byclass | emnist-bymerge | "
+                        "emnist-letters | emnist-digits | emnist-mnist | cifar10"));
+  for (const auto& [name, kind] : ModeNames<DatasetKind>()) EXPECT_EQ(*ParseMode<DatasetKind>(name), kind);
 }
 
 TEST(LoadDatasetTest, DefaultDirectories) {
-  EXPECT_EQ(DefaultDataDir("fashion-mnist"), "/usr/share/datasets/fashion-mnist");
-  EXPECT_EQ(DefaultDataDir("cifar10"), "data/cifar10");
+  EXPECT_EQ(DefaultDataDir(DatasetKind::kFashionMnist), "/usr/share/datasets/fashion-mnist");
+  EXPECT_EQ(DefaultDataDir(DatasetKind::kCifar10), "data/cifar10");
 }
 
 // EMNIST stores each image column-major; the reader must hand out row-major.
@@ -185,7 +191,7 @@ TEST(LoadDatasetTest, EmnistImagesAreTransposedBack) {
     const Split stored{Transposed(split->images), split->labels};
     test::WriteMnistFiles(dir, "emnist-balanced-", stem, stored, kSide, kSide, true);
   }
-  absl::StatusOr<Dataset> data = LoadDataset("emnist-balanced", dir);
+  absl::StatusOr<Dataset> data = LoadDataset(DatasetKind::kEmnistBalanced, dir);
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_EQ(data->num_classes, 47);
   EXPECT_THAT(data->train.images, ElementsAreArray(train.images));
@@ -200,7 +206,7 @@ TEST(LoadDatasetTest, EmnistLettersLabelsShiftToZeroBased) {
   test::WriteMnistFiles(dir, "emnist-letters-", "test",
                         Split{test::PatternImages(26, kImageBytes), test::CyclingLabels(26, 26, 1)},
                         kSide, kSide, false);
-  absl::StatusOr<Dataset> data = LoadDataset("emnist-letters", dir);
+  absl::StatusOr<Dataset> data = LoadDataset(DatasetKind::kEmnistLetters, dir);
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_EQ(data->num_classes, 26);
   EXPECT_THAT(data->train.labels, ElementsAreArray(test::CyclingLabels(52, 26)));
@@ -211,7 +217,7 @@ TEST(LoadDatasetTest, EmnistLettersLabelZeroIsRefused) {
   const Split zero_based = test::MakeSplit(26, kImageBytes, 26);  // contains label 0
   test::WriteMnistFiles(dir, "emnist-letters-", "train", zero_based, kSide, kSide, false);
   test::WriteMnistFiles(dir, "emnist-letters-", "test", zero_based, kSide, kSide, false);
-  const absl::Status status = LoadDataset("emnist-letters", dir).status();
+  const absl::Status status = LoadDataset(DatasetKind::kEmnistLetters, dir).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(status.message(), HasSubstr("emnist-letters-train-labels-idx1-ubyte"));
 }
@@ -241,7 +247,7 @@ TEST(LoadDatasetTest, Cifar10ConcatenatesTheFiveBatches) {
   }
   const Split test_split = test::MakeSplit(2, kCifarImage, 10, 9);
   test::WriteFile(dir + "/test_batch.bin", CifarBatch(test_split));
-  absl::StatusOr<Dataset> data = LoadDataset("cifar10", dir);
+  absl::StatusOr<Dataset> data = LoadDataset(DatasetKind::kCifar10, dir);
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_EQ(data->channels, 3);
   EXPECT_EQ(data->image_bytes(), kCifarImage);
@@ -276,7 +282,7 @@ TEST(ReadCifar10BatchTest, LabelOutOfRangeIsAnError) {
 // --data-dir flag and lotteryfl-partition --export as the other source, before reading any.
 TEST(LoadDatasetTest, Cifar10WithoutFilesNamesEveryExpectedFileAndTheFlag) {
   const std::string dir = test::MakeTempDir();
-  const absl::Status status = LoadDataset("cifar10", dir).status();
+  const absl::Status status = LoadDataset(DatasetKind::kCifar10, dir).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   for (const char* file : {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
                            "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"}) {
@@ -295,7 +301,7 @@ TEST(LoadDatasetTest, Cifar10NamesOnlyTheMissingFiles) {
     test::WriteFile(dir + "/data_batch_" + std::to_string(b) + ".bin",
                     CifarBatch(test::MakeSplit(1, kCifarImage, 10, b)));
   }
-  const absl::Status status = LoadDataset("cifar10", dir).status();
+  const absl::Status status = LoadDataset(DatasetKind::kCifar10, dir).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(status.message(),
               AllOf(HasSubstr("3 of its 6 files missing: " + dir + "/data_batch_4.bin, " + dir +
@@ -304,7 +310,7 @@ TEST(LoadDatasetTest, Cifar10NamesOnlyTheMissingFiles) {
 }
 
 TEST(LoadDatasetTest, Cifar10DefaultDirectoryIsNamedAsTheDefault) {
-  const absl::Status status = LoadDataset("cifar10").status();
+  const absl::Status status = LoadDataset(DatasetKind::kCifar10).status();
   if (status.ok()) GTEST_SKIP() << "data/cifar10 exists in the working directory";
   EXPECT_THAT(status.message(), AllOf(HasSubstr("data/cifar10/data_batch_1.bin"),
                                       HasSubstr("--data-dir"), HasSubstr("(default data/cifar10")));
@@ -315,7 +321,7 @@ TEST(LoadDatasetTest, EmnistWithoutFilesNamesTheFilesAsTheReaderExpectsThem) {
   // The training pair present (gzip-compressed, as EMNIST ships it), the test pair not.
   test::WriteMnistFiles(dir, "emnist-letters-", "train", test::MakeSplit(2, kImageBytes, 26, 1),
                         kSide, kSide, true);
-  const absl::Status status = LoadDataset("emnist-letters", dir).status();
+  const absl::Status status = LoadDataset(DatasetKind::kEmnistLetters, dir).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(status.message(),
               AllOf(HasSubstr("2 of its 4 files missing: " + dir +

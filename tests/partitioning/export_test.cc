@@ -61,7 +61,8 @@ void ExpectRoundTrip(const Dataset& data) {
   for (const ClientSplit& client : partition.clients) {
     SCOPED_TRACE(client.id);
     ASSERT_FALSE(client.validation.empty());
-    absl::StatusOr<Dataset> own = LoadClientFiles(data.name, dir + "/" + ClientDirName(client.id));
+    absl::StatusOr<Dataset> own =
+        LoadClientFiles(*ParseMode<DatasetKind>(data.name), dir + "/" + ClientDirName(client.id));
     ASSERT_TRUE(own.ok()) << own.status();
     EXPECT_EQ(own->channels, data.channels);
     EXPECT_EQ(own->height, data.height);
@@ -117,7 +118,7 @@ TEST(ExportTest, WritesOnlyTheStandardFiles) {
 TEST(ExportTest, RefusesInputNoiseAndPartitionsThatDoNotFit) {
   const Dataset data = MakeDataset("mnist", 1, 28, 10);
   PartitionOptions options;
-  options.scheme = "noise";
+  options.scheme = PartitionScheme::kNoise;
   options.clients = 3;
   options.test_per_client = 10;
   absl::StatusOr<Partition> noisy = MakePartition(data, options);
@@ -130,6 +131,13 @@ TEST(ExportTest, RefusesInputNoiseAndPartitionsThatDoNotFit) {
   too_big.clients[1].test.push_back(data.test.size());
   s = ExportPartition(data, too_big, test::MakeTempDir());
   EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+
+  // A dataset that is no known one has no standard files: refused with the choices.
+  Dataset synthetic = MakeDataset("synthetic", 1, 28, 10);
+  s = ExportPartition(synthetic, Shards(synthetic, 2), test::MakeTempDir());
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("'synthetic'"));
+  EXPECT_THAT(s.message(), HasSubstr("fashion-mnist | mnist"));
 }
 
 class LoadClientFilesTest : public ::testing::Test {
@@ -142,10 +150,10 @@ class LoadClientFilesTest : public ::testing::Test {
 };
 
 TEST_F(LoadClientFilesTest, MissingDirectoryNamesTheFile) {
-  absl::StatusOr<Dataset> data = LoadClientFiles("fashion-mnist", dir_ + "/client-9");
+  absl::StatusOr<Dataset> data = LoadClientFiles(DatasetKind::kFashionMnist, dir_ + "/client-9");
   EXPECT_TRUE(absl::IsNotFound(data.status())) << data.status();
   EXPECT_THAT(data.status().message(), HasSubstr(dir_ + "/client-9/train-images-idx3-ubyte"));
-  data = LoadClientFiles("cifar10", dir_);
+  data = LoadClientFiles(DatasetKind::kCifar10, dir_);
   EXPECT_TRUE(absl::IsNotFound(data.status())) << data.status();
   EXPECT_THAT(data.status().message(), HasSubstr(dir_ + "/data_batch_1.bin"));
 }
@@ -153,7 +161,7 @@ TEST_F(LoadClientFilesTest, MissingDirectoryNamesTheFile) {
 TEST_F(LoadClientFilesTest, WrongImageSizeNamesTheFile) {
   Write("train", test::MakeSplit(10, 14 * 14, 10), 14);
   Write("t10k", test::MakeSplit(10, 14 * 14, 10), 14);
-  absl::StatusOr<Dataset> data = LoadClientFiles("fashion-mnist", dir_);
+  absl::StatusOr<Dataset> data = LoadClientFiles(DatasetKind::kFashionMnist, dir_);
   EXPECT_TRUE(absl::IsInvalidArgument(data.status())) << data.status();
   EXPECT_THAT(data.status().message(), HasSubstr("train-images-idx3-ubyte"));
   EXPECT_THAT(data.status().message(), HasSubstr("14x14"));
@@ -162,7 +170,7 @@ TEST_F(LoadClientFilesTest, WrongImageSizeNamesTheFile) {
 TEST_F(LoadClientFilesTest, LabelOutOfRangeNamesTheFile) {
   Write("train", test::MakeSplit(10, 28 * 28, 10), 28);
   Write("t10k", test::MakeSplit(12, 28 * 28, 12), 28);  // labels 10 and 11
-  absl::StatusOr<Dataset> data = LoadClientFiles("mnist", dir_);
+  absl::StatusOr<Dataset> data = LoadClientFiles(DatasetKind::kMnist, dir_);
   EXPECT_TRUE(absl::IsDataLoss(data.status())) << data.status();
   EXPECT_THAT(data.status().message(), HasSubstr("t10k-labels-idx1-ubyte"));
 }
@@ -170,12 +178,12 @@ TEST_F(LoadClientFilesTest, LabelOutOfRangeNamesTheFile) {
 TEST_F(LoadClientFilesTest, EmptySplitsAreRefused) {
   Write("train", test::MakeSplit(0, 28 * 28, 10), 28);
   Write("t10k", test::MakeSplit(10, 28 * 28, 10), 28);
-  absl::StatusOr<Dataset> data = LoadClientFiles("mnist", dir_);
+  absl::StatusOr<Dataset> data = LoadClientFiles(DatasetKind::kMnist, dir_);
   EXPECT_TRUE(absl::IsInvalidArgument(data.status())) << data.status();
   EXPECT_THAT(data.status().message(), HasSubstr("train-images-idx3-ubyte"));
   Write("train", test::MakeSplit(10, 28 * 28, 10), 28);
   Write("t10k", test::MakeSplit(0, 28 * 28, 10), 28);
-  data = LoadClientFiles("mnist", dir_);
+  data = LoadClientFiles(DatasetKind::kMnist, dir_);
   EXPECT_TRUE(absl::IsInvalidArgument(data.status())) << data.status();
   EXPECT_THAT(data.status().message(), HasSubstr("t10k-images-idx3-ubyte"));
 }
@@ -184,7 +192,7 @@ TEST_F(LoadClientFilesTest, WrongFormatNamesTheFile) {
   // CIFAR records where IDX files are expected: the magic is wrong.
   test::WriteFile(dir_ + "/train-images-idx3-ubyte", std::vector<uint8_t>(3073 * 2, 1));
   test::WriteFile(dir_ + "/train-labels-idx1-ubyte", test::IdxLabels({1, 2}));
-  absl::StatusOr<Dataset> data = LoadClientFiles("mnist", dir_);
+  absl::StatusOr<Dataset> data = LoadClientFiles(DatasetKind::kMnist, dir_);
   EXPECT_TRUE(absl::IsDataLoss(data.status())) << data.status();
   EXPECT_THAT(data.status().message(), HasSubstr("train-images-idx3-ubyte"));
 }
@@ -218,7 +226,7 @@ TEST(ExportCliTest, ExportWritesEveryClientsDirectory) {
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_THAT(run.output, HasSubstr(out));
   for (int k = 0; k < 3; ++k) {
-    absl::StatusOr<Dataset> own = LoadClientFiles("mnist", out + "/client-" + std::to_string(k));
+    absl::StatusOr<Dataset> own = LoadClientFiles(DatasetKind::kMnist, out + "/client-" + std::to_string(k));
     ASSERT_TRUE(own.ok()) << own.status();
     EXPECT_EQ(own->train.size(), 2 * 10 + 4);  // 2 classes x 10, + ceil(0.2 x 20) validation
     EXPECT_EQ(own->test.size(), 20);

@@ -17,8 +17,8 @@ class FashionMnistTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     struct stat info;
-    if (stat(DefaultDataDir("fashion-mnist").c_str(), &info) != 0) return;
-    absl::StatusOr<Dataset> loaded = LoadDataset("fashion-mnist");
+    if (stat(DefaultDataDir(DatasetKind::kFashionMnist).c_str(), &info) != 0) return;
+    absl::StatusOr<Dataset> loaded = LoadDataset(DatasetKind::kFashionMnist);
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     data_ = new Dataset(*std::move(loaded));
   }
@@ -66,7 +66,7 @@ TEST_F(FashionMnistTest, LotteryFlShardsGiveTwoLabelsAndFortyImagesPerClient) {
 
 TEST_F(FashionMnistTest, DirichletCoversTheTrainingSet) {
   PartitionOptions options;
-  options.scheme = "dirichlet";
+  options.scheme = PartitionScheme::kDirichlet;
   options.clients = 100;
   options.beta = 0.5;
   absl::StatusOr<Partition> partition = MakePartition(*data_, options);

@@ -30,9 +30,10 @@ Dataset SyntheticDataset(int64_t classes, int64_t per_class, int64_t test_per_cl
   return data;
 }
 
+// Options for the scheme named `scheme` (a valid name: ParseMode refuses the others).
 PartitionOptions Options(const std::string& scheme, int64_t clients) {
   PartitionOptions options;
-  options.scheme = scheme;
+  options.scheme = *ParseMode<PartitionScheme>(scheme);
   options.clients = clients;
   options.test_per_client = 50;
   return options;
@@ -258,27 +259,26 @@ TEST(MakePartitionTest, BadOptionsAreInvalidArgument) {
     return options;
   };
   const PartitionOptions bad[] = {
-      with([](PartitionOptions& o) { o.scheme = "pathological"; }),
       with([](PartitionOptions& o) { o.clients = 0; }),
       with([](PartitionOptions& o) { o.classes_per_client = 0; }),
       with([](PartitionOptions& o) { o.classes_per_client = 11; }),
       with([](PartitionOptions& o) { o.samples_per_class = 0; }),
-      with([](PartitionOptions& o) { o.scheme = "dirichlet", o.beta = 0.0; }),
-      with([](PartitionOptions& o) { o.scheme = "quantity", o.beta = -1.0; }),
-      with([](PartitionOptions& o) { o.scheme = "dirichlet", o.min_samples = 200; }),
-      with([](PartitionOptions& o) { o.scheme = "iid", o.clients = 2000; }),
+      with([](PartitionOptions& o) { o.scheme = PartitionScheme::kDirichlet, o.beta = 0.0; }),
+      with([](PartitionOptions& o) { o.scheme = PartitionScheme::kQuantity, o.beta = -1.0; }),
+      with([](PartitionOptions& o) { o.scheme = PartitionScheme::kDirichlet, o.min_samples = 200; }),
+      with([](PartitionOptions& o) { o.scheme = PartitionScheme::kIid, o.clients = 2000; }),
       with([](PartitionOptions& o) { o.noise_sigma = -0.1; }),
       with([](PartitionOptions& o) { o.test_per_client = -1; }),
       with([](PartitionOptions& o) { o.test_per_client = 200; }),  // 100 a class, 60 exist
       with([](PartitionOptions& o) { o.test_per_client = 601; }),  // > the whole test set
       with([](PartitionOptions& o) { o.samples_per_class = int64_t{1} << 62; }),
-      with([](PartitionOptions& o) { o.scheme = "quantity", o.clients = int64_t{1} << 62; }),
+      with([](PartitionOptions& o) { o.scheme = PartitionScheme::kQuantity, o.clients = int64_t{1} << 62; }),
       with([](PartitionOptions& o) { o.validation_fraction = 1.5; }),
   };
   for (const PartitionOptions& options : bad) {
     const absl::Status status = MakePartition(data, options).status();
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument)
-        << options.scheme << " clients=" << options.clients << ": " << status;
+        << ModeName(options.scheme) << " clients=" << options.clients << ": " << status;
   }
 }
 
@@ -318,7 +318,7 @@ TEST(CheckPartitionFitsTest, RefusesIndicesOutsideTheDataset) {
 TEST(SharedTest, MoreClientsThanImagesEachWithDistinctImages) {
   const Dataset data = SyntheticDataset(4, 10, 20);  // 40 training images
   PartitionOptions o;
-  o.scheme = "shared";
+  o.scheme = PartitionScheme::kShared;
   o.clients = 500;
   o.min_samples = 6;
   o.test_per_client = 4;
@@ -347,7 +347,7 @@ TEST(SharedTest, MoreClientsThanImagesEachWithDistinctImages) {
 TEST(SharedTest, ValidationFromImagesNoClientTrainsOnEmptyOnceAllAreUsed) {
   const Dataset data = SyntheticDataset(4, 250, 20);  // 1,000 training images
   PartitionOptions o;
-  o.scheme = "shared";
+  o.scheme = PartitionScheme::kShared;
   o.min_samples = 6;
   o.test_per_client = 4;
   o.validation_fraction = 0.2;

@@ -25,7 +25,7 @@ Dataset SyntheticDataset(int64_t classes, int64_t per_class, int64_t test_per_cl
 
 PartitionOptions Shards(const std::string& source, double fraction) {
   PartitionOptions o;
-  o.scheme = "shards";
+  o.scheme = PartitionScheme::kShards;
   o.clients = 8;
   o.classes_per_client = 2;
   o.samples_per_class = 20;

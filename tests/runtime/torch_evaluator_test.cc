@@ -52,9 +52,9 @@ class TorchEvaluatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
     RunConfig config;
-    config.dataset = "mnist";
+    config.dataset = DatasetKind::kMnist;
     config.data_dir = WriteDataset();
-    config.partition = "iid";
+    config.partition = PartitionScheme::kIid;
     config.clients = 12;
     config.test_per_client = 10;
     config.seed = 3;

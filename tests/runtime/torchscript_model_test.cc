@@ -101,7 +101,7 @@ TEST_F(TorchScriptModelTest, LayoutPrunableTensorsAndTheta0) {
 
 TEST_F(TorchScriptModelTest, ALotteryFLUpdatePrunesAndTrainsTheScript) {
   RunConfig config;
-  config.dataset = "mnist";
+  config.dataset = DatasetKind::kMnist;
   config.data_dir = WriteDataset();
   config.model = model_;
   config.clients = 4;
