@@ -54,7 +54,7 @@ absl::StatusOr<BenchAttack> ParseBenchAttackKind(const std::string& text) {
                                                  "signflip | noise:SIGMA, SIGMA >= 0)"));
 }
 
-// Encodes `values` restricted to `mask` as a client of `config` would (lottery/client_step.cc's
+// Encodes `values` restricted to `mask` as a client of `config` would (runtime/client_step.cc's
 // Encode). bsq_bits (bsq only, nullable): quantize each prunable layer to these bits as exact
 // levels, as an honest BSQ update at those bits travels; null: every layer at the most bits.
 absl::StatusOr<std::string> EncodeAsClient(const RunConfig& config, const TensorSet& values, const Mask& mask,
@@ -90,7 +90,7 @@ absl::StatusOr<std::string> EncodeAsClient(const RunConfig& config, const Tensor
 }
 
 // s of a value attack (client_host.h): θ0 ⊙ m' after a rewind (the mask is applied later;
-// biases as lottery/client_step.cc's RewindNet leaves them), the served θg ⊙ m otherwise.
+// biases as runtime/client_step.cc's RewindNet leaves them), the served θg ⊙ m otherwise.
 TensorSet TrainingStart(const RunData& data, const TensorSet& served, bool rewound) {
   TensorSet start = served;
   if (!rewound) return start;
@@ -179,7 +179,7 @@ absl::Status ApplyBenchAttack(const BenchAttack& attack, const RunData& data, in
       }
     }
   }
-  // Encoded as an honest client of this run would (lottery/client_step.cc), so only the
+  // Encoded as an honest client of this run would (runtime/client_step.cc), so only the
   // values are hostile (the payload's informational round stays 0, as these attacks always sent).
   std::vector<int> bits;
   absl::StatusOr<std::string> payload =

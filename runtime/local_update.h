@@ -2,7 +2,7 @@
 #define LOTTERYFL_RUNTIME_LOCAL_UPDATE_H_
 
 // One client's work for one task: the glue between a run (RunData, RunConfig) and LotteryFL's
-// client step, whose stages live in lottery/client_step.h (gate → prune → rewind → train →
+// client step, whose stages live in runtime/client_step.h (gate → prune → rewind → train →
 // BSQ phase → encode → verify). Deterministic: training randomness is seeded by
 // (seed, client, round, attempt).
 
@@ -11,7 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "fl/mask.h"
-#include "lottery/client_step.h"
+#include "runtime/client_step.h"
 #include "runtime/run_data.h"
 #include "wire/model_payload.h"
 

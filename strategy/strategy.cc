@@ -13,7 +13,7 @@ namespace lfl {
 namespace {
 
 // The magnitude bits the run's encoding gives prunable tensors (-1: any of 0..8, BSQ learns
-// them) and every other tensor. Honest clients encode exactly so (lottery/client_step.cc).
+// them) and every other tensor. Honest clients encode exactly so (runtime/client_step.cc).
 struct RunBits {
   int weights = 32;
   int others = 32;

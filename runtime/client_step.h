@@ -12,10 +12,11 @@
 //
 // RunClientStep chains them. The net is converted to and from a TensorSet only where a stage
 // needs flat values: loading the downlink, rewinding, encoding and loading the decoded payload.
-// Everything is deterministic given ClientStepOptions::train.seed (runtime/ derives it from
-// seed, client, round and attempt). Torch-using; lfl_lottery itself stays torch-free.
-#ifndef LOTTERYFL_LOTTERY_CLIENT_STEP_H_
-#define LOTTERYFL_LOTTERY_CLIENT_STEP_H_
+// Everything is deterministic given ClientStepOptions::train.seed (local_update.h derives it from
+// seed, client, round and attempt). Torch-using, so it lives in runtime/; the pruning it calls
+// (lottery/prune.h) stays torch-free for the coordinator, which derives the same masks.
+#ifndef LOTTERYFL_RUNTIME_CLIENT_STEP_H_
+#define LOTTERYFL_RUNTIME_CLIENT_STEP_H_
 
 #include <torch/torch.h>
 
@@ -189,4 +190,4 @@ absl::StatusOr<ClientStepResult> RunClientStep(const StepContext& ctx, const Cli
 
 }  // namespace lfl
 
-#endif  // LOTTERYFL_LOTTERY_CLIENT_STEP_H_
+#endif  // LOTTERYFL_RUNTIME_CLIENT_STEP_H_

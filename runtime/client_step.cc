@@ -1,4 +1,4 @@
-#include "lottery/client_step.h"
+#include "runtime/client_step.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,6 +1,6 @@
 // LotteryFL's client step, stage by stage, on small synthetic data: the properties the
 // algorithm promises (DESIGN §1), not just that the calls return.
-#include "lottery/client_step.h"
+#include "runtime/client_step.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
