@@ -7,7 +7,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/seed.h"
-#include "lottery/ticket.h"
 
 namespace lfl {
 namespace {
@@ -114,11 +113,9 @@ absl::StatusOr<GateOutcome> Gate(const StepContext& ctx, NetImpl& net, const Mas
                                         ? LocalTestAccuracy(ctx, net)
                                         : Trainer::Evaluate(net, *ctx.data.train, gate_set, split.noise_sigma);
   if (!accuracy.ok()) return accuracy.status();
-  TicketState ticket;
-  ticket.density = mask.Density();
   GateOutcome out;
   out.validation_accuracy = *accuracy;
-  out.prune = DecidePrune(*accuracy, ctx.options.accuracy_threshold, ticket, ctx.options.prune).prune;
+  out.prune = DecidePrune(*accuracy, ctx.options.accuracy_threshold, mask.Density(), ctx.options.prune);
   return out;
 }
 
