@@ -144,29 +144,30 @@ absl::Status ApplyBenchAttack(const BenchAttack& attack, const RunData& data, in
                               uint32_t attempt, const DecodedModel& served, uint32_t served_version,
                               LocalResult* result) {
   if (attack.clients.count(client_id) == 0) return absl::OkStatus();
+  ClientStepResult& step = result->step;
   const RunConfig& config = data.config;
   const uint32_t id = static_cast<uint32_t>(client_id);
   if (IsValueAttack(attack.kind)) {
     const bool lottery = TrainsTickets(config.algorithm);
-    const uint32_t version = result->mask_changed ? served_version + 1 : served_version;
+    const uint32_t version = step.mask_changed ? served_version + 1 : served_version;
     absl::StatusOr<DecodedModel> trained =
-        DecodeModel(result->payload, data.theta0, lottery ? &result->mask : nullptr, version);
+        DecodeModel(step.update.payload, data.theta0, lottery ? &step.mask : nullptr, version);
     if (!trained.ok()) {
       return absl::InternalError(absl::StrCat("own update does not decode: ", trained.status().message()));
     }
-    const TensorSet start = TrainingStart(data, served.values, lottery && result->mask_changed);
+    const TensorSet start = TrainingStart(data, served.values, lottery && step.mask_changed);
     const uint64_t noise_seed = MixSeed(MixSeed(config.seed, static_cast<uint64_t>(client_id), round, attempt),
                                         0x6e6f697365ull);  // a stream of its own, apart from training's
     if (absl::Status s = PoisonTrainedValues(attack, start, trained->mask, noise_seed, &trained->values); !s.ok()) {
       return s;
     }
     std::vector<int> bits;
-    const std::vector<int> honest_bits = result->layer_bits;
+    const std::vector<int> honest_bits = step.update.layer_bits;
     absl::StatusOr<std::string> payload =
         EncodeAsClient(config, trained->values, trained->mask, version, id, round, &honest_bits, &bits);
     if (!payload.ok()) return payload.status();
-    result->payload = *std::move(payload);
-    result->layer_bits = std::move(bits);
+    step.update.payload = *std::move(payload);
+    step.update.layer_bits = std::move(bits);
     return absl::OkStatus();
   }
   if (attack.kind != BenchAttack::kReturnServed && attack.kind != BenchAttack::kAddToBias) return absl::OkStatus();
@@ -185,10 +186,12 @@ absl::Status ApplyBenchAttack(const BenchAttack& attack, const RunData& data, in
   absl::StatusOr<std::string> payload =
       EncodeAsClient(config, values, served.mask, served_version, id, 0, nullptr, &bits);
   if (!payload.ok()) return payload.status();
-  result->payload = *std::move(payload);
-  result->mask = served.mask;
-  result->mask_changed = false;
-  result->layer_bits = std::move(bits);
+  step.update.payload = *std::move(payload);
+  step.update.layer_bits = std::move(bits);
+  // The payload references the served ticket now (a dense run's references none, as in Encode).
+  step.update.mask_version = TrainsTickets(config.algorithm) ? served_version : 0;
+  step.mask = served.mask;
+  step.mask_changed = false;
   return absl::OkStatus();
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -80,20 +81,10 @@ absl::StatusOr<LocalResult> RunLocalUpdate(const RunData& data, int64_t client_i
   absl::StatusOr<ClientStepResult> step =
       RunClientStep(ctx, ClientStepInput{&downlink, mask_version, layer_bits}, net->get());
   if (!step.ok()) return step.status();
-
   LocalResult out;
-  out.payload = std::move(step->update.payload);
-  out.mask = std::move(step->mask);
-  out.mask_changed = step->mask_changed;
+  out.step = *std::move(step);
   out.num_samples = static_cast<int64_t>(split.train.size());
-  out.validation_accuracy = step->gate.validation_accuracy;
-  out.local_accuracy = step->local_accuracy;
-  out.global_masked_accuracy = step->global_masked_accuracy;
   out.test_count = static_cast<int64_t>(split.test.size());
-  out.layer_bits = std::move(step->update.layer_bits);
-  out.precision_kept = step->precision_kept;
-  out.train_seconds = step->train_seconds;
-  out.encode_seconds = step->encode_seconds;
   return out;
 }
 
