@@ -219,11 +219,7 @@ absl::StatusOr<EncodedUpdate> Encode(const StepContext& ctx, NetImpl& net, const
   const ClientStepOptions& o = ctx.options;
   TensorSet trained = ToTensorSet(net);
   if (o.lottery) mask.ApplyTo(&trained);
-  EncodeSpec spec;
-  if (o.quant != QuantMode::kNone) {
-    spec.weight_bits = o.quant == QuantMode::kBsq ? kMaxBsqBits : UniformBits(o.quant);
-    spec.other_bits = 8;
-  }
+  EncodeSpec spec = o.uplink;
   EncodedUpdate out;
   if (o.lottery) {
     spec.mask = &mask;
@@ -283,7 +279,7 @@ absl::StatusOr<ClientStepResult> RunClientStep(const StepContext& ctx, const Cli
 
   const std::vector<torch::Tensor> masks =
       o.lottery ? TorchMasks(out.mask, downlink.values) : std::vector<torch::Tensor>(downlink.values.size());
-  const bool bsq = o.quant == QuantMode::kBsq && o.bsq.epochs > 0;
+  const bool bsq = o.bsq.epochs > 0;
   // The ticket's weights train local epochs in all: fp32, then (bsq) the fine-tune at the learned
   // bits; the precision search comes on top.
   const int64_t fp32_epochs = o.train.epochs - (bsq ? BsqFinetuneEpochs(o.bsq) : 0);

@@ -76,8 +76,12 @@ struct ClientStepOptions {
   // after a prune and rewind, otherwise the downlink θg ⊙ m. The BSQ phase trains without it.
   // 0: none (train.proximal_* are TrainTicket's to set; leave them at their defaults).
   double proximal_mu = 0;
-  QuantMode quant = QuantMode::kNone;
-  BsqPhaseOptions bsq;              // used with QuantMode::kBsq
+  // How the update travels: the run's Strategy::UplinkEncoding (strategy/strategy.h), which
+  // ClientStepOptionsFor (local_update.h) copies here, so the client encodes exactly as the
+  // server expects; the default sends fp32. Encode adds the round, the client, the mask
+  // reference and the BSQ phase's exact levels (which override weight_bits).
+  EncodeSpec uplink;
+  BsqPhaseOptions bsq;              // with epochs > 0 (--quant bsq), training ends with the BSQ phase
   // Before anything else, evaluate the downlink θg ⊙ m_k on the local test split (LotteryFL's
   // global-masked accuracy). Only a client whose data the server does not hold needs it
   // (client-data = local); otherwise the server measures it and the extra pass is wasted.
@@ -154,9 +158,9 @@ struct EncodedUpdate {
   std::vector<int> layer_bits;  // per prunable layer, as sent
   uint32_t mask_version = 0;    // the version the payload references
 };
-// Encodes the net's weights restricted to `mask`. A LotteryFL ticket never sends its mask: it
-// references `mask_version` (the server derives a pruned client's mask; server/round_coordinator.h).
-// `bsq` (nullable) supplies exact levels.
+// Encodes the net's weights restricted to `mask` as options.uplink says. A LotteryFL ticket never
+// sends its mask: it references `mask_version` (the server derives a pruned client's mask;
+// server/round_coordinator.h). `bsq` (nullable) supplies exact levels.
 absl::StatusOr<EncodedUpdate> Encode(const StepContext& ctx, NetImpl& net, const Mask& mask,
                                      uint32_t mask_version, const BsqOutcome* bsq);
 

@@ -29,8 +29,9 @@ struct LocalResult {
 
 // The client step's options for a run configuration and one task (client, round, attempt).
 // What the step does — train a ticket, how to prune, the proximal term — is the run's strategy's
-// ConfigureFit (strategy/strategy.h; the server builds the same strategy from the same config);
-// local, which has no federated strategy, trains each client's dense model alone.
+// ConfigureFit (strategy/strategy.h; the server builds the same strategy from the same config),
+// and the update is encoded as its UplinkEncoding says; local, which has no federated strategy,
+// trains each client's dense model alone, in fp32 (nothing travels: no BSQ phase, no quantizing).
 // With client-data = local the step also measures the downlink on the local test split
 // (LocalResult::step.global_masked_accuracy); otherwise the server does and the client does not.
 // InvalidArgument when the algorithm has no strategy (and is not local).
