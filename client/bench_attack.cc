@@ -54,7 +54,7 @@ absl::StatusOr<BenchAttack> ParseBenchAttackKind(const std::string& text) {
                                                  "signflip | noise:SIGMA, SIGMA >= 0)"));
 }
 
-// Encodes `values` restricted to `mask` as a client of `config` would (lottery/client_step.cc's
+// Encodes `values` restricted to `mask` as a client of `config` would (runtime/client_step.cc's
 // Encode). bsq_bits (bsq only, nullable): quantize each prunable layer to these bits as exact
 // levels, as an honest BSQ update at those bits travels; null: every layer at the most bits.
 absl::StatusOr<std::string> EncodeAsClient(const RunConfig& config, const TensorSet& values, const Mask& mask,
@@ -90,7 +90,7 @@ absl::StatusOr<std::string> EncodeAsClient(const RunConfig& config, const Tensor
 }
 
 // s of a value attack (client_host.h): θ0 ⊙ m' after a rewind (the mask is applied later;
-// biases as lottery/client_step.cc's RewindNet leaves them), the served θg ⊙ m otherwise.
+// biases as runtime/client_step.cc's RewindNet leaves them), the served θg ⊙ m otherwise.
 TensorSet TrainingStart(const RunData& data, const TensorSet& served, bool rewound) {
   TensorSet start = served;
   if (!rewound) return start;
@@ -144,29 +144,30 @@ absl::Status ApplyBenchAttack(const BenchAttack& attack, const RunData& data, in
                               uint32_t attempt, const DecodedModel& served, uint32_t served_version,
                               LocalResult* result) {
   if (attack.clients.count(client_id) == 0) return absl::OkStatus();
+  ClientStepResult& step = result->step;
   const RunConfig& config = data.config;
   const uint32_t id = static_cast<uint32_t>(client_id);
   if (IsValueAttack(attack.kind)) {
     const bool lottery = TrainsTickets(config.algorithm);
-    const uint32_t version = result->mask_changed ? served_version + 1 : served_version;
+    const uint32_t version = step.mask_changed ? served_version + 1 : served_version;
     absl::StatusOr<DecodedModel> trained =
-        DecodeModel(result->payload, data.theta0, lottery ? &result->mask : nullptr, version);
+        DecodeModel(step.update.payload, data.theta0, lottery ? &step.mask : nullptr, version);
     if (!trained.ok()) {
       return absl::InternalError(absl::StrCat("own update does not decode: ", trained.status().message()));
     }
-    const TensorSet start = TrainingStart(data, served.values, lottery && result->mask_changed);
+    const TensorSet start = TrainingStart(data, served.values, lottery && step.mask_changed);
     const uint64_t noise_seed = MixSeed(MixSeed(config.seed, static_cast<uint64_t>(client_id), round, attempt),
                                         0x6e6f697365ull);  // a stream of its own, apart from training's
     if (absl::Status s = PoisonTrainedValues(attack, start, trained->mask, noise_seed, &trained->values); !s.ok()) {
       return s;
     }
     std::vector<int> bits;
-    const std::vector<int> honest_bits = result->layer_bits;
+    const std::vector<int> honest_bits = step.update.layer_bits;
     absl::StatusOr<std::string> payload =
         EncodeAsClient(config, trained->values, trained->mask, version, id, round, &honest_bits, &bits);
     if (!payload.ok()) return payload.status();
-    result->payload = *std::move(payload);
-    result->layer_bits = std::move(bits);
+    step.update.payload = *std::move(payload);
+    step.update.layer_bits = std::move(bits);
     return absl::OkStatus();
   }
   if (attack.kind != BenchAttack::kReturnServed && attack.kind != BenchAttack::kAddToBias) return absl::OkStatus();
@@ -179,16 +180,18 @@ absl::Status ApplyBenchAttack(const BenchAttack& attack, const RunData& data, in
       }
     }
   }
-  // Encoded as an honest client of this run would (lottery/client_step.cc), so only the
+  // Encoded as an honest client of this run would (runtime/client_step.cc), so only the
   // values are hostile (the payload's informational round stays 0, as these attacks always sent).
   std::vector<int> bits;
   absl::StatusOr<std::string> payload =
       EncodeAsClient(config, values, served.mask, served_version, id, 0, nullptr, &bits);
   if (!payload.ok()) return payload.status();
-  result->payload = *std::move(payload);
-  result->mask = served.mask;
-  result->mask_changed = false;
-  result->layer_bits = std::move(bits);
+  step.update.payload = *std::move(payload);
+  step.update.layer_bits = std::move(bits);
+  // The payload references the served ticket now (a dense run's references none, as in Encode).
+  step.update.mask_version = TrainsTickets(config.algorithm) ? served_version : 0;
+  step.mask = served.mask;
+  step.mask_changed = false;
   return absl::OkStatus();
 }
 

@@ -380,27 +380,27 @@ absl::Status ClientHost::DoTask(int64_t client_id, uint64_t round, uint32_t atte
   *h->mutable_client() = CredentialFor(client_id);
   h->set_round(round);
   h->set_attempt(attempt);
-  h->set_payload_bytes(result->payload.size());
+  h->set_payload_bytes(result->step.update.payload.size());
   h->set_num_samples(result->num_samples);
-  h->set_local_accuracy(result->local_accuracy);
+  h->set_local_accuracy(result->step.local_accuracy);
   h->set_test_count(result->test_count);
-  h->set_validation_accuracy(result->validation_accuracy);
-  h->set_global_masked_accuracy(result->global_masked_accuracy);
-  h->set_pruned(result->mask_changed);
-  h->set_train_seconds(result->train_seconds);
-  h->set_encode_seconds(result->encode_seconds);
+  h->set_validation_accuracy(result->step.gate.validation_accuracy);
+  h->set_global_masked_accuracy(result->step.global_masked_accuracy);
+  h->set_pruned(result->step.mask_changed);
+  h->set_train_seconds(result->step.train_seconds);
+  h->set_encode_seconds(result->step.encode_seconds);
   h->set_network_seconds(down.network_seconds);
   // A busy server (no upload slot, an upload of this client still in flight) is asked again
   // with the same update; anything else goes back to RunTask.
   int failures = 0;
   for (;;) {
-    absl::Status s = Upload(chunk, result->payload);
+    absl::Status s = Upload(chunk, result->step.update.payload);
     if (s.ok()) break;
     if (!absl::IsResourceExhausted(s) || !RetryTransient("update upload", client_id, round, s, &failures)) return s;
   }
   absl::MutexLock lock(&mu_);
-  masks_[client_id] = result->mask_changed ? CachedMask{result->mask, down.version + 1}
-                                           : CachedMask{down.model.mask, down.version};
+  masks_[client_id] = result->step.mask_changed ? CachedMask{result->step.mask, down.version + 1}
+                                                : CachedMask{down.model.mask, down.version};
   tasks_completed_++;
   sent_per_round_[round]++;
   return absl::OkStatus();

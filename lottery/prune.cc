@@ -56,6 +56,11 @@ void PruneLayer(const std::vector<float>& w, size_t t, int64_t drop, Mask* mask)
 
 }  // namespace
 
+bool DecidePrune(double validation_accuracy, double accuracy_threshold, double density,
+                 const PruneOptions& options) {
+  return validation_accuracy >= accuracy_threshold && density > options.target_density;
+}
+
 absl::StatusOr<bool> PruneByMagnitude(const TensorSet& weights, const PruneOptions& options,
                                       Mask* mask) {
   if (absl::Status s = CheckOptions(options); !s.ok()) return s;

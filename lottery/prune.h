@@ -1,4 +1,4 @@
-// LotteryFL magnitude pruning and the lottery-ticket rewind.
+// LotteryFL's pruning gate, magnitude pruning and the lottery-ticket rewind.
 #ifndef LFL_LOTTERY_PRUNE_H_
 #define LFL_LOTTERY_PRUNE_H_
 
@@ -14,6 +14,11 @@ struct PruneOptions {
   // Never prune a layer below this density (0.1 for the MNIST family, 0.5 for CIFAR-10).
   double target_density = 0.1;
 };
+
+// LotteryFL's accuracy gate: a ticket of `density` prunes this round when validation_accuracy
+// reaches accuracy_threshold and the density is still above options.target_density.
+bool DecidePrune(double validation_accuracy, double accuracy_threshold, double density,
+                 const PruneOptions& options);
 
 // Per prunable layer: among the kept elements, drops the round(rate · kept) with the smallest
 // |weights| (ties broken by lower index first, so the result is deterministic), but never leaves

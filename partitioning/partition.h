@@ -42,7 +42,7 @@ struct PartitionOptions {
   //              client trains on: once clients x min_samples covers the training
   //              set (100,000 x 10 of Fashion-MNIST's 60,000) none is left, the
   //              slices are empty and the pruning gate judges on the client's own
-  //              training images instead (lottery/client_step.cc, Gate), so
+  //              training images instead (runtime/client_step.cc, Gate), so
   //              tickets still prune. Its manifests do not load back
   //              (PartitionFromJson refuses a training index used twice).
   //   noise      feature skew: an iid split, and client i records noise sigma

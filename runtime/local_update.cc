@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -12,25 +13,31 @@ namespace lfl {
 
 namespace {
 
-// What the run's strategy asks of a sampled client. local (lotteryfl-sim only) has no federated
-// strategy: each client trains its own dense model, FitInstructions' defaults.
-absl::StatusOr<FitInstructions> FitFor(const RunConfig& cfg) {
-  if (cfg.algorithm == Algorithm::kLocal) return FitInstructions{};
+// What the run's strategy asks of a sampled client, and how its update travels.
+struct ClientPolicy {
+  FitInstructions fit;
+  EncodeSpec uplink;
+};
+
+// local (lotteryfl-sim only) has no federated strategy: each client trains its own dense model
+// (FitInstructions' defaults), and nothing travels, so nothing is quantized.
+absl::StatusOr<ClientPolicy> PolicyFor(const RunConfig& cfg) {
+  if (cfg.algorithm == Algorithm::kLocal) return ClientPolicy{};
   absl::StatusOr<std::unique_ptr<Strategy>> strategy = MakeStrategy(cfg);
   if (!strategy.ok()) return strategy.status();
-  return (*strategy)->ConfigureFit();
+  return ClientPolicy{(*strategy)->ConfigureFit(), (*strategy)->UplinkEncoding()};
 }
 
 }  // namespace
 
 absl::StatusOr<ClientStepOptions> ClientStepOptionsFor(const RunConfig& cfg, uint64_t client_id, uint64_t round,
                                                        uint32_t attempt) {
-  absl::StatusOr<FitInstructions> fit = FitFor(cfg);
-  if (!fit.ok()) return fit.status();
+  absl::StatusOr<ClientPolicy> policy = PolicyFor(cfg);
+  if (!policy.ok()) return policy.status();
   ClientStepOptions o;
-  o.lottery = fit->train_ticket;
-  o.prune = fit->prune;
-  o.proximal_mu = fit->proximal_mu;
+  o.lottery = policy->fit.train_ticket;
+  o.prune = policy->fit.prune;
+  o.proximal_mu = policy->fit.proximal_mu;
   o.accuracy_threshold = cfg.accuracy_threshold;
   o.gate_on_test = cfg.gate_split == GateSplit::kTest;
   o.rewind_biases = cfg.rewind_biases;
@@ -39,10 +46,10 @@ absl::StatusOr<ClientStepOptions> ClientStepOptionsFor(const RunConfig& cfg, uin
   o.train.lr = cfg.lr;
   o.train.momentum = cfg.momentum;
   o.train.seed = MixSeed(cfg.seed, client_id, round, attempt);
-  o.quant = cfg.quant;
+  o.uplink = policy->uplink;
   // The server cannot evaluate a ticket on data it does not hold: the client reports it.
   o.evaluate_downlink = cfg.client_data == ClientDataSource::kLocal;
-  if (o.quant == QuantMode::kBsq) {
+  if (cfg.quant == QuantMode::kBsq && cfg.algorithm != Algorithm::kLocal) {
     // With BSQ the ticket first trains in fp32 (the BSQ paper also starts from a trained model:
     // bit-plane SGD moves weights too slowly to train from a rewound θ0 within one round), then
     // runs the BSQ phase of bsq_fraction · local_epochs: precision search, then fine-tuning.
@@ -80,20 +87,10 @@ absl::StatusOr<LocalResult> RunLocalUpdate(const RunData& data, int64_t client_i
   absl::StatusOr<ClientStepResult> step =
       RunClientStep(ctx, ClientStepInput{&downlink, mask_version, layer_bits}, net->get());
   if (!step.ok()) return step.status();
-
   LocalResult out;
-  out.payload = std::move(step->update.payload);
-  out.mask = std::move(step->mask);
-  out.mask_changed = step->mask_changed;
+  out.step = *std::move(step);
   out.num_samples = static_cast<int64_t>(split.train.size());
-  out.validation_accuracy = step->gate.validation_accuracy;
-  out.local_accuracy = step->local_accuracy;
-  out.global_masked_accuracy = step->global_masked_accuracy;
   out.test_count = static_cast<int64_t>(split.test.size());
-  out.layer_bits = std::move(step->update.layer_bits);
-  out.precision_kept = step->precision_kept;
-  out.train_seconds = step->train_seconds;
-  out.encode_seconds = step->encode_seconds;
   return out;
 }
 

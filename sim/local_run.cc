@@ -43,7 +43,6 @@ void TrainAlone(const RunData& data, int64_t id, uint64_t round, LocalClient* cl
   }
   ctx.options = *std::move(options);
   ctx.options.train.noise_sigma = split.noise_sigma;
-  ctx.options.quant = QuantMode::kNone;  // nothing travels
   ctx.round = round;
   ctx.client_id = static_cast<uint32_t>(id);
   absl::StatusOr<Net> net = NewNet(data);

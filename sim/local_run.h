@@ -1,6 +1,6 @@
 // `--algorithm local`: the baseline every personalized-FL paper reports. Each client trains
 // alone on its own data through the same client step as LotteryFL and FedAvg
-// (lottery/client_step.h, here with a full mask and fp32 values): no server, no aggregation,
+// (runtime/client_step.h, here with a full mask and fp32 values): no server, no aggregation,
 // no bytes on any wire. A client keeps its own model across rounds, starting from θ0.
 //
 // Rounds sample clients exactly as RoundCoordinator does with every client live (the same

@@ -13,7 +13,8 @@ namespace lfl {
 namespace {
 
 // The magnitude bits the run's encoding gives prunable tensors (-1: any of 0..8, BSQ learns
-// them) and every other tensor. Honest clients encode exactly so (lottery/client_step.cc).
+// them) and every other tensor. Honest clients encode exactly so: their client step encodes
+// with UplinkEncoding below (runtime/local_update.cc).
 struct RunBits {
   int weights = 32;
   int others = 32;

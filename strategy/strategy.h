@@ -41,7 +41,7 @@ struct FitInstructions {
   bool train_ticket = false;  // LotteryFL: gate, prune, rewind; the update carries the ticket's mask
   PruneOptions prune;         // when train_ticket
   // FedProx: mu of the proximal term (mu/2)·‖w − w_start‖² the local training adds, w_start the
-  // point it starts from (lottery/client_step.h, TrainTicket). 0: none.
+  // point it starts from (runtime/client_step.h, TrainTicket). 0: none.
   double proximal_mu = 0;
 };
 

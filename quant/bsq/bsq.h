@@ -66,7 +66,7 @@ struct BsqOptions {
   // Carries never push a layer beyond this (at most kMaxBsqBits).
   int max_bits = kMaxBsqBits;
   // Carries never push a layer beyond the bits it started at, so precision can only fall. The
-  // federated phase sets it: there a precision rises only through the guard (lottery/client_step.h).
+  // federated phase sets it: there a precision rises only through the guard (runtime/client_step.h).
   bool never_raise = false;
   // Train the per-layer scale s_l with the bits (the authors' code does);
   // false keeps s_l = max|W| except for re-quantization rescaling.

@@ -24,6 +24,16 @@ TensorSet Layer(int64_t n, uint32_t seed) {
   return set;
 }
 
+TEST(DecidePruneTest, PrunesOnlyWhenAccurateEnoughAndAboveTarget) {
+  const PruneOptions options{0.2, 0.1};
+  EXPECT_TRUE(DecidePrune(0.9, 0.9, 1.0, options));  // >= threshold
+  EXPECT_TRUE(DecidePrune(0.95, 0.9, 1.0, options));
+  EXPECT_FALSE(DecidePrune(0.89, 0.9, 1.0, options));
+  EXPECT_FALSE(DecidePrune(0.99, 0.9, 0.1, options));  // at the target
+  EXPECT_FALSE(DecidePrune(0.99, 0.9, 0.05, options));
+  EXPECT_TRUE(DecidePrune(0.99, 0.9, 0.11, options));
+}
+
 TEST(PruneByMagnitudeTest, RemovesRoundRateTimesKeptPerLayer) {
   TensorSet model = testing::SmallModel(4);  // 36- and 210-element weights
   Mask mask = Mask::Full(model);

@@ -207,7 +207,7 @@ TEST_F(LocalDataTest, LocalRunsReportTheDownlinksAccuracyOnTheClientsTestSplit) 
   absl::StatusOr<double> want =
       Trainer::Evaluate(**net, (*local)->test, (*local)->partition.clients[1].test);
   ASSERT_TRUE(want.ok());
-  EXPECT_DOUBLE_EQ(result->global_masked_accuracy, *want);
+  EXPECT_DOUBLE_EQ(result->step.global_masked_accuracy, *want);
   EXPECT_EQ(result->num_samples, 20);
   EXPECT_EQ(result->test_count, 15);
 
@@ -219,7 +219,7 @@ TEST_F(LocalDataTest, LocalRunsReportTheDownlinksAccuracyOnTheClientsTestSplit) 
   ASSERT_TRUE(partitioned.ok());
   result = RunLocalUpdate(**partitioned, 1, 1, 0, downlink, 0);
   ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_EQ(result->global_masked_accuracy, -1);
+  EXPECT_EQ(result->step.global_masked_accuracy, -1);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The client's local step obeys the run's strategy: ClientStepOptionsFor takes what to train
-// (ticket, pruning, proximal term) from MakeStrategy(config)->ConfigureFit().
+// (ticket, pruning, proximal term) from MakeStrategy(config)->ConfigureFit() and how to encode
+// the update from its UplinkEncoding().
 #include "runtime/local_update.h"
 
 #include <gtest/gtest.h>
@@ -46,13 +47,33 @@ TEST(LocalUpdateTest, StepOptionsAreTheStrategysFitInstructions) {
   EXPECT_EQ(lottery->proximal_mu, 0) << "--proximal-mu is fedprox's alone";
 }
 
+TEST(LocalUpdateTest, TheUplinkIsTheStrategysAndOnlyBsqRunsTheBsqPhase) {
+  for (Algorithm algorithm : {Algorithm::kFedAvg, Algorithm::kLotteryFl, Algorithm::kFedProx}) {
+    for (QuantMode quant : {QuantMode::kNone, QuantMode::kUniform8, QuantMode::kUniform2, QuantMode::kBsq}) {
+      RunConfig c = Config(algorithm);
+      c.quant = quant;
+      const EncodeSpec want = MakeStrategy(c).value()->UplinkEncoding();
+      absl::StatusOr<ClientStepOptions> o = ClientStepOptionsFor(c, 1, 2, 0);
+      ASSERT_TRUE(o.ok()) << o.status();
+      EXPECT_EQ(o->uplink.weight_bits, want.weight_bits) << ModeName(algorithm) << " " << ModeName(quant);
+      EXPECT_EQ(o->uplink.other_bits, want.other_bits) << ModeName(algorithm) << " " << ModeName(quant);
+      EXPECT_EQ(o->bsq.epochs > 0, quant == QuantMode::kBsq) << ModeName(algorithm) << " " << ModeName(quant);
+    }
+  }
+}
+
 // local has no federated strategy; lotteryfl-sim's local mode still trains each client's dense
-// model.
+// model, in fp32 whatever --quant says (nothing travels).
 TEST(LocalUpdateTest, LocalTrainsDenseModelsWithoutAStrategy) {
-  absl::StatusOr<ClientStepOptions> o = ClientStepOptionsFor(Config(Algorithm::kLocal), 1, 2, 0);
+  RunConfig c = Config(Algorithm::kLocal);
+  c.quant = QuantMode::kBsq;
+  absl::StatusOr<ClientStepOptions> o = ClientStepOptionsFor(c, 1, 2, 0);
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_FALSE(o->lottery);
   EXPECT_EQ(o->proximal_mu, 0);
+  EXPECT_EQ(o->uplink.weight_bits, 32);
+  EXPECT_EQ(o->uplink.other_bits, 32);
+  EXPECT_EQ(o->bsq.epochs, 0);
 }
 
 }  // namespace

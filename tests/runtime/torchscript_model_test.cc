@@ -124,9 +124,9 @@ TEST_F(TorchScriptModelTest, ALotteryFLUpdatePrunesAndTrainsTheScript) {
   const double untrained = *Trainer::Evaluate(**theta0, (*data)->test, split.test);
   absl::StatusOr<LocalResult> result = RunLocalUpdate(**data, 1, 1, 0, downlink, 0);
   ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_TRUE(result->mask_changed);
-  EXPECT_LT(result->mask.Density(), 0.85);
-  EXPECT_GT(result->local_accuracy, 0.9) << "untrained: " << untrained;
+  EXPECT_TRUE(result->step.mask_changed);
+  EXPECT_LT(result->step.mask.Density(), 0.85);
+  EXPECT_GT(result->step.local_accuracy, 0.9) << "untrained: " << untrained;
   EXPECT_LT(untrained, 0.7);
 
   // BSQ trains substituted weights (bit planes) through the script's forward pass.
@@ -135,9 +135,9 @@ TEST_F(TorchScriptModelTest, ALotteryFLUpdatePrunesAndTrainsTheScript) {
   ASSERT_TRUE(data.ok()) << data.status();
   result = RunLocalUpdate(**data, 1, 1, 0, downlink, 0);
   ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_GT(result->local_accuracy, 0.9);
-  ASSERT_EQ(result->layer_bits.size(), 2u);
-  for (int bits : result->layer_bits) EXPECT_LE(bits, 8);
+  EXPECT_GT(result->step.local_accuracy, 0.9);
+  ASSERT_EQ(result->step.update.layer_bits.size(), 2u);
+  for (int bits : result->step.update.layer_bits) EXPECT_LE(bits, 8);
 }
 
 TEST_F(TorchScriptModelTest, MissingOrBrokenFilesAreRefusedWithTheirPath) {

@@ -5,7 +5,7 @@
 
 #include <numeric>
 
-#include "lottery/client_step.h"
+#include "runtime/client_step.h"
 
 namespace lfl {
 namespace {

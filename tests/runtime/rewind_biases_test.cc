@@ -2,7 +2,7 @@
 // net holds (the global model's), rewinding only the ticket's weights.
 #include <gtest/gtest.h>
 
-#include "lottery/client_step.h"
+#include "runtime/client_step.h"
 
 namespace lfl {
 namespace {

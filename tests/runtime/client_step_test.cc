@@ -1,6 +1,6 @@
 // LotteryFL's client step, stage by stage, on small synthetic data: the properties the
 // algorithm promises (DESIGN §1), not just that the calls return.
-#include "lottery/client_step.h"
+#include "runtime/client_step.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
@@ -9,8 +9,18 @@
 #include <numeric>
 #include <utility>
 
+#include "strategy/strategy.h"
+
 namespace lfl {
 namespace {
+
+// How a client of a LotteryFL run at `quant` encodes its update (ClientStepOptions::uplink).
+EncodeSpec UplinkAt(QuantMode quant) {
+  RunConfig config;
+  config.algorithm = Algorithm::kLotteryFl;
+  config.quant = quant;
+  return MakeStrategy(config).value()->UplinkEncoding();
+}
 
 // Four classes, each a fixed random template plus Gaussian noise: learnable in a few epochs.
 TensorData SyntheticData(int64_t n, uint64_t seed) {
@@ -154,8 +164,8 @@ TEST_F(ClientStepTest, PrunedWeightsStayExactlyZeroThroughTheWholeStep) {
   ctx_.options.accuracy_threshold = 0;  // the gate allows
   ctx_.options.train.epochs = 15;       // from the rewound θ0
   for (QuantMode quant : {QuantMode::kNone, QuantMode::kUniform4, QuantMode::kBsq}) {
-    ctx_.options.quant = quant;
-    ctx_.options.bsq.epochs = 2;
+    ctx_.options.uplink = UplinkAt(quant);
+    ctx_.options.bsq.epochs = quant == QuantMode::kBsq ? 2 : 0;
     Net net = MakeMnistCnn(7);
     absl::StatusOr<ClientStepResult> step = RunClientStep(ctx_, ClientStepInput{&downlink, 0, {}}, net.get());
     ASSERT_TRUE(step.ok()) << step.status();
@@ -232,7 +242,6 @@ TEST_F(ClientStepTest, EvaluateDownlinkMeasuresTheReceivedModelOnTheLocalTestSpl
 // The search only lowers precision: without the guard stepping in, no layer ends above the bits
 // it started the round at; when the guard steps in, it starts again from those bits.
 TEST_F(ClientStepTest, BsqPhaseNeverRaisesBitsUnlessTheGuardDid) {
-  ctx_.options.quant = QuantMode::kBsq;
   ctx_.options.bsq.epochs = 4;
   const Mask full = Mask::Full(theta0_);
   const std::vector<torch::Tensor> masks = TorchMasks(full, theta0_);
@@ -262,7 +271,6 @@ TEST_F(ClientStepTest, BsqPhaseNeverRaisesBitsUnlessTheGuardDid) {
 }
 
 TEST_F(ClientStepTest, BsqPhaseKeepsPrunedWeightsAtZeroLevels) {
-  ctx_.options.quant = QuantMode::kBsq;
   ctx_.options.bsq.epochs = 2;
   Net net = TrainedNet(2);
   absl::StatusOr<PruneOutcome> pruned = Prune(ctx_, ToTensorSet(*net), Mask::Full(theta0_));

@@ -8,7 +8,7 @@
 #include <numeric>
 #include <utility>
 
-#include "lottery/client_step.h"
+#include "runtime/client_step.h"
 
 namespace lfl {
 namespace {

@@ -12,10 +12,11 @@
 //
 // RunClientStep chains them. The net is converted to and from a TensorSet only where a stage
 // needs flat values: loading the downlink, rewinding, encoding and loading the decoded payload.
-// Everything is deterministic given ClientStepOptions::train.seed (runtime/ derives it from
-// seed, client, round and attempt). Torch-using; lfl_lottery itself stays torch-free.
-#ifndef LOTTERYFL_LOTTERY_CLIENT_STEP_H_
-#define LOTTERYFL_LOTTERY_CLIENT_STEP_H_
+// Everything is deterministic given ClientStepOptions::train.seed (local_update.h derives it from
+// seed, client, round and attempt). Torch-using, so it lives in runtime/; the pruning it calls
+// (lottery/prune.h) stays torch-free for the coordinator, which derives the same masks.
+#ifndef LOTTERYFL_RUNTIME_CLIENT_STEP_H_
+#define LOTTERYFL_RUNTIME_CLIENT_STEP_H_
 
 #include <torch/torch.h>
 
@@ -75,8 +76,12 @@ struct ClientStepOptions {
   // after a prune and rewind, otherwise the downlink θg ⊙ m. The BSQ phase trains without it.
   // 0: none (train.proximal_* are TrainTicket's to set; leave them at their defaults).
   double proximal_mu = 0;
-  QuantMode quant = QuantMode::kNone;
-  BsqPhaseOptions bsq;              // used with QuantMode::kBsq
+  // How the update travels: the run's Strategy::UplinkEncoding (strategy/strategy.h), which
+  // ClientStepOptionsFor (local_update.h) copies here, so the client encodes exactly as the
+  // server expects; the default sends fp32. Encode adds the round, the client, the mask
+  // reference and the BSQ phase's exact levels (which override weight_bits).
+  EncodeSpec uplink;
+  BsqPhaseOptions bsq;              // with epochs > 0 (--quant bsq), training ends with the BSQ phase
   // Before anything else, evaluate the downlink θg ⊙ m_k on the local test split (LotteryFL's
   // global-masked accuracy). Only a client whose data the server does not hold needs it
   // (client-data = local); otherwise the server measures it and the extra pass is wasted.
@@ -153,9 +158,9 @@ struct EncodedUpdate {
   std::vector<int> layer_bits;  // per prunable layer, as sent
   uint32_t mask_version = 0;    // the version the payload references
 };
-// Encodes the net's weights restricted to `mask`. A LotteryFL ticket never sends its mask: it
-// references `mask_version` (the server derives a pruned client's mask; server/round_coordinator.h).
-// `bsq` (nullable) supplies exact levels.
+// Encodes the net's weights restricted to `mask` as options.uplink says. A LotteryFL ticket never
+// sends its mask: it references `mask_version` (the server derives a pruned client's mask;
+// server/round_coordinator.h). `bsq` (nullable) supplies exact levels.
 absl::StatusOr<EncodedUpdate> Encode(const StepContext& ctx, NetImpl& net, const Mask& mask,
                                      uint32_t mask_version, const BsqOutcome* bsq);
 
@@ -189,4 +194,4 @@ absl::StatusOr<ClientStepResult> RunClientStep(const StepContext& ctx, const Cli
 
 }  // namespace lfl
 
-#endif  // LOTTERYFL_LOTTERY_CLIENT_STEP_H_
+#endif  // LOTTERYFL_RUNTIME_CLIENT_STEP_H_

@@ -1,4 +1,4 @@
-#include "lottery/client_step.h"
+#include "runtime/client_step.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,7 +7,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/seed.h"
-#include "lottery/ticket.h"
 
 namespace lfl {
 namespace {
@@ -114,11 +113,9 @@ absl::StatusOr<GateOutcome> Gate(const StepContext& ctx, NetImpl& net, const Mas
                                         ? LocalTestAccuracy(ctx, net)
                                         : Trainer::Evaluate(net, *ctx.data.train, gate_set, split.noise_sigma);
   if (!accuracy.ok()) return accuracy.status();
-  TicketState ticket;
-  ticket.density = mask.Density();
   GateOutcome out;
   out.validation_accuracy = *accuracy;
-  out.prune = DecidePrune(*accuracy, ctx.options.accuracy_threshold, ticket, ctx.options.prune).prune;
+  out.prune = DecidePrune(*accuracy, ctx.options.accuracy_threshold, mask.Density(), ctx.options.prune);
   return out;
 }
 
@@ -222,11 +219,7 @@ absl::StatusOr<EncodedUpdate> Encode(const StepContext& ctx, NetImpl& net, const
   const ClientStepOptions& o = ctx.options;
   TensorSet trained = ToTensorSet(net);
   if (o.lottery) mask.ApplyTo(&trained);
-  EncodeSpec spec;
-  if (o.quant != QuantMode::kNone) {
-    spec.weight_bits = o.quant == QuantMode::kBsq ? kMaxBsqBits : UniformBits(o.quant);
-    spec.other_bits = 8;
-  }
+  EncodeSpec spec = o.uplink;
   EncodedUpdate out;
   if (o.lottery) {
     spec.mask = &mask;
@@ -286,7 +279,7 @@ absl::StatusOr<ClientStepResult> RunClientStep(const StepContext& ctx, const Cli
 
   const std::vector<torch::Tensor> masks =
       o.lottery ? TorchMasks(out.mask, downlink.values) : std::vector<torch::Tensor>(downlink.values.size());
-  const bool bsq = o.quant == QuantMode::kBsq && o.bsq.epochs > 0;
+  const bool bsq = o.bsq.epochs > 0;
   // The ticket's weights train local epochs in all: fp32, then (bsq) the fine-tune at the learned
   // bits; the precision search comes on top.
   const int64_t fp32_epochs = o.train.epochs - (bsq ? BsqFinetuneEpochs(o.bsq) : 0);
