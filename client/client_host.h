@@ -37,7 +37,9 @@
 
 namespace lfl {
 
-struct LocalResult;  struct ClientOptions {
+struct LocalResult;
+
+struct ClientOptions {
   std::string server = "127.0.0.1:50051";
   std::vector<int64_t> client_ids = {0};
   int parallel = 1;                      // clients trained at once

@@ -442,9 +442,10 @@ FederationServer::~FederationServer() {
   if (!impl_) return;
   if (!impl_->done.HasBeenNotified()) impl_->done.Notify();
   // Start() may have failed before the service or the server existed.
-  if (impl_->service) impl_->service->ReleaseAll();
+  const bool finished = coordinator_ && coordinator_->finished();
+  if (impl_->service) impl_->service->ReleaseAll(finished);
   if (impl_->server) impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  if (impl_->service) impl_->service->ReleaseAll();
+  if (impl_->service) impl_->service->ReleaseAll(finished);
   if (impl_->http) impl_->http->Stop();
   impl_->io.stop();
   if (impl_->io_thread.joinable()) impl_->io_thread.join();

@@ -299,10 +299,10 @@ void FederationService::Pump() {
   }
 }
 
-void FederationService::ReleaseAll() {
+void FederationService::ReleaseAll(bool finished) {
   absl::MutexLock lock(&mu_);
   for (Waiter& w : waiters_) {
-    w.reply->set_state(v1::PollReply::WAIT);
+    w.reply->set_state(finished ? v1::PollReply::FINISHED : v1::PollReply::WAIT);
     w.reactor->Finish(grpc::Status::OK);
   }
   waiters_.clear();

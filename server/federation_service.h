@@ -90,8 +90,10 @@ class FederationService final : public lotteryfl::v1::Federation::CallbackServic
   // state changed since it was last answered (state_version()); otherwise only its deadline is
   // checked, so a tick costs O(parked polls + open streams), whatever the number of clients.
   void Pump();
-  // Completes every parked poll (before the gRPC server shuts down).
-  void ReleaseAll();
+  // Completes every parked poll (before the gRPC server shuts down): FINISHED when `finished`
+  // (the run is over: told WAIT, a host would poll a server that is gone until it gives up and
+  // exits with an error), else WAIT.
+  void ReleaseAll(bool finished = false);
 
   RoundCoordinator* coordinator() { return coordinator_; }
   // An upload stream as the service tracks it: pending (opened, no header yet) from Open until

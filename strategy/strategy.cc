@@ -12,18 +12,6 @@
 namespace lfl {
 namespace {
 
-// The magnitude bits the run's encoding gives prunable tensors (-1: any of 0..8, BSQ learns
-// them) and every other tensor. Honest clients encode exactly so: their client step encodes
-// with UplinkEncoding below (runtime/local_update.cc).
-struct RunBits {
-  int weights = 32;
-  int others = 32;
-};
-RunBits RunBitsFor(QuantMode mode) {
-  if (mode == QuantMode::kNone) return {32, 32};
-  return {mode == QuantMode::kBsq ? -1 : UniformBits(mode), 8};
-}
-
 // `want` of `ids` drawn by the project's portable, unbiased sampler seeded by `seed`, sorted.
 std::vector<int64_t> SeededSample(std::vector<int64_t> ids, size_t want, uint64_t seed) {
   return Sampler(seed).Choose(std::move(ids), want);
@@ -129,15 +117,19 @@ absl::Status Strategy::CheckUpdate(const DecodedModel& update, const TensorSet& 
   }
   // The run's encoding, for every tensor: an update may not carry more precision (or raw fp32)
   // where the run quantizes, nor other bit widths than the uniform modes use.
-  const RunBits run_bits = RunBitsFor(config_.quant);
+  // That is UplinkEncoding's, where honest clients encode (runtime/local_update.cc); under BSQ
+  // a prunable tensor may take any precision up to it (each layer learns its own).
+  const EncodeSpec run = UplinkEncoding();
   for (size_t t = 0; t < update.tensor_bits.size() && t < served.size(); ++t) {
     const int bits = update.tensor_bits[t];
-    const int want = served.tensors[t].prunable ? run_bits.weights : run_bits.others;
-    if (want == -1 ? bits > codec::kMaxQuantBits : bits != want) {
+    const bool prunable = served.tensors[t].prunable;
+    const bool up_to = prunable && config_.quant == QuantMode::kBsq;
+    const int want = prunable ? run.weight_bits : run.other_bits;
+    if (up_to ? bits > want : bits != want) {
       *cause = "quant_mode";
       return absl::InvalidArgumentError(absl::StrCat(
           served.tensors[t].name, " is sent at ", bits, " bits; a ", std::string(ModeName(config_.quant)), " run takes ",
-          want == -1 ? std::string("at most 8") : std::to_string(want), want == 32 ? " (raw fp32)" : ""));
+          up_to ? "at most " : "", want, want == 32 ? " (raw fp32)" : ""));
     }
   }
   // Every record stays inside the client's ticket, whether its mask travelled, was referenced or

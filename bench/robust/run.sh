@@ -4,7 +4,8 @@
 # --bench-attack, a benchmark-only option); every aggregator row runs every attack, k and seed.
 # k = 0 does not depend on the attack: it runs once per aggregator and seed. Runs land in
 #   OUT/<row>/k0/seed<N>  and  OUT/<row>/<attack>/k<k>/seed<N>   (attack "scale:-10" -> "scale_-10")
-# and a run whose summary.json exists is kept (the benchmark resumes where it stopped). At the
+# and a run whose summary.json says it ran every round is kept (the benchmark resumes where it
+# stopped; a stopped run, whose summary has fewer rounds, runs again). At the
 # end bench/robust/table.py prints the Markdown table of what is there and lists what is missing.
 #
 #   bench/robust/run.sh [--seeds "1 2 3"] [--ks "0 1 2 3"] [--attacks "scale:-10 signflip noise:0.02"]
@@ -77,6 +78,12 @@ for k in $KS; do
 done
 
 launched=()
+complete() {  # dir: a finished run (a stopped one writes summary.json too, with fewer rounds)
+  [ -s "$1/summary.json" ] && python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+sys.exit(0 if s.get("rounds") == s.get("config", {}).get("rounds") else 1)' "$1/summary.json" 2> /dev/null
+}
 run() {  # dir flags...: one simulation, in the background (at most JOBS at once)
   local dir=$1; shift
   local cmd=("$SIM" --config "$CONFIG" --eval-every 1000 --quant none --parallel 1 "$@" "${EXTRA[@]}"
@@ -85,7 +92,7 @@ run() {  # dir flags...: one simulation, in the background (at most JOBS at once
     printf '%q ' "${cmd[@]}"; echo
     return
   fi
-  if [ -s "$dir/summary.json" ]; then
+  if complete "$dir"; then
     if [ -s "$dir/command.txt" ] && [ "$(cat "$dir/command.txt")" != "$(printf '%q ' "${cmd[@]}")" ]; then
       echo "run.sh: kept $dir, made with a different command (see its command.txt)" >&2
     fi

@@ -57,7 +57,8 @@ def cell(results, seeds):
     parts = []
     for i in range(len(METRICS)):
         mean, sd = compare.mean_sd([100 * r[i] for r in results])
-        parts.append("%.1f ± %.1f" % (mean, sd))
+        # One seed has no spread: print the value alone rather than a misleading "± 0.0".
+        parts.append("%.1f ± %.1f" % (mean, sd) if len(results) > 1 else "%.1f" % mean)
     text = " / ".join(parts)
     if len(results) < len(seeds):
         text += " (%d/%d seeds)" % (len(results), len(seeds))

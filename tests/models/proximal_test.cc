@@ -10,31 +10,14 @@
 #include <utility>
 
 #include "models/trainer.h"
+#include "tests/models/synthetic_net.h"
 
 namespace lfl {
 namespace {
 
-// Four classes, each a fixed random template plus unit Gaussian noise.
-TensorData SyntheticData(int64_t n, uint64_t seed) {
-  torch::Generator generator = at::detail::createCPUGenerator(seed);
-  const torch::Tensor templates = torch::randn({4, 1, 28, 28}, generator);
-  TensorData data;
-  data.labels = torch::randint(4, {n}, generator, torch::kInt64);
-  data.images = templates.index_select(0, data.labels) + torch::randn({n, 1, 28, 28}, generator);
-  return data;
-}
-
-std::vector<int64_t> Range(int64_t n) {
-  std::vector<int64_t> indices(n);
-  std::iota(indices.begin(), indices.end(), 0);
-  return indices;
-}
-
-Net MakeMnistCnn(uint64_t seed) {
-  absl::StatusOr<Net> net = MakeNet(ModelKind::kMnistCnn, NetShape{}, seed);
-  EXPECT_TRUE(net.ok()) << net.status();
-  return *std::move(net);
-}
+using test::MakeMnistCnn;
+using test::Range;
+using test::SyntheticData;
 
 std::vector<torch::Tensor> Copy(const std::vector<torch::Tensor>& tensors) {
   std::vector<torch::Tensor> out;
@@ -62,7 +45,7 @@ std::vector<torch::Tensor> Trained(const TensorData& data, const TrainOptions& o
   Net net = MakeMnistCnn(1);
   PlainSource source(*net, std::move(masks));
   absl::StatusOr<TrainStats> stats =
-      Trainer::Train(*net, source, data, Range(data.labels.size(0)), options);
+      Trainer::Train(*net, source, data, Range(0, data.labels.size(0)), options);
   EXPECT_TRUE(stats.ok()) << stats.status();
   return Copy(net->parameters());
 }
@@ -160,20 +143,20 @@ TEST(ProximalTest, RefusesBadMuAndAnchorsThatDoNotFit) {
   options.proximal_anchor = start;
   for (double bad : {-1.0, std::nan(""), std::numeric_limits<double>::infinity()}) {
     options.proximal_mu = bad;
-    EXPECT_EQ(Trainer::Train(*net, source, data, Range(16), options).status().code(),
+    EXPECT_EQ(Trainer::Train(*net, source, data, Range(0, 16), options).status().code(),
               absl::StatusCode::kInvalidArgument)
         << bad;
   }
   options.proximal_mu = 1;
   options.proximal_anchor.pop_back();
-  EXPECT_EQ(Trainer::Train(*net, source, data, Range(16), options).status().code(),
+  EXPECT_EQ(Trainer::Train(*net, source, data, Range(0, 16), options).status().code(),
             absl::StatusCode::kInvalidArgument);
   options.proximal_anchor = start;
   options.proximal_anchor[0] = torch::zeros({3, 3});
-  EXPECT_EQ(Trainer::Train(*net, source, data, Range(16), options).status().code(),
+  EXPECT_EQ(Trainer::Train(*net, source, data, Range(0, 16), options).status().code(),
             absl::StatusCode::kInvalidArgument);
   options.proximal_anchor = start;
-  EXPECT_TRUE(Trainer::Train(*net, source, data, Range(16), options).ok());
+  EXPECT_TRUE(Trainer::Train(*net, source, data, Range(0, 16), options).ok());
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include "models/trainer.h"
+#include "tests/models/synthetic_net.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
@@ -10,28 +11,9 @@
 namespace lfl {
 namespace {
 
-// Four classes, each a fixed random template plus unit Gaussian noise, so
-// that training has something to learn.
-TensorData SyntheticData(int64_t n, uint64_t seed) {
-  torch::Generator generator = at::detail::createCPUGenerator(seed);
-  const torch::Tensor templates = torch::randn({4, 1, 28, 28}, generator);
-  TensorData data;
-  data.labels = torch::randint(4, {n}, generator, torch::kInt64);
-  data.images = templates.index_select(0, data.labels) + torch::randn({n, 1, 28, 28}, generator);
-  return data;
-}
-
-std::vector<int64_t> Range(int64_t n) {
-  std::vector<int64_t> indices(n);
-  std::iota(indices.begin(), indices.end(), 0);
-  return indices;
-}
-
-Net MakeMnistCnn(uint64_t seed) {
-  absl::StatusOr<Net> net = MakeNet(ModelKind::kMnistCnn, NetShape{}, seed);
-  EXPECT_TRUE(net.ok()) << net.status();
-  return *std::move(net);
-}
+using test::MakeMnistCnn;
+using test::Range;
+using test::SyntheticData;
 
 TrainStats TrainOrDie(NetImpl& net, ParameterSource& source, const TensorData& data,
                       const std::vector<int64_t>& indices, const TrainOptions& options) {
@@ -45,7 +27,7 @@ TrainStats TrainOrDie(NetImpl& net, ParameterSource& source, const TensorData& d
 std::vector<torch::Tensor> TrainedWeights(const TensorData& data, const TrainOptions& options) {
   Net net = MakeMnistCnn(1);
   PlainSource source(*net, {});
-  TrainOrDie(*net, source, data, Range(data.labels.size(0)), options);
+  TrainOrDie(*net, source, data, Range(0, data.labels.size(0)), options);
   return net->parameters();
 }
 
@@ -64,7 +46,7 @@ TEST(TrainerTest, CountsStepsAndSamples) {
   TrainOptions options;
   options.epochs = 3;
   options.batch_size = 32;  // 100 images: batches of 32, 32, 32, 4.
-  const TrainStats stats = TrainOrDie(*net, source, data, Range(100), options);
+  const TrainStats stats = TrainOrDie(*net, source, data, Range(0, 100), options);
   EXPECT_EQ(stats.steps, 12);
   EXPECT_EQ(stats.samples, 300);
   EXPECT_GT(stats.mean_loss, 0);
@@ -75,9 +57,9 @@ TEST(TrainerTest, LossFallsOnALearnableTask) {
   Net net = MakeMnistCnn(1);
   PlainSource source(*net, {});
   TrainOptions options;
-  const double first = TrainOrDie(*net, source, data, Range(512), options).mean_loss;
+  const double first = TrainOrDie(*net, source, data, Range(0, 512), options).mean_loss;
   options.epochs = 5;
-  const double later = TrainOrDie(*net, source, data, Range(512), options).mean_loss;
+  const double later = TrainOrDie(*net, source, data, Range(0, 512), options).mean_loss;
   EXPECT_LT(later, 0.8 * first);
   absl::StatusOr<double> accuracy = Trainer::Evaluate(*net, data, {});
   ASSERT_TRUE(accuracy.ok()) << accuracy.status();
@@ -99,7 +81,7 @@ TEST(TrainerTest, MaskedWeightsStayExactlyZero) {
   PlainSource source(*net, masks);
   TrainOptions options;
   options.epochs = 2;
-  TrainOrDie(*net, source, data, Range(96), options);
+  TrainOrDie(*net, source, data, Range(0, 96), options);
 
   const std::vector<torch::Tensor> after = net->parameters();
   for (size_t i = 0; i < after.size(); i += 2) {
@@ -116,7 +98,7 @@ TEST(TrainerTest, UnmaskedRunChangesEveryLayer) {
   std::vector<torch::Tensor> initial;
   for (const torch::Tensor& p : net->parameters()) initial.push_back(p.detach().clone());
   PlainSource source(*net, {});
-  TrainOrDie(*net, source, data, Range(96), TrainOptions{});
+  TrainOrDie(*net, source, data, Range(0, 96), TrainOptions{});
   const std::vector<torch::Tensor> after = net->parameters();
   for (size_t i = 0; i < after.size(); ++i) EXPECT_FALSE(torch::equal(after[i], initial[i])) << i;
 }
@@ -184,10 +166,10 @@ TEST(TrainerTest, RefusesMasksThatDoNotFit) {
   std::vector<torch::Tensor> masks(net->parameters().size());
   masks[0] = torch::ones({3, 3});
   PlainSource wrong_shape(*net, masks);
-  EXPECT_EQ(Trainer::Train(*net, wrong_shape, data, Range(16), {}).status().code(),
+  EXPECT_EQ(Trainer::Train(*net, wrong_shape, data, Range(0, 16), {}).status().code(),
             absl::StatusCode::kInvalidArgument);
   PlainSource wrong_count(*net, {torch::ones({10, 1, 5, 5})});
-  EXPECT_EQ(Trainer::Train(*net, wrong_count, data, Range(16), {}).status().code(),
+  EXPECT_EQ(Trainer::Train(*net, wrong_count, data, Range(0, 16), {}).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
@@ -251,7 +233,7 @@ TEST(TrainerTest, DrivesAParameterSourceThroughItsHooks) {
   TrainOptions options;
   options.epochs = 2;
   options.batch_size = 16;  // 3 steps per epoch.
-  const TrainStats stats = TrainOrDie(*net, source, data, Range(40), options);
+  const TrainStats stats = TrainOrDie(*net, source, data, Range(0, 40), options);
   EXPECT_EQ(source.begun_with, 6);
   EXPECT_EQ(stats.steps, 6);
   EXPECT_EQ(source.steps_seen, (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
@@ -274,7 +256,7 @@ TEST(TrainerTest, RefusesSourcesWhoseWeightsDoNotFitTheNet) {
   const TensorData data = SyntheticData(16, 9);
   Net net = MakeMnistCnn(1);
   TruncatingSource source(*net, {});
-  EXPECT_EQ(Trainer::Train(*net, source, data, Range(16), {}).status().code(),
+  EXPECT_EQ(Trainer::Train(*net, source, data, Range(0, 16), {}).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
@@ -306,7 +288,7 @@ TEST(EvaluateTest, NoiseIsSeededAndLowersAccuracy) {
   TrainOptions options;
   options.epochs = 3;  // one epoch at lr 0.01 may still be at chance for some batch orders
   options.lr = 0.05;
-  TrainOrDie(*net, source, data, Range(500), options);
+  TrainOrDie(*net, source, data, Range(0, 500), options);
   ASSERT_GT(*Trainer::Evaluate(*net, data, {}), 0.6);
   const double clean = *Trainer::Evaluate(*net, data, {});
   const double noisy = *Trainer::Evaluate(*net, data, {}, 5.f, 1);

@@ -10,9 +10,14 @@
 #include <utility>
 
 #include "strategy/strategy.h"
+#include "tests/models/synthetic_net.h"
 
 namespace lfl {
 namespace {
+
+using test::MakeMnistCnn;
+using test::Range;
+TensorData SyntheticData(int64_t n, uint64_t seed) { return test::SyntheticData(n, seed, 0.5); }
 
 // How a client of a LotteryFL run at `quant` encodes its update (ClientStepOptions::uplink).
 EncodeSpec UplinkAt(QuantMode quant) {
@@ -20,28 +25,6 @@ EncodeSpec UplinkAt(QuantMode quant) {
   config.algorithm = Algorithm::kLotteryFl;
   config.quant = quant;
   return MakeStrategy(config).value()->UplinkEncoding();
-}
-
-// Four classes, each a fixed random template plus Gaussian noise: learnable in a few epochs.
-TensorData SyntheticData(int64_t n, uint64_t seed) {
-  torch::Generator generator = at::detail::createCPUGenerator(seed);
-  const torch::Tensor templates = torch::randn({4, 1, 28, 28}, generator);
-  TensorData data;
-  data.labels = torch::randint(4, {n}, generator, torch::kInt64);
-  data.images = templates.index_select(0, data.labels) + 0.5 * torch::randn({n, 1, 28, 28}, generator);
-  return data;
-}
-
-std::vector<int64_t> Range(int64_t from, int64_t to) {
-  std::vector<int64_t> v(static_cast<size_t>(to - from));
-  std::iota(v.begin(), v.end(), from);
-  return v;
-}
-
-Net MakeMnistCnn(uint64_t seed) {
-  absl::StatusOr<Net> net = MakeNet(ModelKind::kMnistCnn, NetShape{}, seed);
-  EXPECT_TRUE(net.ok()) << net.status();
-  return *std::move(net);
 }
 
 class ClientStepTest : public ::testing::Test {

@@ -107,7 +107,7 @@ class CoordinatorTest : public ::testing::Test {
 
 TEST_F(CoordinatorTest, WaitsForAllClientsThenSamplesHalf) {
   Make("fedavg");
-  coordinator_->Join({0, ""}, now_);
+  ASSERT_TRUE(coordinator_->Join({0, ""}, now_).ok());
   coordinator_->Tick(now_);
   absl::StatusOr<PollResult> early = coordinator_->Poll({{0, ""}}, now_);
   ASSERT_TRUE(early.ok());
