@@ -17,7 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "config/run_modes.h"
+#include "config/modes/run_modes.h"
 
 namespace CLI {
 class App;
@@ -27,7 +27,7 @@ namespace lfl {
 
 struct RunConfig {
   // --- data -------------------------------------------------------------
-  DatasetKind dataset = DatasetKind::kFashionMnist;  // config/run_modes.h
+  DatasetKind dataset = DatasetKind::kFashionMnist;  // config/modes/run_modes.h
   std::string data_dir;                   // empty: the dataset's default directory
   std::string model;                      // empty: the dataset's default model
   PartitionScheme partition = PartitionScheme::kShards;  // partitioning/partition.h says what each does
@@ -65,7 +65,7 @@ struct RunConfig {
   double momentum = 0.5;
 
   // --- algorithm and transport -----------------------------------------
-  Algorithm algorithm = Algorithm::kFedAvg;  // config/run_modes.h
+  Algorithm algorithm = Algorithm::kFedAvg;  // config/modes/run_modes.h
   QuantMode quant = QuantMode::kNone;
   AggregatorKind aggregator = AggregatorKind::kMaskedMean;  // fl/aggregator.h
   double aggregator_trim = 0.2;        // keeper-trimmed-mean: share cut from each end, [0, 0.5)

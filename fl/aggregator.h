@@ -9,7 +9,7 @@
 // does not keep carry no value and must not count. Each aggregator says what an element kept
 // by no update becomes (every aggregator here: its previous value).
 //
-// Registered by name (config/run_modes.h AggregatorKind, --aggregator): MakeAggregator.
+// Registered by name (config/modes/run_modes.h AggregatorKind, --aggregator): MakeAggregator.
 // Torch-free.
 #ifndef LFL_FL_AGGREGATOR_H_
 #define LFL_FL_AGGREGATOR_H_
@@ -21,7 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "config/run_modes.h"
+#include "config/modes/run_modes.h"
 #include "fl/mask.h"
 #include "fl/tensor_set.h"
 

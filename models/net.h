@@ -16,7 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "config/run_modes.h"  // DatasetKind
+#include "config/modes/run_modes.h"  // DatasetKind
 #include "fl/tensor_set.h"
 
 namespace lfl {

@@ -29,7 +29,7 @@ struct Flags {
   lfl::PartitionOptions options;
 };
 
-// `flag` sets *mode from its name, parsed here once (config/run_modes.h); an unknown name is a
+// `flag` sets *mode from its name, parsed here once (config/modes/run_modes.h); an unknown name is a
 // usage error listing the choices. `allowed`, when given, refuses a valid mode with its reason.
 template <typename Mode>
 CLI::Option* AddModeOption(CLI::App& app, const std::string& flag, Mode* mode, const std::string& help,

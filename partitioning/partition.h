@@ -15,7 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "config/run_modes.h"
+#include "config/modes/run_modes.h"
 #include "partitioning/dataset.h"
 
 namespace lfl {
@@ -47,7 +47,7 @@ struct PartitionOptions {
   //              (PartitionFromJson refuses a training index used twice).
   //   noise      feature skew: an iid split, and client i records noise sigma
   //              noise_sigma*i/(clients-1) (models/ adds the noise).
-  // (PartitionScheme, config/run_modes.h: parsed from its name where a flag or a key is read.)
+  // (PartitionScheme, config/modes/run_modes.h: parsed from its name where a flag or a key is read.)
   PartitionScheme scheme = PartitionScheme::kShards;
   int64_t clients = 10;
   int64_t classes_per_client = 2;  // shards: labels per client (LotteryFL default)

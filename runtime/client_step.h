@@ -160,7 +160,7 @@ struct EncodedUpdate {
 };
 // Encodes the net's weights restricted to `mask` as options.uplink says. A LotteryFL ticket never
 // sends its mask: it references `mask_version` (the server derives a pruned client's mask;
-// server/round_coordinator.h). `bsq` (nullable) supplies exact levels.
+// server/coordinator/round_coordinator.h). `bsq` (nullable) supplies exact levels.
 absl::StatusOr<EncodedUpdate> Encode(const StepContext& ctx, NetImpl& net, const Mask& mask,
                                      uint32_t mask_version, const BsqOutcome* bsq);
 

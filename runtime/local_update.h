@@ -43,7 +43,7 @@ absl::StatusOr<ClientStepOptions> ClientStepOptionsFor(const RunConfig& config, 
 // initial 8 bits; a layer that ended at 0 bits restarts at 1 so it can recover).
 //
 // A pruned ticket is not sent: pruning is a function of the downlink alone, so the server
-// derives the same mask (server/round_coordinator.h, "Derived masks") and the update
+// derives the same mask (server/coordinator/round_coordinator.h, "Derived masks") and the update
 // references it as version mask_version + 1.
 absl::StatusOr<LocalResult> RunLocalUpdate(const RunData& data, int64_t client_id, uint64_t round, uint32_t attempt,
                                            const DecodedModel& downlink, uint32_t mask_version,

@@ -23,7 +23,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "strategy/strategy.h"
-#include "server/checkpoint.h"
+#include "server/coordinator/checkpoint.h"
 #include "server/federation_service.h"
 #include "server/serial_worker.h"
 #include "server/http/families.h"

@@ -19,9 +19,9 @@
 #include "common/file_io.h"  // ReadTextFile, ReadTokensFile
 #include "config/run_config.h"
 #include "server/federation_service.h"
-#include "server/refusals.h"
-#include "server/round_coordinator.h"
-#include "server/run_recorder.h"
+#include "server/coordinator/refusals.h"
+#include "server/coordinator/round_coordinator.h"
+#include "server/coordinator/run_recorder.h"
 
 namespace lfl {
 
@@ -73,7 +73,7 @@ struct ServerOptions {
   std::string tls_cert, tls_key;         // PEM files; both empty = plaintext
   std::string tls_client_ca;             // PEM; set = mutual TLS (clients must present a certificate)
                                          // and host bindings in the tokens file are enforced
-  std::string tokens_file;               // server/authenticator.h format; empty = no tokens
+  std::string tokens_file;               // server/coordinator/authenticator.h format; empty = no tokens
   // Listening on a network requires TLS and a tokens file unless this is set (the in-process
   // simulator, with `listen` empty, needs neither).
   bool insecure = false;

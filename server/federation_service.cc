@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "server/upload_assembler.h"
+#include "server/coordinator/upload_assembler.h"
 
 namespace lfl {
 

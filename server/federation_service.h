@@ -17,8 +17,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/lotteryfl.grpc.pb.h"
-#include "server/refusals.h"
-#include "server/round_coordinator.h"
+#include "server/coordinator/refusals.h"
+#include "server/coordinator/round_coordinator.h"
 
 namespace lfl {
 

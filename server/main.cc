@@ -4,7 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "server/server_cli.h"
+#include "server/cli/server_cli.h"
 
 int main(int argc, char** argv) {
   absl::StatusOr<lfl::ServerLaunch> launch = lfl::ParseServerCommandLine(argc, argv);

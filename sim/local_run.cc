@@ -11,7 +11,7 @@
 #include "common/seed.h"
 #include "runtime/local_update.h"
 #include "strategy/strategy.h"
-#include "server/run_recorder.h"
+#include "server/coordinator/run_recorder.h"
 
 namespace lfl {
 namespace {

@@ -18,7 +18,7 @@
 
 #include "absl/status/status.h"
 #include "runtime/run_data.h"
-#include "server/round_coordinator.h"
+#include "server/coordinator/round_coordinator.h"
 
 namespace lfl {
 

@@ -13,7 +13,7 @@
 #include "runtime/run_data.h"
 #include "runtime/torch_evaluator.h"
 #include "server/federation_server.h"
-#include "server/run_recorder.h"
+#include "server/coordinator/run_recorder.h"
 #include "sim/local_run.h"
 
 int main(int argc, char** argv) {

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "config/run_modes.h"
+#include "config/modes/run_modes.h"
 #include "fl/mask.h"
 #include "fl/tensor_set.h"
 #include "quant/codec/codec.h"

@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "strategy/strategy.h"
-#include "server/round_coordinator.h"
+#include "server/coordinator/round_coordinator.h"
 #include "wire/model_payload.h"
 
 namespace lfl {

@@ -14,7 +14,7 @@
 
 #include "strategy/strategy.h"
 #include "server/federation_service.h"
-#include "server/round_coordinator.h"
+#include "server/coordinator/round_coordinator.h"
 
 namespace lfl {
 namespace {

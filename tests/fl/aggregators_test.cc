@@ -297,7 +297,7 @@ ClientUpdate UpdateOf(const std::vector<Held>& updates, size_t k) {
   return {static_cast<int64_t>(k), &updates[k].values, mask, updates[k].weight};
 }
 
-// Every name in config/run_modes.cc, so a newly registered aggregator is tested too.
+// Every name in config/modes/run_modes.cc, so a newly registered aggregator is tested too.
 std::vector<AggregatorKind> RegisteredKinds() {
   std::vector<AggregatorKind> kinds;
   for (const auto& [name, kind] : ModeNames<AggregatorKind>()) kinds.push_back(kind);

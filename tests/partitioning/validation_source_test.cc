@@ -67,7 +67,7 @@ TEST(ValidationSourceTest, OwnCarvesTheTailOfTheClientsLastClassAndKeepsTheRestF
   }
 }
 
-// The source is an enum (config/run_modes.h): an unknown name is refused where it is parsed.
+// The source is an enum (config/modes/run_modes.h): an unknown name is refused where it is parsed.
 TEST(ValidationSourceTest, UnknownSourceIsRefused) {
   absl::StatusOr<ValidationSource> bad = ParseMode<ValidationSource>("test");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);

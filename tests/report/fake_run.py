@@ -1,5 +1,5 @@
 """Small fake run directories (metrics.jsonl + summary.json) for the report/compare tests,
-written the way server/run_recorder.cc writes them."""
+written the way server/coordinator/run_recorder.cc writes them."""
 import json
 import os
 import subprocess

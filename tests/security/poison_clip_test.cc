@@ -12,7 +12,7 @@
 
 #include "fl/clipping.h"
 #include "strategy/strategy.h"
-#include "server/round_coordinator.h"
+#include "server/coordinator/round_coordinator.h"
 #include "wire/model_payload.h"
 
 namespace lfl {

@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "strategy/strategy.h"
-#include "server/round_coordinator.h"
+#include "server/coordinator/round_coordinator.h"
 #include "tests/fl/fl_testing.h"
 #include "wire/model_payload.h"
 

@@ -1,4 +1,4 @@
-#include "server/authenticator.h"
+#include "server/coordinator/authenticator.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
-#include "server/authenticator.h"
-#include "server/checkpoint.h"
+#include "server/coordinator/authenticator.h"
+#include "server/coordinator/checkpoint.h"
 
 #include <cstdint>
 #include <filesystem>

@@ -11,8 +11,8 @@
 #include "strategy/strategy.h"
 #include "quant/codec/codec.h"
 #include "quant/codec/crc32c.h"
-#include "server/checkpoint.h"
-#include "server/round_coordinator.h"
+#include "server/coordinator/checkpoint.h"
+#include "server/coordinator/round_coordinator.h"
 #include "tests/fl/fl_testing.h"
 #include "wire/model_payload.h"
 

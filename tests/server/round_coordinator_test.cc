@@ -1,4 +1,4 @@
-#include "server/round_coordinator.h"
+#include "server/coordinator/round_coordinator.h"
 
 #include <cmath>
 #include <filesystem>
@@ -12,7 +12,7 @@
 #include "strategy/strategy.h"
 #include "lottery/prune.h"
 #include "common/file_io.h"
-#include "server/checkpoint.h"
+#include "server/coordinator/checkpoint.h"
 #include "wire/model_payload.h"
 
 namespace lfl {

@@ -1,6 +1,6 @@
-// lotteryfl-server's command line (server/server_cli.h): flags reach ServerOptions, and a bad
+// lotteryfl-server's command line (server/cli/server_cli.h): flags reach ServerOptions, and a bad
 // one is refused before any data is loaded, with the flag named.
-#include "server/server_cli.h"
+#include "server/cli/server_cli.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-#include "server/session_table.h"
+#include "server/coordinator/session_table.h"
 
 #include <set>
 #include <string>
@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "strategy/strategy.h"
-#include "server/round_coordinator.h"
+#include "server/coordinator/round_coordinator.h"
 
 namespace lfl {
 namespace {

@@ -3,7 +3,7 @@
 // around it. Whatever parses must serialize and parse back to the same bytes (the loader
 // accepts only what the writer could have written); nothing may crash or allocate beyond the
 // input's own size by much (libFuzzer's -rss_limit_mb catches that). Each input is also read
-// as a checkpoint log (server/checkpoint.h) on top of a small snapshot, raw and as one framed
+// as a checkpoint log (server/coordinator/checkpoint.h) on top of a small snapshot, raw and as one framed
 // record: applying it must never crash, and whatever it applies leaves a snapshot that
 // serializes and parses back.
 #include <cstddef>
@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "server/authenticator.h"
-#include "server/checkpoint.h"
+#include "server/coordinator/authenticator.h"
+#include "server/coordinator/checkpoint.h"
 
 namespace {
 

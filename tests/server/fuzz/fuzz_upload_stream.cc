@@ -16,7 +16,7 @@
 #include <string>
 
 #include "quant/codec/crc32c.h"
-#include "server/upload_assembler.h"
+#include "server/coordinator/upload_assembler.h"
 #include "wire/model_payload.h"
 
 namespace lfl {

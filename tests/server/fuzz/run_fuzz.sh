@@ -16,8 +16,8 @@ trap 'rm -rf "$work"' EXIT
 command -v clang++ >/dev/null 2>&1 || { echo "clang++ not found: skipping"; exit 77; }
 common="$root/fl/byte_io.cc $root/fl/mask.cc $root/fl/tensor_set.cc $(ls "$root"/quant/codec/*.cc)"
 case $target in
-  upload_stream) srcs="$common $root/wire/model_payload.cc $root/server/upload_assembler.cc" ;;
-  checkpoint) srcs="$common $root/server/checkpoint.cc $root/server/authenticator.cc $root/common/file_io.cc" ;;
+  upload_stream) srcs="$common $root/wire/model_payload.cc $root/server/coordinator/upload_assembler.cc" ;;
+  checkpoint) srcs="$common $root/server/coordinator/checkpoint.cc $root/server/coordinator/authenticator.cc $root/common/file_io.cc" ;;
   *) echo "unknown target $target" >&2; exit 2 ;;
 esac
 srcs="$srcs $root/tests/server/fuzz/fuzz_$target.cc"

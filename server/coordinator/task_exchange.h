@@ -15,8 +15,8 @@
 #include "absl/status/statusor.h"
 #include "fl/mask.h"
 #include "fl/tensor_set.h"
-#include "server/round_metrics.h"
-#include "server/ticket.h"
+#include "server/coordinator/round_metrics.h"
+#include "server/coordinator/ticket.h"
 #include "strategy/strategy.h"
 #include "wire/model_payload.h"
 

@@ -1,5 +1,5 @@
 // CheckpointLog: when a round's state goes to disk as a full snapshot and when as a log record
-// of what it changed (server/checkpoint.h has the format), and the checks a checkpoint must
+// of what it changed (server/coordinator/checkpoint.h has the format), and the checks a checkpoint must
 // pass before a run continues from it.
 //
 // Every snapshot_every rounds a snapshot (of a new generation) replaces the log; in between each
@@ -19,9 +19,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "fl/tensor_set.h"
-#include "server/checkpoint.h"
-#include "server/round_metrics.h"
-#include "server/ticket.h"
+#include "server/coordinator/checkpoint.h"
+#include "server/coordinator/round_metrics.h"
+#include "server/coordinator/ticket.h"
 
 namespace lfl {
 

@@ -26,7 +26,7 @@
 #include "absl/status/statusor.h"
 #include "fl/mask.h"
 #include "fl/tensor_set.h"
-#include "server/ticket.h"
+#include "server/coordinator/ticket.h"
 
 namespace lfl {
 

@@ -1,4 +1,4 @@
-#include "server/checkpoint.h"
+#include "server/coordinator/checkpoint.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -13,7 +13,7 @@
 #include "common/file_io.h"
 #include "fl/byte_io.h"
 #include "quant/codec/codec.h"
-#include "server/authenticator.h"
+#include "server/coordinator/authenticator.h"
 
 namespace lfl {
 namespace {

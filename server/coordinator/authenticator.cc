@@ -1,4 +1,4 @@
-#include "server/authenticator.h"
+#include "server/coordinator/authenticator.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

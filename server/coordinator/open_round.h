@@ -22,9 +22,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "fl/aggregator.h"
-#include "server/round_metrics.h"
-#include "server/task_exchange.h"
-#include "server/ticket.h"
+#include "server/coordinator/round_metrics.h"
+#include "server/coordinator/task_exchange.h"
+#include "server/coordinator/ticket.h"
 #include "strategy/strategy.h"
 
 namespace lfl {
@@ -121,8 +121,9 @@ class OpenRound {
 
   // Merges the shards (call once, after the folds drained) and returns the aggregate.
   absl::StatusOr<TensorSet> Aggregate(const TensorSet& previous);
-  // Per accepted client, its distance to its start point before clipping (after Aggregate).
-  const std::map<int64_t, double>& start_distances() const;
+  // Per accepted client, its distance to its start point before clipping (after Aggregate). A
+  // copy, taken under the shard's lock: one entry per accepted update.
+  std::map<int64_t, double> start_distances() const;
   // Commits the accepted updates to the tickets (masks and, when keep_bits, precisions; the
   // reported accuracies and counts) and fills the row's per-update figures. Returns the ids of
   // the tickets it touched.

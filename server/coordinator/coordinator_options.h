@@ -1,4 +1,4 @@
-// CoordinatorOptions: how a RoundCoordinator is set up (server/round_coordinator.h).
+// CoordinatorOptions: how a RoundCoordinator is set up (server/coordinator/round_coordinator.h).
 #ifndef LOTTERYFL_SERVER_COORDINATOR_OPTIONS_H_
 #define LOTTERYFL_SERVER_COORDINATOR_OPTIONS_H_
 
@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "config/run_config.h"
-#include "server/authenticator.h"
-#include "server/refusals.h"
+#include "server/coordinator/authenticator.h"
+#include "server/coordinator/refusals.h"
 
 namespace lfl {
 
@@ -36,13 +36,13 @@ struct CoordinatorOptions {
   // FinishRound for each event, in order, on a thread of its own (the server does), so
   // evaluation and the checkpoint's serialization and fsync never hold up the next round.
   bool defer_round_work = false;
-  // Checkpoints are a snapshot plus one log record per round (server/checkpoint.h); every
+  // Checkpoints are a snapshot plus one log record per round (server/coordinator/checkpoint.h); every
   // this many rounds a full snapshot replaces the log. 1 = a snapshot every round.
   int64_t checkpoint_snapshot_every = 20;
   // Accumulator shards that accepted updates fold into concurrently (merged exactly at the
   // close). Each costs 24 bytes per model element.
   int fold_shards = 2;
-  // Every refusal, counted by cause (server/refusals.h). Null: the coordinator keeps its own.
+  // Every refusal, counted by cause (server/coordinator/refusals.h). Null: the coordinator keeps its own.
   // The server shares one instance between the gRPC service and the coordinator.
   std::shared_ptr<RefusalCounters> refusals;
 };

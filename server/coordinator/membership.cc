@@ -1,4 +1,4 @@
-#include "server/membership.h"
+#include "server/coordinator/membership.h"
 
 #include <algorithm>
 #include <utility>

@@ -1,4 +1,4 @@
-#include "server/open_round.h"
+#include "server/coordinator/open_round.h"
 
 #include <algorithm>
 #include <utility>
@@ -206,7 +206,7 @@ absl::StatusOr<TensorSet> OpenRound::Aggregate(const TensorSet& previous) {
   return first.acc->Finish(previous);
 }
 
-const std::map<int64_t, double>& OpenRound::start_distances() const {
+std::map<int64_t, double> OpenRound::start_distances() const {
   absl::MutexLock lock(&shards_.front()->mu);
   return shards_.front()->acc->distances();
 }

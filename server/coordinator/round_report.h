@@ -11,9 +11,9 @@
 
 #include "fl/evaluator.h"
 #include "fl/tensor_set.h"
-#include "server/checkpoint_log.h"
-#include "server/round_metrics.h"
-#include "server/ticket.h"
+#include "server/coordinator/checkpoint_log.h"
+#include "server/coordinator/round_metrics.h"
+#include "server/coordinator/ticket.h"
 #include "strategy/strategy.h"
 
 namespace lfl {

@@ -1,4 +1,4 @@
-#include "server/checkpoint_log.h"
+#include "server/coordinator/checkpoint_log.h"
 
 #include <utility>
 

@@ -1,4 +1,4 @@
-#include "server/run_recorder.h"
+#include "server/coordinator/run_recorder.h"
 
 #include <cmath>
 #include <filesystem>
@@ -8,7 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "common/file_io.h"
 #include "nlohmann/json.hpp"
-#include "server/checkpoint.h"
+#include "server/coordinator/checkpoint.h"
 
 namespace lfl {
 

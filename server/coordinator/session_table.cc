@@ -1,4 +1,4 @@
-#include "server/session_table.h"
+#include "server/coordinator/session_table.h"
 
 #include <openssl/rand.h>
 
@@ -8,7 +8,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "server/authenticator.h"
+#include "server/coordinator/authenticator.h"
 
 namespace lfl {
 namespace {

@@ -1,4 +1,4 @@
-#include "server/upload_assembler.h"
+#include "server/coordinator/upload_assembler.h"
 
 #include <algorithm>
 

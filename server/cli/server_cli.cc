@@ -1,4 +1,4 @@
-#include "server/server_cli.h"
+#include "server/cli/server_cli.h"
 
 #include <sys/resource.h>
 

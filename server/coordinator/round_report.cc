@@ -1,11 +1,11 @@
-#include "server/round_report.h"
+#include "server/coordinator/round_report.h"
 
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
-#include "server/run_recorder.h"
+#include "server/coordinator/run_recorder.h"
 
 namespace lfl {
 namespace {

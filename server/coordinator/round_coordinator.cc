@@ -1,11 +1,11 @@
-#include "server/round_coordinator.h"
+#include "server/coordinator/round_coordinator.h"
 
 #include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "server/round_report.h"
+#include "server/coordinator/round_report.h"
 
 namespace lfl {
 

@@ -29,11 +29,11 @@
 #include "absl/synchronization/mutex.h"
 #include "fl/clipping.h"
 #include "fl/evaluator.h"
-#include "server/checkpoint_log.h"
-#include "server/coordinator_options.h"
-#include "server/membership.h"
-#include "server/open_round.h"
-#include "server/task_exchange.h"
+#include "server/coordinator/checkpoint_log.h"
+#include "server/coordinator/coordinator_options.h"
+#include "server/coordinator/membership.h"
+#include "server/coordinator/open_round.h"
+#include "server/coordinator/task_exchange.h"
 #include "strategy/strategy.h"
 
 namespace lfl {
@@ -51,7 +51,7 @@ class RoundCoordinator {
   // Registers a client; returns the run config as TOML. Unknown id or bad token → error.
   absl::StatusOr<std::string> Join(const Credential& credential, double now);
   // Registers a host's clients (all or none: any bad credential refuses the whole call) and
-  // opens their session: after the join, one credential for all of them (server/session_table.h).
+  // opens their session: after the join, one credential for all of them (server/coordinator/session_table.h).
   absl::StatusOr<HostJoin> JoinHost(const std::vector<Credential>& clients, double now);
   // Marks clients live and returns their tasks of the open round (if any).
   absl::StatusOr<PollResult> Poll(const std::vector<Credential>& clients, double now);

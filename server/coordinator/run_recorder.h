@@ -14,7 +14,7 @@
 #include <memory>
 
 #include "config/run_config.h"
-#include "server/round_metrics.h"
+#include "server/coordinator/round_metrics.h"
 
 namespace lfl {
 

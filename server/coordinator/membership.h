@@ -19,9 +19,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "server/authenticator.h"
-#include "server/refusals.h"
-#include "server/session_table.h"
+#include "server/coordinator/authenticator.h"
+#include "server/coordinator/refusals.h"
+#include "server/coordinator/session_table.h"
 
 namespace lfl {
 

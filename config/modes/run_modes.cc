@@ -1,4 +1,4 @@
-#include "config/run_modes.h"
+#include "config/modes/run_modes.h"
 
 namespace lfl {
 

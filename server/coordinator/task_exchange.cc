@@ -1,4 +1,4 @@
-#include "server/task_exchange.h"
+#include "server/coordinator/task_exchange.h"
 
 #include <algorithm>
 #include <cmath>
