@@ -11,13 +11,12 @@
 
 #include "strategy/strategy.h"
 #include "tests/models/synthetic_net.h"
+#include "tests/runtime/step_fixture.h"
 
 namespace lfl {
 namespace {
 
 using test::MakeMnistCnn;
-using test::Range;
-TensorData SyntheticData(int64_t n, uint64_t seed) { return test::SyntheticData(n, seed, 0.5); }
 
 // How a client of a LotteryFL run at `quant` encodes its update (ClientStepOptions::uplink).
 EncodeSpec UplinkAt(QuantMode quant) {
@@ -27,22 +26,8 @@ EncodeSpec UplinkAt(QuantMode quant) {
   return MakeStrategy(config).value()->UplinkEncoding();
 }
 
-class ClientStepTest : public ::testing::Test {
+class ClientStepTest : public test::StepFixture {
  protected:
-  void SetUp() override {
-    // One synthetic dataset: train, validation and test slices of the same four classes.
-    train_ = SyntheticData(160, 1);
-    split_.train = Range(0, 64);
-    split_.validation = Range(64, 96);
-    split_.test = Range(96, 160);
-    theta0_ = ToTensorSet(*MakeMnistCnn(7));
-    ctx_.data = ClientData{&train_, &train_, &split_, &theta0_};
-    ctx_.options.train.epochs = 4;
-    ctx_.options.train.lr = 0.05;
-    ctx_.options.train.seed = 3;
-    ctx_.options.prune = PruneOptions{0.2, 0.1};
-  }
-
   // A net holding θg: θ0 trained a few epochs, so that it is no longer θ0.
   Net TrainedNet(int64_t epochs) {
     Net net = MakeMnistCnn(7);
@@ -50,10 +35,6 @@ class ClientStepTest : public ::testing::Test {
     return net;
   }
 
-  TensorData train_;
-  ClientSplit split_;
-  TensorSet theta0_;
-  StepContext ctx_;
 };
 
 TEST_F(ClientStepTest, GateRefusesBelowTheThresholdAndAllowsAtOrAbove) {

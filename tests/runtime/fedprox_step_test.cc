@@ -10,13 +10,12 @@
 
 #include "runtime/client_step.h"
 #include "tests/models/synthetic_net.h"
+#include "tests/runtime/step_fixture.h"
 
 namespace lfl {
 namespace {
 
 using test::MakeMnistCnn;
-using test::Range;
-TensorData SyntheticData(int64_t n, uint64_t seed) { return test::SyntheticData(n, seed, 0.5); }
 
 double Distance(const TensorSet& a, const TensorSet& b) {
   double sum = 0;
@@ -39,19 +38,10 @@ int64_t NonZeroPruned(const TensorSet& sent, const Mask& mask) {
   return bad;
 }
 
-class FedProxStepTest : public ::testing::Test {
+class FedProxStepTest : public test::StepFixture {
  protected:
   void SetUp() override {
-    train_ = SyntheticData(160, 1);
-    split_.train = Range(0, 64);
-    split_.validation = Range(64, 96);
-    split_.test = Range(96, 160);
-    theta0_ = ToTensorSet(*MakeMnistCnn(7));
-    ctx_.data = ClientData{&train_, &train_, &split_, &theta0_};
-    ctx_.options.train.epochs = 4;
-    ctx_.options.train.lr = 0.05;
-    ctx_.options.train.seed = 3;
-    ctx_.options.prune = PruneOptions{0.2, 0.1};
+    StepFixture::SetUp();
     // θg: another initialization trained a little, far from θ0, so the two anchors differ.
     Net global = MakeMnistCnn(11);
     EXPECT_TRUE(TrainTicket(ctx_, {}, 2, global.get()).ok());
@@ -70,10 +60,6 @@ class FedProxStepTest : public ::testing::Test {
     return step.ok() ? *std::move(step) : ClientStepResult{};
   }
 
-  TensorData train_;
-  ClientSplit split_;
-  TensorSet theta0_;
-  StepContext ctx_;
   DecodedModel downlink_;
 };
 
